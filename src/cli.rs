@@ -1,0 +1,120 @@
+//! Command-line arguments (clap derive only; no logic). See `run.rs` for what they do.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// vss: a declarative secrets pipeline. Merges secrets from sources and syncs them to
+/// many targets, with real dry-run diffs and exit codes for CI.
+#[derive(Debug, Parser)]
+#[command(name = "vss", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// More logs on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// No colour, even on a terminal (`NO_COLOR` does the same).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the pipeline: MERGE then SYNC (as enabled in the config).
+    Pipeline(PipelineArgs),
+    /// Check the config and the graph without touching any store.
+    Validate(ValidateArgs),
+    /// Print the resolved graph and the execution order.
+    Graph(GraphArgs),
+    /// Print the version, commit and compiled-in stores.
+    Version,
+}
+
+/// `--config`, shared by every subcommand that reads a config.
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// The pipeline config file.
+    #[arg(short, long, env = "VSS_CONFIG", default_value = "vss.yaml")]
+    pub config: PathBuf,
+}
+
+/// `vss pipeline` arguments.
+#[derive(Debug, Args)]
+pub struct PipelineArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Compute the full diff against the live stores and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run only MERGE.
+    #[arg(long, conflicts_with = "sync_only")]
+    pub merge_only: bool,
+    /// Run only SYNC (desired state from the merge store's bundles when there is one).
+    #[arg(long)]
+    pub sync_only: bool,
+    /// Report format on stdout.
+    #[arg(short, long, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
+    /// Exit 1 when anything changed (or would change): 0 then means zero-sum.
+    #[arg(long)]
+    pub exit_code: bool,
+    /// List unchanged secrets too.
+    #[arg(long)]
+    pub show_unchanged: bool,
+    /// Sync only these targets (comma-separated); what they depend on is merged as needed.
+    #[arg(long, value_delimiter = ',')]
+    pub targets: Option<Vec<String>>,
+    /// Store calls in flight at once, for both phases (overrides the config).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub parallel: Option<u32>,
+}
+
+/// `vss validate` arguments.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Error format (`github` prints `::error file=…,line=…,col=…` annotations).
+    #[arg(short, long, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
+}
+
+/// `vss graph` arguments.
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = GraphFormat::Text)]
+    pub format: GraphFormat,
+}
+
+/// Report formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// For people: summary and per-target changes.
+    Human,
+    /// One JSON document (schemas/report.schema.json).
+    Json,
+    /// GitHub Actions: groups, annotations, $GITHUB_OUTPUT, $GITHUB_STEP_SUMMARY.
+    Github,
+    /// One line.
+    Compact,
+}
+
+/// Graph formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    /// Levels and targets.
+    Text,
+    /// Graphviz.
+    Dot,
+    /// Machine-readable.
+    Json,
+}

@@ -1,0 +1,108 @@
+//! The validated config: every reference resolved to a typed id, defaults applied, the
+//! graph built. The engine only ever sees this.
+
+use std::path::PathBuf;
+
+use crate::config::diagnostic::SourceFile;
+use crate::graph::Graph;
+use crate::merge::MergeOptions;
+use crate::store::StoreConfig;
+
+/// Index of a source in [`Config::sources`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SourceId(pub usize);
+
+/// Index of a target in [`Config::targets`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TargetId(pub usize);
+
+/// A validated pipeline.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The config file (name and text), for messages.
+    pub file: SourceFile,
+    /// The directory relative store paths are resolved against.
+    pub base_dir: PathBuf,
+    /// Where bundles are written, if anywhere.
+    pub merge_store: Option<StoreConfig>,
+    /// The MERGE phase.
+    pub merge: MergePhase,
+    /// The SYNC phase.
+    pub sync: SyncPhase,
+    /// Sources, sorted by name.
+    pub sources: Vec<Source>,
+    /// Targets, sorted by name.
+    pub targets: Vec<Target>,
+    /// Dependencies, levels and execution order.
+    pub graph: Graph,
+}
+
+/// `pipeline.merge`, with defaults applied.
+#[derive(Clone, Copy, Debug)]
+pub struct MergePhase {
+    /// Whether MERGE runs (only with a merge store).
+    pub enabled: bool,
+    /// Store calls in flight at once.
+    pub parallel: usize,
+}
+
+/// `pipeline.sync`, with defaults applied.
+#[derive(Clone, Copy, Debug)]
+pub struct SyncPhase {
+    /// Whether SYNC runs.
+    pub enabled: bool,
+    /// Store calls in flight at once.
+    pub parallel: usize,
+    /// Whether owned secrets that are no longer desired are deleted.
+    pub delete_orphans: bool,
+}
+
+/// A named source.
+#[derive(Clone, Debug)]
+pub struct Source {
+    /// The name targets import it by (`source` for the top-level default source).
+    pub name: String,
+    /// Where it reads from.
+    pub store: StoreConfig,
+}
+
+/// A named target.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// Its name: `[A-Za-z0-9_.-]+`.
+    pub name: String,
+    /// The parent whose merged result is the starting point.
+    pub inherits: Option<TargetId>,
+    /// What is merged on top, in order.
+    pub imports: Vec<Import>,
+    /// Where it is synced; `None` for a pure layer.
+    pub destination: Option<StoreConfig>,
+    /// Its merge semantics.
+    pub merge: MergeOptions,
+}
+
+/// One import of a target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Import {
+    /// A source's secrets.
+    Source(SourceId),
+    /// Another target's merged result.
+    Target(TargetId),
+}
+
+impl Config {
+    /// The target with this name.
+    pub fn target_named(&self, name: &str) -> Option<TargetId> {
+        self.targets.iter().position(|t| t.name == name).map(TargetId)
+    }
+
+    /// The target of an id.
+    pub fn target(&self, id: TargetId) -> &Target {
+        &self.targets[id.0]
+    }
+
+    /// The source of an id.
+    pub fn source(&self, id: SourceId) -> &Source {
+        &self.sources[id.0]
+    }
+}

@@ -1,0 +1,355 @@
+//! Raw config -> validated [`Config`]: every check, every error at once, sorted by
+//! position. Never touches a store and needs no credentials.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::config::de::{Lenient, Spanned, from_node};
+use crate::config::diagnostic::{Diagnostic, SourceFile, Span, suggest};
+use crate::config::model::{Config, Import, MergePhase, Source, SourceId, SyncPhase, Target, TargetId};
+use crate::config::raw::{RawConfig, RawMergeOptions, RawTarget};
+use crate::config::yaml;
+use crate::graph::{Dependency, EdgeKind, Graph};
+use crate::merge::MergeOptions;
+use crate::store::StoreConfig;
+
+/// A config that could not be loaded: the file and every diagnostic.
+#[derive(Clone, Debug)]
+pub struct ConfigError {
+    /// The file (name and text) the diagnostics point into.
+    pub file: SourceFile,
+    /// Every error, sorted by position.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.file.render_all(&self.diagnostics))
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The name of the implicit source made from a top-level `source:` block.
+pub const DEFAULT_SOURCE: &str = "source";
+
+/// Reads, parses and validates the config file at `path`; `env` looks up `${VAR}`s.
+pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: SourceFile { name: name.clone(), text: String::new() },
+        diagnostics: vec![Diagnostic::global(format!("cannot read config file `{name}`: {e}"))],
+    })?;
+    let base_dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    load_str(&name, text, base_dir, env)
+}
+
+/// Parses and validates config `text` named `name`; relative store paths resolve against
+/// `base_dir`.
+pub fn load_str(
+    name: &str,
+    text: String,
+    base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let file = SourceFile { name: name.to_string(), text };
+    let fail = |file: SourceFile, mut diagnostics: Vec<Diagnostic>| {
+        diagnostics.sort_by_key(|d| d.span.map(|s| s.start));
+        Err(ConfigError { file, diagnostics })
+    };
+    let node = match yaml::parse(&file.text) {
+        Ok(node) => node,
+        Err(e) => return fail(file, vec![Diagnostic::at(e.span, e.message)]),
+    };
+    if node.is_null() {
+        return fail(
+            file,
+            vec![
+                Diagnostic::at(Span::new(0, 0), "the config is empty")
+                    .with_label("declare at least one target under `targets:`"),
+            ],
+        );
+    }
+    let (raw, mut diagnostics) = from_node::<RawConfig>(&node, env);
+    let Some(raw) = raw else { return fail(file, diagnostics) };
+    let mut checker = Checker { diagnostics: &mut diagnostics };
+    let config = checker.check(raw, &file, base_dir);
+    match config {
+        Some(config) if diagnostics.is_empty() => Ok(config),
+        _ => fail(file, diagnostics),
+    }
+}
+
+struct Checker<'d> {
+    diagnostics: &'d mut Vec<Diagnostic>,
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+impl Checker<'_> {
+    fn error(&mut self, diagnostic: Diagnostic) {
+        self.diagnostics.push(diagnostic);
+    }
+
+    fn check(&mut self, raw: RawConfig, file: &SourceFile, base_dir: &Path) -> Option<Config> {
+        if let Some(version) = &raw.version {
+            if version.value != 1 {
+                self.error(
+                    Diagnostic::at(version.span, format!("unsupported config version {}", version.value))
+                        .with_label("this vss reads `version: 1`"),
+                );
+            }
+        }
+
+        let pipeline = raw.pipeline.and_then(|p| p.0).unwrap_or_default();
+        let merge_phase = pipeline.merge.unwrap_or_default();
+        let sync_phase = pipeline.sync.unwrap_or_default();
+        let merge_parallel = self.parallel(merge_phase.parallel.as_ref(), 4);
+        let sync_parallel = self.parallel(sync_phase.parallel.as_ref(), 8);
+
+        let merge_store_written = raw.merge_store.is_some();
+        let merge_store = match raw.merge_store {
+            Some(Spanned { value: Lenient(Some(store)), span }) => {
+                self.check_store(&store, span, Role::MergeStore);
+                Some(store)
+            }
+            _ => None,
+        };
+        if merge_phase.enabled == Some(true) && !merge_store_written {
+            self.error(
+                Diagnostic::global("`pipeline.merge.enabled` is true but there is no `merge_store`")
+                    .with_label("add a `merge_store`, or remove `pipeline.merge.enabled`"),
+            );
+        }
+
+        let defaults = merge_options(raw.merge.and_then(|m| m.0).as_ref(), MergeOptions::default());
+
+        // Sources, including the implicit default source.
+        let mut sources: Vec<(Span, Source)> = Vec::new();
+        for (name, entry) in raw.sources.unwrap_or_default() {
+            if !valid_name(&name.value) {
+                self.error(
+                    Diagnostic::at(name.span, format!("invalid source name `{}`", name.value))
+                        .with_label("names use only letters, digits, `_`, `.` and `-`"),
+                );
+            }
+            if let Lenient(Some(store)) = entry {
+                self.check_store(&store, name.span, Role::Source);
+                sources.push((name.span, Source { name: name.value, store }));
+            }
+        }
+        let mut has_default_source = false;
+        if let Some(Spanned { value: Lenient(Some(store)), span }) = raw.source {
+            if let Some((taken, _)) = sources.iter().find(|(_, s)| s.name == DEFAULT_SOURCE) {
+                self.error(
+                    Diagnostic::at(
+                        *taken,
+                        format!("a source may not be named `{DEFAULT_SOURCE}` when a top-level `source:` block exists"),
+                    )
+                    .with_note(span, "the top-level source is here"),
+                );
+            } else {
+                self.check_store(&store, span, Role::Source);
+                sources.push((span, Source { name: DEFAULT_SOURCE.into(), store }));
+                sources.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+                has_default_source = true;
+            }
+        }
+
+        // Targets: names, destinations, options.
+        let raw_targets: Vec<(Spanned<String>, Option<RawTarget>)> =
+            raw.targets.unwrap_or_default().into_iter().map(|(name, t)| (name, t.0)).collect();
+        if raw_targets.is_empty() {
+            self.error(Diagnostic::global("the config declares no targets").with_label("add a `targets:` mapping"));
+        }
+        let target_names: Vec<String> = raw_targets.iter().map(|(n, _)| n.value.clone()).collect();
+        let source_index: BTreeMap<&str, SourceId> =
+            sources.iter().enumerate().map(|(i, (_, s))| (s.name.as_str(), SourceId(i))).collect();
+        let target_index: BTreeMap<&str, TargetId> =
+            target_names.iter().enumerate().map(|(i, n)| (n.as_str(), TargetId(i))).collect();
+        let known: Vec<&str> = source_index.keys().chain(target_index.keys()).copied().collect();
+
+        let mut targets = Vec::new();
+        let mut dependencies = Vec::new();
+        let mut complete = true;
+        for (index, (name, raw_target)) in raw_targets.iter().enumerate() {
+            if !valid_name(&name.value) {
+                self.error(
+                    Diagnostic::at(name.span, format!("invalid target name `{}`", name.value))
+                        .with_label("names use only letters, digits, `_`, `.` and `-`"),
+                );
+            }
+            if source_index.contains_key(name.value.as_str()) {
+                self.error(
+                    Diagnostic::at(name.span, format!("`{}` is both a source and a target", name.value))
+                        .with_label("imports would be ambiguous: rename one"),
+                );
+            }
+            let Some(raw_target) = raw_target else {
+                complete = false;
+                continue;
+            };
+            let this = TargetId(index);
+            let mut inherits = None;
+            if let Some(parent) = &raw_target.inherits {
+                match target_index.get(parent.value.as_str()) {
+                    Some(&id) => {
+                        inherits = Some(id);
+                        dependencies.push(Dependency {
+                            from: this,
+                            to: id,
+                            kind: EdgeKind::Inherits,
+                            span: parent.span,
+                        });
+                    }
+                    None => self.unknown(
+                        parent,
+                        "target",
+                        target_index.keys().copied(),
+                        source_index.contains_key(parent.value.as_str()),
+                    ),
+                }
+            }
+            let mut imports = Vec::new();
+            for import in raw_target.imports.as_ref().map(|i| i.value.as_slice()).unwrap_or_default() {
+                if let Some(&id) = source_index.get(import.value.as_str()) {
+                    imports.push(Import::Source(id));
+                } else if let Some(&id) = target_index.get(import.value.as_str()) {
+                    imports.push(Import::Target(id));
+                    dependencies.push(Dependency { from: this, to: id, kind: EdgeKind::Imports, span: import.span });
+                } else {
+                    self.unknown(import, "source or target", known.iter().copied(), false);
+                }
+            }
+            if raw_target.imports.is_none() && raw_target.inherits.is_none() {
+                if has_default_source {
+                    imports.push(Import::Source(source_index[DEFAULT_SOURCE]));
+                } else {
+                    self.error(
+                        Diagnostic::at(name.span, format!("target `{}` has nothing to merge", name.value))
+                            .with_label("add `imports`, `inherits`, or a top-level `source:`"),
+                    );
+                }
+            }
+            let mut destination = None;
+            for (i, (key, store)) in raw_target.destinations.iter().enumerate() {
+                if i == 0 {
+                    self.check_store(store, key.span, Role::Target);
+                    destination = Some(store.clone());
+                } else {
+                    self.error(
+                        Diagnostic::at(
+                            key.span,
+                            format!(
+                                "target `{}` has two destinations, `{}` and `{}`",
+                                name.value, raw_target.destinations[0].0.value, key.value
+                            ),
+                        )
+                        .with_label("a target syncs to at most one store: split it into two targets")
+                        .with_note(raw_target.destinations[0].0.span, "the first destination is here"),
+                    );
+                }
+            }
+            let merge = merge_options(raw_target.merge.as_ref().and_then(|m| m.0.as_ref()), defaults);
+            targets.push(Target { name: name.value.clone(), inherits, imports, destination, merge });
+        }
+
+        let graph = match Graph::build(&target_names, dependencies) {
+            Ok(graph) => Some(graph),
+            Err(cycles) => {
+                self.diagnostics.extend(cycles);
+                None
+            }
+        };
+        if !complete || !self.diagnostics.is_empty() {
+            return None;
+        }
+        Some(Config {
+            file: file.clone(),
+            base_dir: base_dir.to_path_buf(),
+            merge_store,
+            merge: MergePhase { enabled: merge_phase.enabled.unwrap_or(true), parallel: merge_parallel },
+            sync: SyncPhase {
+                enabled: sync_phase.enabled.unwrap_or(true),
+                parallel: sync_parallel,
+                delete_orphans: sync_phase.delete_orphans.unwrap_or(false),
+            },
+            sources: sources.into_iter().map(|(_, s)| s).collect(),
+            targets,
+            graph: graph?,
+        })
+    }
+
+    fn parallel(&mut self, value: Option<&Spanned<u32>>, default: usize) -> usize {
+        match value {
+            Some(p) if p.value == 0 => {
+                self.error(Diagnostic::at(p.span, "`parallel` must be at least 1"));
+                default
+            }
+            Some(p) => p.value as usize,
+            None => default,
+        }
+    }
+
+    fn unknown<'a>(
+        &mut self,
+        name: &Spanned<String>,
+        what: &str,
+        known: impl Iterator<Item = &'a str>,
+        is_source: bool,
+    ) {
+        let known: Vec<&str> = known.collect();
+        let label = if is_source {
+            format!("`{}` is a source; `inherits` names a target (import the source instead)", name.value)
+        } else {
+            match suggest(&name.value, known.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None if known.is_empty() => format!("no {what} is declared"),
+                None => format!("known: {}", known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")),
+            }
+        };
+        self.error(Diagnostic::at(name.span, format!("unknown {what} `{}`", name.value)).with_label(label));
+    }
+
+    fn check_store(&mut self, store: &StoreConfig, span: Span, role: Role) {
+        let caps = store.capabilities();
+        let (allowed, what) = match role {
+            Role::Source => (caps.source, "a source"),
+            Role::MergeStore => (caps.merge_store, "the merge store"),
+            Role::Target => (caps.target, "a target"),
+        };
+        if !allowed {
+            self.error(Diagnostic::at(span, format!("the `{}` store cannot be {what}", store.kind())));
+        }
+        match store {
+            StoreConfig::File(file) => {
+                if file.path.value.trim().is_empty() {
+                    self.error(Diagnostic::at(file.path.span, "`path` is empty"));
+                } else if role == Role::MergeStore && file.is_single_file() {
+                    self.error(
+                        Diagnostic::at(file.path.span, "a `file` merge store must be a directory")
+                            .with_label("bundles are written to <dir>/<target>/<secret path>.json"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Source,
+    MergeStore,
+    Target,
+}
+
+fn merge_options(raw: Option<&RawMergeOptions>, defaults: MergeOptions) -> MergeOptions {
+    match raw {
+        None => defaults,
+        Some(raw) => {
+            MergeOptions { lists: raw.lists.unwrap_or(defaults.lists), nulls: raw.null.unwrap_or(defaults.nulls) }
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! Desired state: `desired(T) = deep_merge(desired(parent), import_1, import_2, …)`.
+//! The one place it is computed, for MERGE, SYNC without a merge store, apply and dry run
+//! alike. Each source is read at most once per run.
+
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use tokio::sync::{OnceCell, Semaphore};
+
+use crate::config::Config;
+use crate::config::model::{Import, SourceId, TargetId};
+use crate::engine::handle::Handle;
+use crate::merge::merge_all;
+use crate::secret::SecretMap;
+use crate::store::stats::Stats;
+use crate::store::{AnyStore, OpenContext};
+
+/// A computed desired state, or why it could not be computed.
+pub type Resolved = Result<Arc<SecretMap>, String>;
+
+/// Computes and caches desired states.
+pub struct Resolver<'c> {
+    config: &'c Config,
+    stats: &'c Stats,
+    limiter: Arc<Semaphore>,
+    parallel: usize,
+    sources: Vec<OnceCell<Resolved>>,
+    targets: Mutex<Vec<Option<Resolved>>>,
+}
+
+impl<'c> Resolver<'c> {
+    /// A resolver whose source reads make at most `parallel` calls at once.
+    pub fn new(config: &'c Config, stats: &'c Stats, parallel: usize) -> Self {
+        Self {
+            config,
+            stats,
+            limiter: Arc::new(Semaphore::new(parallel.max(1))),
+            parallel,
+            sources: config.sources.iter().map(|_| OnceCell::new()).collect(),
+            targets: Mutex::new(vec![None; config.targets.len()]),
+        }
+    }
+
+    /// A source's secrets, read on first use.
+    pub async fn source(&self, id: SourceId) -> Resolved {
+        self.sources[id.0]
+            .get_or_init(|| async {
+                let source = self.config.source(id);
+                let ctx = OpenContext { base_dir: &self.config.base_dir, stats: self.stats };
+                let read = async {
+                    let store = AnyStore::open(&source.store, &ctx)?;
+                    Handle::new(store, self.limiter.clone(), self.parallel).read_state().await
+                };
+                match read.await {
+                    Ok(live) => Ok(Arc::new(live.into_iter().map(|(path, secret)| (path, secret.value)).collect())),
+                    Err(e) => Err(format!("cannot read source `{}` ({}): {e}", source.name, source.store.describe())),
+                }
+            })
+            .await
+            .clone()
+    }
+
+    /// Resolves `targets` and everything they need, level by level, each level
+    /// concurrently.
+    pub async fn resolve_all(&self, targets: &[TargetId]) {
+        let closure = self.config.graph.closure(targets);
+        let mut levels: Vec<Vec<TargetId>> = Vec::new();
+        for t in closure {
+            let level = self.config.graph.levels[t.0];
+            if levels.len() <= level {
+                levels.resize_with(level + 1, Vec::new);
+            }
+            levels[level].push(t);
+        }
+        for level in levels {
+            futures::stream::iter(level)
+                .map(|t| self.resolve(t))
+                .buffer_unordered(self.parallel.max(1))
+                .for_each(|_| async {})
+                .await;
+        }
+    }
+
+    /// The desired state of `target`. Every target it needs must be resolved already (the
+    /// graph's level order guarantees it; [`Resolver::resolve_all`] does it for you).
+    pub async fn resolve(&self, target: TargetId) -> Resolved {
+        if let Some(done) = self.cached(target) {
+            return done;
+        }
+        let result = self.compute(target).await;
+        self.lock()[target.0] = Some(result.clone());
+        result
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Option<Resolved>>> {
+        self.targets.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn cached(&self, target: TargetId) -> Option<Resolved> {
+        self.lock()[target.0].clone()
+    }
+
+    fn dependency(&self, target: TargetId) -> Resolved {
+        let name = &self.config.target(target).name;
+        match self.cached(target) {
+            Some(Ok(map)) => Ok(map),
+            Some(Err(_)) => Err(format!("not merged: target `{name}` it depends on failed")),
+            None => Err(format!("internal: target `{name}` was not resolved before its dependents")),
+        }
+    }
+
+    async fn compute(&self, id: TargetId) -> Resolved {
+        let target = self.config.target(id);
+        let base = match target.inherits {
+            Some(parent) => (*self.dependency(parent)?).clone(),
+            None => SecretMap::new(),
+        };
+        let mut layers = Vec::with_capacity(target.imports.len());
+        let mut failures = Vec::new();
+        for import in &target.imports {
+            let layer = match *import {
+                Import::Source(s) => self.source(s).await,
+                Import::Target(t) => self.dependency(t),
+            };
+            match layer {
+                Ok(map) => layers.push(map),
+                Err(e) => failures.push(e),
+            }
+        }
+        if !failures.is_empty() {
+            return Err(failures.join("; "));
+        }
+        Ok(Arc::new(merge_all(base, layers.iter().map(|m| m.as_ref()), target.merge)))
+    }
+}

@@ -1,0 +1,76 @@
+//! A store as the engine uses it: every call bounded by the phase's concurrency limit and
+//! wrapped in the one retry policy.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use tokio::sync::Semaphore;
+
+use crate::diff::{LiveSecret, LiveState};
+use crate::secret::{SecretPath, SecretValue};
+use crate::store::retry::RetryPolicy;
+use crate::store::{AnyStore, Store, StoreError};
+
+/// A store with a concurrency limit and retries.
+#[derive(Debug)]
+pub struct Handle {
+    store: AnyStore,
+    limiter: Arc<Semaphore>,
+    retry: RetryPolicy,
+    parallel: usize,
+}
+
+impl Handle {
+    /// Wraps `store`; `limiter` is shared by every store call of the phase.
+    pub fn new(store: AnyStore, limiter: Arc<Semaphore>, parallel: usize) -> Self {
+        Self { store, limiter, retry: RetryPolicy::default(), parallel }
+    }
+
+    async fn permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, StoreError> {
+        self.limiter.acquire().await.map_err(|_| StoreError::Invalid("the run is shutting down".into()))
+    }
+
+    /// Lists every secret path.
+    pub async fn list(&self) -> Result<Vec<SecretPath>, StoreError> {
+        let _permit = self.permit().await?;
+        self.retry.run("list", || self.store.list()).await
+    }
+
+    /// Reads one secret.
+    pub async fn read(&self, path: &SecretPath) -> Result<Option<LiveSecret>, StoreError> {
+        let _permit = self.permit().await?;
+        self.retry.run("read", || self.store.read(path)).await
+    }
+
+    /// Writes one secret with its ownership marker.
+    pub async fn write(&self, path: &SecretPath, value: &SecretValue, owner: &str) -> Result<(), StoreError> {
+        let _permit = self.permit().await?;
+        self.retry.run("write", || self.store.write(path, value, owner)).await
+    }
+
+    /// Deletes one secret.
+    pub async fn delete(&self, path: &SecretPath) -> Result<(), StoreError> {
+        let _permit = self.permit().await?;
+        self.retry.run("delete", || self.store.delete(path)).await
+    }
+
+    /// Everything below the store's location: one list, then the reads, concurrently.
+    pub async fn read_state(&self) -> Result<LiveState, StoreError> {
+        let paths = self.list().await?;
+        let reads = futures::stream::iter(paths)
+            .map(|path| async move {
+                let secret = self.read(&path).await?;
+                Ok::<_, StoreError>(secret.map(|s| (path, s)))
+            })
+            .buffer_unordered(self.parallel.max(1));
+        let results: Vec<Result<Option<(SecretPath, LiveSecret)>, StoreError>> = reads.collect().await;
+        let mut state = LiveState::new();
+        for result in results {
+            // A secret deleted between the list and the read is simply not there.
+            if let Some((path, secret)) = result? {
+                state.insert(path, secret);
+            }
+        }
+        Ok(state)
+    }
+}

@@ -1,0 +1,87 @@
+//! MERGE: for each target, level by level, its desired state is written to the merge
+//! store as a bundle (`<merge store>/<target>/<secret path>`). Unchanged secrets are not
+//! rewritten, paths no longer desired are removed, and nothing is written when an import
+//! failed.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use tokio::sync::Semaphore;
+
+use crate::config::Config;
+use crate::config::model::TargetId;
+use crate::engine::desired::Resolver;
+use crate::engine::handle::Handle;
+use crate::engine::{Phase, Progress, TargetOutcome, reconcile};
+use crate::store::stats::Stats;
+use crate::store::{AnyStore, OpenContext};
+
+/// Merges `targets` (a dependency-closed set), level by level.
+pub async fn run(
+    config: &Config,
+    resolver: &Resolver<'_>,
+    targets: &[TargetId],
+    dry_run: bool,
+    stats: &Stats,
+    parallel: usize,
+    progress: &dyn Progress,
+) -> Vec<TargetOutcome> {
+    let Some(merge_store) = &config.merge_store else { return Vec::new() };
+    let limiter = Arc::new(Semaphore::new(parallel.max(1)));
+    let mut outcomes = Vec::new();
+    for level in config.graph.by_level() {
+        let level: Vec<TargetId> = level.into_iter().filter(|t| targets.contains(t)).collect();
+        let results: Vec<TargetOutcome> = futures::stream::iter(level)
+            .map(|id| {
+                let limiter = limiter.clone();
+                async move {
+                    let name = &config.target(id).name;
+                    let location = format!("{}/{name}", merge_store.describe());
+                    let outcome = match resolver.resolve(id).await {
+                        Err(error) => TargetOutcome {
+                            target: name.clone(),
+                            phase: Phase::Merge,
+                            location,
+                            diff: Default::default(),
+                            error: Some(error),
+                        },
+                        Ok(desired) => {
+                            let ctx = OpenContext { base_dir: &config.base_dir, stats };
+                            let result = match AnyStore::open_bundle(merge_store, &ctx, name) {
+                                Ok(store) => {
+                                    reconcile(&Handle::new(store, limiter, parallel), &desired, name, true, dry_run)
+                                        .await
+                                }
+                                Err(e) => Err((Default::default(), format!("cannot open the merge store: {e}"))),
+                            };
+                            match result {
+                                Ok(diff) => TargetOutcome {
+                                    target: name.clone(),
+                                    phase: Phase::Merge,
+                                    location,
+                                    diff,
+                                    error: None,
+                                },
+                                Err((diff, error)) => TargetOutcome {
+                                    target: name.clone(),
+                                    phase: Phase::Merge,
+                                    location,
+                                    diff,
+                                    error: Some(error),
+                                },
+                            }
+                        }
+                    };
+                    progress.done(name, Phase::Merge);
+                    outcome
+                }
+            })
+            .buffer_unordered(parallel.max(1))
+            .collect()
+            .await;
+        let mut results = results;
+        results.sort_by(|a, b| a.target.cmp(&b.target));
+        outcomes.extend(results);
+    }
+    outcomes
+}

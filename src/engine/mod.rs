@@ -1,0 +1,213 @@
+//! The engine: the only place side effects start.
+//!
+//! 1. [`desired`] computes each target's desired state (`deep_merge(parent, imports…)`),
+//!    reading every source at most once. It is the one code path for apply and dry run.
+//! 2. [`merge_phase`] writes each target's bundle to the merge store, level by level.
+//! 3. [`sync_phase`] diffs each target's live state against its desired state and applies
+//!    the difference: creates and updates first, then deletes.
+//!
+//! A dry run runs the same plan and skips only the writes. A failing target is reported
+//! and never stops the others.
+
+pub mod desired;
+pub mod handle;
+pub mod merge_phase;
+pub mod sync_phase;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::config::model::TargetId;
+use crate::diff::TargetDiff;
+use crate::store::stats::{CallCounts, Stats};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Compute everything, write nothing.
+    pub dry_run: bool,
+    /// Run MERGE (when there is a merge store).
+    pub merge: bool,
+    /// Run SYNC.
+    pub sync: bool,
+    /// Only these targets are synced (their dependencies are merged as needed); all when
+    /// `None`.
+    pub targets: Option<Vec<TargetId>>,
+    /// Overrides both phases' `parallel`.
+    pub parallel: Option<usize>,
+}
+
+/// Which phase an outcome belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Bundle written to the merge store.
+    Merge,
+    /// Target synced to its destination.
+    Sync,
+}
+
+/// The result of one target in one phase.
+#[derive(Clone, Debug)]
+pub struct TargetOutcome {
+    /// The target's name.
+    pub target: String,
+    /// The phase.
+    pub phase: Phase,
+    /// Where it was written (`file ./out/prod`).
+    pub location: String,
+    /// The diff (empty when the target failed before it could be computed).
+    pub diff: TargetDiff,
+    /// Why the target failed, if it did.
+    pub error: Option<String>,
+}
+
+/// Progress notifications, for a progress bar.
+pub trait Progress: Send + Sync {
+    /// `total` target-phases will run.
+    fn start(&self, total: usize);
+    /// One target-phase finished.
+    fn done(&self, target: &str, phase: Phase);
+}
+
+/// A progress sink that ignores everything.
+#[derive(Debug, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&self, _total: usize) {}
+    fn done(&self, _target: &str, _phase: Phase) {}
+}
+
+/// Everything a run did or would do.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// Whether writes were skipped.
+    pub dry_run: bool,
+    /// One entry per target and phase, in execution order.
+    pub targets: Vec<TargetOutcome>,
+    /// API calls per store kind.
+    pub calls: std::collections::BTreeMap<String, CallCounts>,
+    /// Wall time.
+    pub duration: Duration,
+}
+
+/// Runs the pipeline.
+pub async fn run(config: &Config, options: &RunOptions, progress: Arc<dyn Progress>) -> Outcome {
+    let started = Instant::now();
+    let stats = Stats::default();
+    let selected: Vec<TargetId> = options.targets.clone().unwrap_or_else(|| config.graph.order.clone());
+    let to_sync: Vec<TargetId> = config
+        .graph
+        .order
+        .iter()
+        .copied()
+        .filter(|t| selected.contains(t) && config.target(*t).destination.is_some())
+        .collect();
+    let merging = options.merge && config.merge_store.is_some();
+    let to_merge: Vec<TargetId> = if merging { config.graph.closure(&selected) } else { Vec::new() };
+    progress.start(to_merge.len() + if options.sync { to_sync.len() } else { 0 });
+
+    let merge_parallel = options.parallel.unwrap_or(config.merge.parallel);
+    let sync_parallel = options.parallel.unwrap_or(config.sync.parallel);
+    let resolver = desired::Resolver::new(config, &stats, merge_parallel);
+    let mut outcomes = Vec::new();
+    if merging {
+        outcomes.extend(
+            merge_phase::run(config, &resolver, &to_merge, options.dry_run, &stats, merge_parallel, progress.as_ref())
+                .await,
+        );
+    }
+    if options.sync {
+        let source = if merging || config.merge_store.is_none() {
+            sync_phase::DesiredFrom::Resolver(&resolver)
+        } else {
+            sync_phase::DesiredFrom::Bundles
+        };
+        let merge_failed: Vec<String> =
+            outcomes.iter().filter(|o| o.error.is_some()).map(|o| o.target.clone()).collect();
+        outcomes.extend(
+            sync_phase::run(
+                config,
+                source,
+                &to_sync,
+                &merge_failed,
+                options.dry_run,
+                &stats,
+                sync_parallel,
+                progress.as_ref(),
+            )
+            .await,
+        );
+    }
+    Outcome { dry_run: options.dry_run, targets: outcomes, calls: stats.snapshot(), duration: started.elapsed() }
+}
+
+/// Diffs a location's live state against `desired` and applies the difference (unless
+/// `dry_run`): creates and updates first, concurrently; deletes only after every write
+/// succeeded. Returns the diff, or the diff so far and the error.
+pub async fn reconcile(
+    handle: &handle::Handle,
+    desired: &crate::secret::SecretMap,
+    owner: &str,
+    delete_orphans: bool,
+    dry_run: bool,
+) -> Result<TargetDiff, (TargetDiff, String)> {
+    use futures::StreamExt;
+
+    use crate::diff::{ChangeKind, DiffOptions, diff};
+
+    let live =
+        handle.read_state().await.map_err(|e| (TargetDiff::default(), format!("cannot read current state: {e}")))?;
+    let plan = diff(&live, desired, DiffOptions { delete_orphans, owner });
+    if dry_run {
+        return Ok(plan);
+    }
+    let writes = plan.changes.iter().filter(|c| matches!(c.kind, ChangeKind::Added | ChangeKind::Modified));
+    let failures: Vec<String> = futures::stream::iter(writes)
+        .map(|change| async move {
+            let value = change.after.as_ref().expect("added and modified changes carry a value");
+            handle.write(&change.path, value, owner).await.map_err(|e| format!("cannot write `{}`: {e}", change.path))
+        })
+        .buffer_unordered(handle_parallelism())
+        .filter_map(|r| async move { r.err() })
+        .collect()
+        .await;
+    if !failures.is_empty() {
+        let message = summarize(failures, "deletes skipped");
+        return Err((plan, message));
+    }
+    let deletes = plan.changes.iter().filter(|c| c.kind == ChangeKind::Removed);
+    let failures: Vec<String> = futures::stream::iter(deletes)
+        .map(|change| async move {
+            handle.delete(&change.path).await.map_err(|e| format!("cannot delete `{}`: {e}", change.path))
+        })
+        .buffer_unordered(handle_parallelism())
+        .filter_map(|r| async move { r.err() })
+        .collect()
+        .await;
+    if !failures.is_empty() {
+        return Err((plan, summarize(failures, "")));
+    }
+    Ok(plan)
+}
+
+/// How many operations of one target are queued at once; the phase's semaphore is what
+/// bounds the calls actually in flight.
+fn handle_parallelism() -> usize {
+    64
+}
+
+fn summarize(mut failures: Vec<String>, suffix: &str) -> String {
+    failures.sort();
+    let n = failures.len();
+    let mut message = failures.swap_remove(0);
+    if n > 1 {
+        message.push_str(&format!(" (and {} more failures)", n - 1));
+    }
+    if !suffix.is_empty() {
+        message.push_str(&format!("; {suffix}"));
+    }
+    message
+}

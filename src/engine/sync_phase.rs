@@ -1,0 +1,111 @@
+//! SYNC: for each target with a destination, read its desired state (computed in this run,
+//! or read back from the merge store's bundle), read the destination's live state, diff,
+//! and apply the difference.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use tokio::sync::Semaphore;
+
+use crate::config::Config;
+use crate::config::model::TargetId;
+use crate::engine::desired::Resolver;
+use crate::engine::handle::Handle;
+use crate::engine::{Phase, Progress, TargetOutcome, reconcile};
+use crate::secret::SecretMap;
+use crate::store::stats::Stats;
+use crate::store::{AnyStore, OpenContext};
+
+/// Where SYNC gets each target's desired state.
+pub enum DesiredFrom<'r, 'c> {
+    /// Computed in this run (MERGE ran, or there is no merge store).
+    Resolver(&'r Resolver<'c>),
+    /// Read from the merge store's bundles (`--sync-only` with a merge store).
+    Bundles,
+}
+
+/// Syncs `targets`; targets in `merge_failed` are reported as not synced.
+#[allow(clippy::too_many_arguments)]
+pub async fn run(
+    config: &Config,
+    from: DesiredFrom<'_, '_>,
+    targets: &[TargetId],
+    merge_failed: &[String],
+    dry_run: bool,
+    stats: &Stats,
+    parallel: usize,
+    progress: &dyn Progress,
+) -> Vec<TargetOutcome> {
+    if let DesiredFrom::Resolver(resolver) = &from {
+        resolver.resolve_all(targets).await;
+    }
+    let limiter = Arc::new(Semaphore::new(parallel.max(1)));
+    let from = &from;
+    let mut outcomes: Vec<TargetOutcome> = futures::stream::iter(targets.iter().copied())
+        .map(|id| {
+            let limiter = limiter.clone();
+            async move {
+                let target = config.target(id);
+                let destination = target.destination.as_ref().expect("only targets with a destination are synced");
+                let location = destination.describe();
+                let ctx = OpenContext { base_dir: &config.base_dir, stats };
+                let result = async {
+                    if merge_failed.contains(&target.name) {
+                        return Err((Default::default(), "not synced: its merge failed".to_string()));
+                    }
+                    let desired: Arc<SecretMap> = match from {
+                        DesiredFrom::Resolver(resolver) => {
+                            resolver.resolve(id).await.map_err(|e| (Default::default(), e))?
+                        }
+                        DesiredFrom::Bundles => read_bundle(config, &ctx, &target.name, limiter.clone(), parallel)
+                            .await
+                            .map_err(|e| (Default::default(), e))?,
+                    };
+                    let store = AnyStore::open(destination, &ctx)
+                        .map_err(|e| (Default::default(), format!("cannot open {location}: {e}")))?;
+                    reconcile(
+                        &Handle::new(store, limiter, parallel),
+                        &desired,
+                        &target.name,
+                        config.sync.delete_orphans,
+                        dry_run,
+                    )
+                    .await
+                }
+                .await;
+                progress.done(&target.name, Phase::Sync);
+                let (diff, error) = match result {
+                    Ok(diff) => (diff, None),
+                    Err((diff, error)) => (diff, Some(error)),
+                };
+                TargetOutcome { target: target.name.clone(), phase: Phase::Sync, location, diff, error }
+            }
+        })
+        .buffer_unordered(parallel.max(1))
+        .collect()
+        .await;
+    outcomes.sort_by(|a, b| a.target.cmp(&b.target));
+    outcomes
+}
+
+/// A target's bundle, read back from the merge store. An empty bundle is an error: it means
+/// MERGE never ran for this target, and syncing nothing could delete everything.
+async fn read_bundle(
+    config: &Config,
+    ctx: &OpenContext<'_>,
+    target: &str,
+    limiter: Arc<Semaphore>,
+    parallel: usize,
+) -> Result<Arc<SecretMap>, String> {
+    let merge_store = config.merge_store.as_ref().expect("bundles are read only with a merge store");
+    let store =
+        AnyStore::open_bundle(merge_store, ctx, target).map_err(|e| format!("cannot open the merge store: {e}"))?;
+    let live = Handle::new(store, limiter, parallel)
+        .read_state()
+        .await
+        .map_err(|e| format!("cannot read the bundle of `{target}` from {}: {e}", merge_store.describe()))?;
+    if live.is_empty() {
+        return Err(format!("no bundle for `{target}` in {}: run the merge phase first", merge_store.describe()));
+    }
+    Ok(Arc::new(live.into_iter().map(|(path, secret)| (path, secret.value)).collect()))
+}

@@ -1,0 +1,117 @@
+//! `--output human`: a summary line, then each target with its changed paths (`+` added,
+//! `~` modified, `-` removed, `=` unchanged with `--show-unchanged`) and key names.
+//! Colour only when asked for (stdout is a terminal and `--no-color`/`NO_COLOR` are unset).
+
+use std::fmt::Write as _;
+
+use crate::diff::ChangeKind;
+use crate::engine::Phase;
+use crate::report::{Report, Status};
+
+/// ANSI styling, or none.
+#[derive(Clone, Copy, Debug)]
+pub struct Style {
+    color: bool,
+}
+
+impl Style {
+    /// Styling on or off.
+    pub fn new(color: bool) -> Self {
+        Self { color }
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
+    }
+    fn green(&self, t: &str) -> String {
+        self.paint("32", t)
+    }
+    fn yellow(&self, t: &str) -> String {
+        self.paint("33", t)
+    }
+    fn red(&self, t: &str) -> String {
+        self.paint("31", t)
+    }
+    fn bold(&self, t: &str) -> String {
+        self.paint("1", t)
+    }
+    fn dim(&self, t: &str) -> String {
+        self.paint("2", t)
+    }
+}
+
+/// Renders the report.
+pub fn render(report: &Report, style: Style) -> String {
+    let mut out = String::new();
+    let s = &report.summary;
+    let verdict = if !report.errors.is_empty() {
+        style.red("FAILED")
+    } else if s.changes() == 0 {
+        style.green("ZERO-SUM")
+    } else if report.dry_run {
+        style.yellow("CHANGES")
+    } else {
+        style.yellow("APPLIED")
+    };
+    let mode = if report.dry_run { "dry run, nothing written" } else { "applied" };
+    let _ = writeln!(
+        out,
+        "{verdict} ({mode}): {} added, {} modified, {} removed, {} unchanged in {} target-phase{}{}",
+        s.added,
+        s.modified,
+        s.removed,
+        s.unchanged,
+        report.targets.len(),
+        if report.targets.len() == 1 { "" } else { "s" },
+        if s.failed_targets > 0 { format!(", {} failed", s.failed_targets) } else { String::new() }
+    );
+    for t in &report.targets {
+        let phase = match t.phase {
+            Phase::Merge => "merge",
+            Phase::Sync => "sync ",
+        };
+        let ts = &t.summary;
+        let counts = format!("+{} ~{} -{} ={}", ts.added, ts.modified, ts.removed, ts.unchanged);
+        let status = match t.status {
+            Status::Ok => String::new(),
+            Status::Failed => format!("  {}", style.red("FAILED")),
+        };
+        let _ = writeln!(out, "\n{phase} {}  {}  {}{status}", style.bold(&t.name), style.dim(&t.location), counts);
+        for c in &t.changes {
+            let (mark, painted) = match c.change {
+                ChangeKind::Added => ("+", style.green("+")),
+                ChangeKind::Modified => ("~", style.yellow("~")),
+                ChangeKind::Removed => ("-", style.red("-")),
+                ChangeKind::Unchanged => ("=", style.dim("=")),
+            };
+            let _ = mark;
+            let mut keys = Vec::new();
+            if c.change == ChangeKind::Modified {
+                keys.extend(c.keys_added.iter().map(|k| format!("+{k}")));
+                keys.extend(c.keys_modified.iter().map(|k| format!("~{k}")));
+                keys.extend(c.keys_removed.iter().map(|k| format!("-{k}")));
+            } else if c.change == ChangeKind::Added {
+                keys.extend(c.keys_added.iter().cloned());
+            }
+            let keys = if keys.is_empty() {
+                String::new()
+            } else {
+                format!("  {}", style.dim(&format!("keys: {}", keys.join(", "))))
+            };
+            let _ = writeln!(out, "  {painted} {}{keys}", c.path);
+        }
+        if ts.unmanaged > 0 {
+            let _ = writeln!(out, "  {}", style.dim(&format!("{} unmanaged secret(s) left alone", ts.unmanaged)));
+        }
+        if ts.orphans > 0 {
+            let _ = writeln!(out, "  {}", style.dim(&format!("{} orphan(s) kept (delete_orphans is off)", ts.orphans)));
+        }
+        if let Some(error) = &t.error {
+            let _ = writeln!(out, "  {} {error}", style.red("error:"));
+        }
+    }
+    for e in report.errors.iter().filter(|e| e.target.is_none()) {
+        let _ = writeln!(out, "{} {}", style.red("error:"), e.message);
+    }
+    out
+}

@@ -1,0 +1,289 @@
+//! The report of a run: one model ([`Report`], whose JSON Schema is
+//! `schemas/report.schema.json`) and four renderers: [`human`], [`json`], [`github`],
+//! [`compact`]. Reports carry key names and keyed fingerprints, never values.
+
+pub mod compact;
+pub mod github;
+pub mod graph;
+pub mod human;
+pub mod json;
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::config::ConfigError;
+use crate::diff::ChangeKind;
+use crate::engine::{Outcome, Phase};
+use crate::secret::Fingerprinter;
+use crate::store::stats::CallCounts;
+
+/// The whole report of a `vss pipeline` run.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+#[schemars(title = "vss pipeline report")]
+pub struct Report {
+    /// Whether writes were skipped.
+    pub dry_run: bool,
+    /// No secret was (or would be) added, modified or removed, and nothing failed.
+    pub zero_sum: bool,
+    /// Totals over every target and phase.
+    pub summary: Summary,
+    /// One entry per target and phase, in execution order.
+    pub targets: Vec<TargetReport>,
+    /// Every error: failed targets and config errors.
+    pub errors: Vec<ErrorEntry>,
+    /// Duration and API calls.
+    pub stats: RunStats,
+}
+
+/// Change counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct Summary {
+    /// Secrets created.
+    pub added: usize,
+    /// Secrets updated.
+    pub modified: usize,
+    /// Secrets deleted.
+    pub removed: usize,
+    /// Secrets left as they were.
+    pub unchanged: usize,
+    /// Target-phases that failed.
+    pub failed_targets: usize,
+}
+
+impl Summary {
+    /// Added + modified + removed.
+    pub fn changes(&self) -> usize {
+        self.added + self.modified + self.removed
+    }
+}
+
+/// Whether a target-phase succeeded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Done (or, in a dry run, computed).
+    Ok,
+    /// Failed; see `error`.
+    Failed,
+}
+
+/// One target in one phase.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct TargetReport {
+    /// The target's name.
+    pub name: String,
+    /// `merge` (its bundle) or `sync` (its destination).
+    pub phase: Phase,
+    /// Whether it succeeded.
+    pub status: Status,
+    /// Where it was written.
+    pub location: String,
+    /// Its counts.
+    pub summary: TargetSummary,
+    /// Changed paths (and unchanged ones with `--show-unchanged`), sorted.
+    pub changes: Vec<ChangeReport>,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Counts of one target-phase.
+#[derive(Clone, Copy, Debug, Default, Serialize, JsonSchema)]
+pub struct TargetSummary {
+    /// Secrets created.
+    pub added: usize,
+    /// Secrets updated.
+    pub modified: usize,
+    /// Secrets deleted.
+    pub removed: usize,
+    /// Secrets left as they were.
+    pub unchanged: usize,
+    /// Live secrets without this target's ownership marker, never touched.
+    pub unmanaged: usize,
+    /// Live secrets this target owns that are no longer desired, kept because
+    /// `delete_orphans` is off.
+    pub orphans: usize,
+}
+
+/// One secret's change: key names and fingerprints, no values.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct ChangeReport {
+    /// The secret's path.
+    pub path: String,
+    /// `added`, `modified`, `removed` or `unchanged`.
+    pub change: ChangeKind,
+    /// Top-level keys created.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub keys_added: Vec<String>,
+    /// Top-level keys removed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub keys_removed: Vec<String>,
+    /// Top-level keys whose values change.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub keys_modified: Vec<String>,
+    /// Keyed fingerprint of the live value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    /// Keyed fingerprint of the desired value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+}
+
+/// One error.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct ErrorEntry {
+    /// The failed target, for target errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// The phase it failed in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// The config file, for config errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// 1-based line, for config errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    /// 1-based column, for config errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub col: Option<usize>,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// How long the run took and how many API calls each store made.
+#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
+pub struct RunStats {
+    /// Wall time in milliseconds.
+    pub duration_ms: u64,
+    /// Calls per store kind.
+    pub calls: BTreeMap<String, CallCounts>,
+}
+
+impl Report {
+    /// Builds the report of a run. Unchanged secrets are listed only with `show_unchanged`.
+    pub fn from_outcome(outcome: &Outcome, fingerprints: &Fingerprinter, show_unchanged: bool) -> Report {
+        let mut summary = Summary::default();
+        let mut targets = Vec::new();
+        let mut errors = Vec::new();
+        for t in &outcome.targets {
+            let d = &t.diff;
+            let ts = TargetSummary {
+                added: d.count(ChangeKind::Added),
+                modified: d.count(ChangeKind::Modified),
+                removed: d.count(ChangeKind::Removed),
+                unchanged: d.count(ChangeKind::Unchanged),
+                unmanaged: d.unmanaged,
+                orphans: d.orphans,
+            };
+            summary.added += ts.added;
+            summary.modified += ts.modified;
+            summary.removed += ts.removed;
+            summary.unchanged += ts.unchanged;
+            if let Some(error) = &t.error {
+                summary.failed_targets += 1;
+                errors.push(ErrorEntry {
+                    target: Some(t.target.clone()),
+                    phase: Some(t.phase),
+                    file: None,
+                    line: None,
+                    col: None,
+                    message: error.clone(),
+                });
+            }
+            let changes = d
+                .changes
+                .iter()
+                .filter(|c| show_unchanged || c.kind != ChangeKind::Unchanged)
+                .map(|c| ChangeReport {
+                    path: c.path.to_string(),
+                    change: c.kind,
+                    keys_added: c.keys_added.clone(),
+                    keys_removed: c.keys_removed.clone(),
+                    keys_modified: c.keys_modified.clone(),
+                    before: c
+                        .before
+                        .as_ref()
+                        .filter(|_| c.kind != ChangeKind::Added)
+                        .map(|v| fingerprints.fingerprint(v.expose())),
+                    after: c.after.as_ref().map(|v| fingerprints.fingerprint(v.expose())),
+                })
+                .collect();
+            targets.push(TargetReport {
+                name: t.target.clone(),
+                phase: t.phase,
+                status: if t.error.is_some() { Status::Failed } else { Status::Ok },
+                location: t.location.clone(),
+                summary: ts,
+                changes,
+                error: t.error.clone(),
+            });
+        }
+        Report {
+            dry_run: outcome.dry_run,
+            zero_sum: summary.changes() == 0 && summary.failed_targets == 0,
+            summary,
+            targets,
+            errors,
+            stats: RunStats { duration_ms: outcome.duration.as_millis() as u64, calls: outcome.calls.clone() },
+        }
+    }
+
+    /// The report of a run that stopped at a bad config.
+    pub fn from_config_error(error: &ConfigError, dry_run: bool) -> Report {
+        let errors = config_error_entries(error);
+        Report {
+            dry_run,
+            zero_sum: false,
+            summary: Summary::default(),
+            targets: Vec::new(),
+            errors,
+            stats: RunStats::default(),
+        }
+    }
+
+    /// The report of a run that stopped before any target ran (for example a bad flag).
+    pub fn from_message(message: String, dry_run: bool) -> Report {
+        Report {
+            dry_run,
+            zero_sum: false,
+            summary: Summary::default(),
+            targets: Vec::new(),
+            errors: vec![ErrorEntry { target: None, phase: None, file: None, line: None, col: None, message }],
+            stats: RunStats::default(),
+        }
+    }
+}
+
+/// Config diagnostics as report errors, with file, line and column.
+pub fn config_error_entries(error: &ConfigError) -> Vec<ErrorEntry> {
+    error
+        .diagnostics
+        .iter()
+        .map(|d| {
+            let loc = d.span.map(|s| error.file.location(s.start));
+            let message = match &d.label {
+                Some(label) => format!("{} ({label})", d.message),
+                None => d.message.clone(),
+            };
+            ErrorEntry {
+                target: None,
+                phase: None,
+                file: Some(error.file.name.clone()),
+                line: loc.map(|l| l.line),
+                col: loc.map(|l| l.col),
+                message,
+            }
+        })
+        .collect()
+}
+
+/// The JSON Schema of [`Report`], as committed in `schemas/report.schema.json`.
+pub fn report_schema() -> String {
+    let schema = schemars::schema_for!(Report);
+    let mut text = serde_json::to_string_pretty(&schema).expect("a schema serializes");
+    text.push('\n');
+    text
+}

@@ -1,0 +1,257 @@
+//! CLI arguments -> config -> engine -> report -> exit code. The only place that knows
+//! exit codes, and where clap's types stop.
+
+use std::io::{IsTerminal, Write as _};
+use std::path::Path;
+use std::sync::Arc;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, GraphArgs, GraphFormat, Output, PipelineArgs, ValidateArgs};
+use crate::config::diagnostic::suggest;
+use crate::config::{Config, ConfigError};
+use crate::engine::{self, NoProgress, Phase, Progress, RunOptions};
+use crate::error::Exit;
+use crate::report::{self, Report, human::Style};
+use crate::secret::Fingerprinter;
+use crate::store::StoreConfig;
+
+/// Runs `vss` with the process's arguments and returns the exit code.
+pub fn run() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { Exit::Error.code() } else { Exit::Ok.code() };
+        }
+    };
+    init_logging(&cli);
+    let color = !cli.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let exit = match cli.command {
+        Command::Pipeline(args) => pipeline(args, color, cli.quiet),
+        Command::Validate(args) => validate(args),
+        Command::Graph(args) => graph(args),
+        Command::Version => {
+            print_out(&version_text());
+            Exit::Ok
+        }
+    };
+    exit.code()
+}
+
+fn init_logging(cli: &Cli) {
+    use tracing_subscriber::filter::LevelFilter;
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => LevelFilter::ERROR,
+        (false, 0) => LevelFilter::WARN,
+        (false, 1) => LevelFilter::INFO,
+        (false, 2) => LevelFilter::DEBUG,
+        (false, _) => LevelFilter::TRACE,
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal() && !cli.no_color)
+        .try_init();
+}
+
+/// `vss version`: version, commit and compiled-in stores.
+pub fn version_text() -> String {
+    let commit = option_env!("VSS_COMMIT").filter(|c| !c.is_empty()).unwrap_or("unknown");
+    format!("vss {} (commit {commit})\nstores: {}\n", env!("CARGO_PKG_VERSION"), StoreConfig::KINDS.join(", "))
+}
+
+fn print_out(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+fn print_err(text: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes());
+}
+
+fn load(path: &Path) -> Result<Config, ConfigError> {
+    crate::config::load(path, &|name| std::env::var(name).ok())
+}
+
+/// Reports a bad config in the chosen format: diagnostics always on stderr, and on stdout
+/// the format's own error shape.
+fn config_failure(error: &ConfigError, output: Output, dry_run: bool) -> Exit {
+    print_err(&error.to_string());
+    match output {
+        Output::Human => {}
+        Output::Json => print_out(&report::json::render(&Report::from_config_error(error, dry_run))),
+        Output::Github => {
+            report::config_error_entries(error).iter().for_each(|e| print_out(&report::github::error_annotation(e)))
+        }
+        Output::Compact => {
+            let n = error.diagnostics.len();
+            print_out(&format!("FAILED: {n} config error{}\n", if n == 1 { "" } else { "s" }));
+        }
+    }
+    Exit::Error
+}
+
+fn validate(args: ValidateArgs) -> Exit {
+    match load(&args.config.config) {
+        Err(error) => config_failure(&error, args.output, false),
+        Ok(config) => {
+            let summary = format!(
+                "{}: valid ({} source{}, {} target{}, {} level{})\n",
+                config.file.name,
+                config.sources.len(),
+                plural(config.sources.len()),
+                config.targets.len(),
+                plural(config.targets.len()),
+                config.graph.by_level().len(),
+                plural(config.graph.by_level().len()),
+            );
+            match args.output {
+                Output::Json => print_out("{\n  \"valid\": true,\n  \"errors\": []\n}\n"),
+                Output::Github => print_out(&format!("::notice title=vss::{}", summary)),
+                Output::Human | Output::Compact => print_out(&summary),
+            }
+            Exit::Ok
+        }
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn graph(args: GraphArgs) -> Exit {
+    match load(&args.config.config) {
+        Err(error) => config_failure(&error, Output::Human, false),
+        Ok(config) => {
+            print_out(&match args.format {
+                GraphFormat::Text => report::graph::text(&config),
+                GraphFormat::Dot => report::graph::dot(&config),
+                GraphFormat::Json => report::graph::json(&config),
+            });
+            Exit::Ok
+        }
+    }
+}
+
+/// A usage error found after parsing (unknown `--targets` name, impossible phase choice).
+fn usage_failure(message: String, output: Output, dry_run: bool) -> Exit {
+    print_err(&format!("error: {message}\n"));
+    match output {
+        Output::Human => {}
+        Output::Json => print_out(&report::json::render(&Report::from_message(message, dry_run))),
+        Output::Github => print_out(&format!("::error title=vss::{message}\n")),
+        Output::Compact => print_out("FAILED: 1 error\n"),
+    }
+    Exit::Error
+}
+
+fn pipeline(args: PipelineArgs, color: bool, quiet: bool) -> Exit {
+    let config = match load(&args.config.config) {
+        Ok(config) => config,
+        Err(error) => return config_failure(&error, args.output, args.dry_run),
+    };
+    let targets = match &args.targets {
+        None => None,
+        Some(names) => {
+            let mut ids = Vec::new();
+            for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+                match config.target_named(name) {
+                    Some(id) => ids.push(id),
+                    None => {
+                        let hint = suggest(name, config.targets.iter().map(|t| t.name.as_str()))
+                            .map(|s| format!(" (did you mean `{s}`?)"))
+                            .unwrap_or_default();
+                        return usage_failure(
+                            format!("--targets: unknown target `{name}`{hint}"),
+                            args.output,
+                            args.dry_run,
+                        );
+                    }
+                }
+            }
+            Some(ids)
+        }
+    };
+    let merge = if args.sync_only { false } else { args.merge_only || config.merge.enabled };
+    let sync = if args.merge_only { false } else { args.sync_only || config.sync.enabled };
+    if args.merge_only && config.merge_store.is_none() {
+        return usage_failure("--merge-only needs a `merge_store` in the config".into(), args.output, args.dry_run);
+    }
+    if !sync && !(merge && config.merge_store.is_some()) {
+        return usage_failure(
+            "nothing to run: both phases are disabled (see `pipeline.merge.enabled` / `pipeline.sync.enabled`)".into(),
+            args.output,
+            args.dry_run,
+        );
+    }
+    let options =
+        RunOptions { dry_run: args.dry_run, merge, sync, targets, parallel: args.parallel.map(|p| p as usize) };
+    let progress: Arc<dyn Progress> = if args.output == Output::Human && !quiet && std::io::stderr().is_terminal() {
+        Arc::new(Bar::new())
+    } else {
+        Arc::new(NoProgress)
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return usage_failure(format!("cannot start the async runtime: {e}"), args.output, args.dry_run),
+    };
+    let outcome = runtime.block_on(engine::run(&config, &options, progress.clone()));
+    drop(progress);
+    let report = Report::from_outcome(&outcome, &Fingerprinter::from_env(), args.show_unchanged);
+    match args.output {
+        Output::Human => {
+            print_out(&report::human::render(&report, Style::new(color && std::io::stdout().is_terminal())))
+        }
+        Output::Json => print_out(&report::json::render(&report)),
+        Output::Compact => print_out(&report::compact::render(&report)),
+        Output::Github => {
+            print_out(&report::github::render(&report));
+            for (var, text) in [
+                ("GITHUB_OUTPUT", report::github::outputs(&report)),
+                ("GITHUB_STEP_SUMMARY", report::github::step_summary(&report)),
+            ] {
+                if let Err(e) = report::github::append_to_env_file(var, &text) {
+                    tracing::error!("cannot append to ${var}: {e}");
+                }
+            }
+        }
+    }
+    Exit::of_run(!report.errors.is_empty(), report.summary.changes() > 0, args.exit_code)
+}
+
+/// A progress bar on stderr (only used when stderr is a terminal).
+struct Bar(indicatif::ProgressBar);
+
+impl Bar {
+    fn new() -> Self {
+        let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}") {
+            bar.set_style(style);
+        }
+        Self(bar)
+    }
+}
+
+impl Progress for Bar {
+    fn start(&self, total: usize) {
+        self.0.set_length(total as u64);
+    }
+    fn done(&self, target: &str, phase: Phase) {
+        let phase = match phase {
+            Phase::Merge => "merged",
+            Phase::Sync => "synced",
+        };
+        self.0.set_message(format!("{phase} {target}"));
+        self.0.inc(1);
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+    }
+}

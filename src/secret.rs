@@ -1,0 +1,269 @@
+//! Secrets as data: [`SecretPath`], the redacting [`SecretValue`], the [`SecretMap`] a
+//! target's desired state is made of, value equality with numbers compared by value, and
+//! keyed [`Fingerprinter`] hashes that let a report show "this value changed" without
+//! showing the value.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::Sha256;
+
+/// A secret's location relative to its store root: `/`-separated, non-empty segments,
+/// no `.` or `..`, no leading or trailing `/`.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct SecretPath(String);
+
+impl SecretPath {
+    /// Normalises and checks `raw`: leading, trailing and repeated `/` are dropped.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let segments: Vec<&str> = raw.split('/').filter(|s| !s.is_empty()).collect();
+        if segments.is_empty() {
+            return Err(format!("`{raw}` is not a secret path: it is empty"));
+        }
+        for segment in &segments {
+            if *segment == "." || *segment == ".." {
+                return Err(format!("`{raw}` is not a secret path: `{segment}` segments are not allowed"));
+            }
+            if segment.chars().any(char::is_control) {
+                return Err(format!("`{}` is not a secret path: it contains a control character", raw.escape_debug()));
+            }
+        }
+        Ok(Self(segments.join("/")))
+    }
+
+    /// The path as a `/`-separated string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The path's segments.
+    pub fn segments(&self) -> impl Iterator<Item = &str> {
+        self.0.split('/')
+    }
+}
+
+impl fmt::Display for SecretPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for SecretPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretPath {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        SecretPath::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A secret's value: usually a JSON object (the KV2 `data` map, a parsed `SecretString`),
+/// possibly a scalar. It has no `Display`, and its `Debug` prints `<redacted>`, so a value
+/// cannot end up in a log line or an error message by accident.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretValue(Value);
+
+impl SecretValue {
+    /// Wraps a JSON value.
+    pub fn new(value: Value) -> Self {
+        Self(value)
+    }
+
+    /// The JSON value, for stores and for merging. Never print it.
+    pub fn expose(&self) -> &Value {
+        &self.0
+    }
+
+    /// Consumes the wrapper and returns the JSON value. Never print it.
+    pub fn into_inner(self) -> Value {
+        self.0
+    }
+
+    /// The top-level keys when the value is an object, sorted.
+    pub fn keys(&self) -> Option<impl Iterator<Item = &String>> {
+        self.0.as_object().map(|map| map.keys())
+    }
+}
+
+impl fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl PartialEq for SecretValue {
+    fn eq(&self, other: &Self) -> bool {
+        json_eq(&self.0, &other.0)
+    }
+}
+
+impl From<Value> for SecretValue {
+    fn from(value: Value) -> Self {
+        Self(value)
+    }
+}
+
+/// A set of secrets: path -> value, sorted by path.
+pub type SecretMap = BTreeMap<SecretPath, SecretValue>;
+
+/// JSON equality where numbers compare by value (`1 == 1.0`); objects compare regardless
+/// of key order, lists element by element.
+pub fn json_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => number_cmp(x, y) == Some(Ordering::Equal),
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_eq(a, b)),
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+fn number_cmp(x: &serde_json::Number, y: &serde_json::Number) -> Option<Ordering> {
+    if let (Some(a), Some(b)) = (as_i128(x), as_i128(y)) {
+        return Some(a.cmp(&b));
+    }
+    x.as_f64()?.partial_cmp(&y.as_f64()?)
+}
+
+fn as_i128(n: &serde_json::Number) -> Option<i128> {
+    if let Some(i) = n.as_i64() {
+        return Some(i128::from(i));
+    }
+    if let Some(u) = n.as_u64() {
+        return Some(i128::from(u));
+    }
+    let f = n.as_f64()?;
+    // An integral float within the exactly representable range compares as an integer.
+    (f.fract() == 0.0 && f.abs() < 9.0e15).then_some(f as i128)
+}
+
+/// Writes `value` as canonical JSON: sorted keys, integral numbers without a fraction, so
+/// that values equal under [`json_eq`] have the same bytes.
+pub fn canonical_json(value: &Value, out: &mut String) {
+    match value {
+        Value::Number(n) => match as_i128(n) {
+            Some(i) => out.push_str(&i.to_string()),
+            None => out.push_str(&n.to_string()),
+        },
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_json(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            out.push('{');
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                canonical_json(&map[key], out);
+            }
+            out.push('}');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// Keyed hashes of values (HMAC-SHA256, truncated to 16 hex digits): equal values get equal
+/// fingerprints within one key, and a fingerprint does not let anyone guess the value.
+#[derive(Clone)]
+pub struct Fingerprinter {
+    key: Vec<u8>,
+}
+
+impl fmt::Debug for Fingerprinter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Fingerprinter(<key redacted>)")
+    }
+}
+
+impl Fingerprinter {
+    /// The environment variable holding a stable fingerprint key.
+    pub const KEY_VAR: &'static str = "VSS_FINGERPRINT_KEY";
+
+    /// A fingerprinter keyed by `key`.
+    pub fn with_key(key: &[u8]) -> Self {
+        Self { key: key.to_vec() }
+    }
+
+    /// Keyed by `VSS_FINGERPRINT_KEY` when set and non-empty, else by a random per-run key
+    /// (fingerprints are then comparable only within one run).
+    pub fn from_env() -> Self {
+        match std::env::var(Self::KEY_VAR) {
+            Ok(key) if !key.is_empty() => Self::with_key(key.as_bytes()),
+            _ => Self::with_key(&rand::random::<[u8; 32]>()),
+        }
+    }
+
+    /// The fingerprint of a value, e.g. `hmac:3f9a0c1d2b4e5f60`.
+    pub fn fingerprint(&self, value: &Value) -> String {
+        let mut canonical = String::new();
+        canonical_json(value, &mut canonical);
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC accepts keys of any length");
+        mac.update(canonical.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        format!("hmac:{}", hex::encode(&digest[..8]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn paths_are_normalised_and_checked() {
+        assert_eq!(SecretPath::parse("/app//db/").unwrap().as_str(), "app/db");
+        assert!(SecretPath::parse("").is_err());
+        assert!(SecretPath::parse("//").is_err());
+        assert!(SecretPath::parse("a/../b").is_err());
+        assert!(SecretPath::parse("a/\n").is_err());
+    }
+
+    #[test]
+    fn debug_of_a_value_is_redacted() {
+        let value = SecretValue::new(json!({"password": "hunter2"}));
+        assert_eq!(format!("{value:?}"), "<redacted>");
+        assert_eq!(format!("{:?}", Some(value)), "Some(<redacted>)");
+    }
+
+    #[test]
+    fn numbers_compare_by_value() {
+        assert!(json_eq(&json!({"a": 1}), &json!({"a": 1.0})));
+        assert!(json_eq(&json!([1, 2.0]), &json!([1.0, 2])));
+        assert!(!json_eq(&json!(1), &json!(1.5)));
+        assert!(!json_eq(&json!(1), &json!("1")));
+        assert!(json_eq(&json!(u64::MAX), &json!(u64::MAX)));
+    }
+
+    #[test]
+    fn fingerprints_are_keyed_and_value_equal() {
+        let a = Fingerprinter::with_key(b"k1");
+        let b = Fingerprinter::with_key(b"k2");
+        assert_eq!(a.fingerprint(&json!({"x": 1, "y": 2})), a.fingerprint(&json!({"y": 2.0, "x": 1})));
+        assert_ne!(a.fingerprint(&json!({"x": 1})), b.fingerprint(&json!({"x": 1})));
+        assert_ne!(a.fingerprint(&json!({"x": 1})), a.fingerprint(&json!({"x": 2})));
+        assert!(a.fingerprint(&json!("hunter2")).starts_with("hmac:"));
+        assert_eq!(a.fingerprint(&json!(1)).len(), "hmac:".len() + 16);
+    }
+}

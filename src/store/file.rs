@@ -1,0 +1,512 @@
+//! The `file` store: secrets in local YAML/JSON files. Embedded, needs no server, and can
+//! be a source, the merge store and a target.
+//!
+//! ```yaml
+//! sources:
+//!   common: { file: { path: ../fixtures/sources/common.yaml } }  # one file: secret path -> value
+//!   team:   { file: { path: ../fixtures/sources/team } }         # a directory: one file per secret
+//! merge_store:
+//!   file: { path: ../target/merged }          # bundles at ../target/merged/<target>/<path>.json
+//! targets:
+//!   Production:
+//!     imports: [common, team]
+//!     file: { path: ../target/production }    # secrets at ../target/production/<path>.json
+//! ```
+//!
+//! Layouts:
+//! - a path ending in `.yaml`, `.yml` or `.json` is **one file** mapping secret path ->
+//!   value; it is rewritten whole on each write;
+//! - any other path is a **directory** with one file per secret,
+//!   `DIR/<secret path>.json` (or `.yaml`/`.yml`); new secrets are written as `.json`, an
+//!   existing file keeps its format. Hidden entries (starting with `.`) and files with
+//!   other extensions are ignored.
+//!
+//! Every write is atomic (a temporary file in the same directory, then a rename) and
+//! creates files readable by their owner only. Ownership markers live in a sidecar
+//! manifest, so secret files hold nothing but their values: `DIR/.vss-managed.json` for
+//! a directory, `.<name>.vss-managed.json` beside a single file, holding
+//! `{"managed-by": "vss", "secrets": {"<path>": {"vss-target": "<target>"}}}`.
+//! Relative paths are relative to the config file's directory.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::config::de::Spanned;
+use crate::config::yaml;
+use crate::diff::LiveSecret;
+use crate::secret::{SecretPath, SecretValue};
+use crate::store::stats::{Call, CallCounter};
+use crate::store::{Capabilities, Store, StoreError};
+
+/// `file:` options.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// A directory (one file per secret) or a `.yaml`/`.yml`/`.json` file (one mapping of
+    /// secret path -> value). Relative to the config file's directory.
+    pub path: Spanned<String>,
+}
+
+impl FileConfig {
+    /// The path, resolved against the config file's directory.
+    pub fn resolve(&self, base_dir: &Path) -> PathBuf {
+        base_dir.join(&self.path.value)
+    }
+
+    /// Whether the path names one file rather than a directory.
+    pub fn is_single_file(&self) -> bool {
+        Format::of(Path::new(&self.path.value)).is_some()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    Json,
+    Yaml,
+}
+
+impl Format {
+    fn of(path: &Path) -> Option<Format> {
+        match path.extension()?.to_str()? {
+            "json" => Some(Format::Json),
+            "yaml" | "yml" => Some(Format::Yaml),
+            _ => None,
+        }
+    }
+
+    fn parse(self, bytes: &[u8], file: &Path) -> Result<Value, StoreError> {
+        let invalid = |why: String| StoreError::Invalid(format!("cannot parse {}: {why}", file.display()));
+        match self {
+            Format::Json => serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string())),
+            Format::Yaml => {
+                let text = std::str::from_utf8(bytes).map_err(|_| invalid("not UTF-8".into()))?;
+                let node = yaml::parse(text).map_err(|e| invalid(e.message))?;
+                Ok(node.to_json())
+            }
+        }
+    }
+
+    fn render(self, value: &Value) -> String {
+        match self {
+            Format::Json => {
+                let mut text = serde_json::to_string_pretty(value).expect("JSON values serialize");
+                text.push('\n');
+                text
+            }
+            Format::Yaml => emit_yaml(value),
+        }
+    }
+}
+
+/// The `file` store at one location.
+#[derive(Debug)]
+pub struct FileStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    root: PathBuf,
+    single: Option<Format>,
+    calls: Arc<CallCounter>,
+    /// Serialises manifest updates and whole-file rewrites; caches what was loaded.
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    owners: Option<BTreeMap<String, String>>,
+    single: Option<BTreeMap<SecretPath, Value>>,
+}
+
+impl FileStore {
+    /// What the file store can do.
+    pub const CAPABILITIES: Capabilities =
+        Capabilities { source: true, merge_store: true, target: true, readable_values: true, ownership: true };
+
+    /// A store at `root` (a directory, or a single file when it ends in `.json`/`.yaml`).
+    pub fn new(root: PathBuf, calls: Arc<CallCounter>) -> Result<Self, StoreError> {
+        let single = Format::of(&root);
+        Ok(Self { inner: Arc::new(Inner { root, single, calls, state: Mutex::new(State::default()) }) })
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(|e| StoreError::Invalid(format!("file store task failed: {e}")))?
+    }
+}
+
+impl Store for FileStore {
+    fn kind(&self) -> &'static str {
+        "file"
+    }
+
+    async fn list(&self) -> Result<Vec<SecretPath>, StoreError> {
+        self.blocking(Inner::list).await
+    }
+
+    async fn read(&self, path: &SecretPath) -> Result<Option<LiveSecret>, StoreError> {
+        let path = path.clone();
+        self.blocking(move |inner| inner.read(&path)).await
+    }
+
+    async fn write(&self, path: &SecretPath, value: &SecretValue, owner: &str) -> Result<(), StoreError> {
+        let (path, value, owner) = (path.clone(), value.clone(), owner.to_string());
+        self.blocking(move |inner| inner.write(&path, value.expose(), &owner)).await
+    }
+
+    async fn delete(&self, path: &SecretPath) -> Result<(), StoreError> {
+        let path = path.clone();
+        self.blocking(move |inner| inner.delete(&path)).await
+    }
+}
+
+fn io_error(context: String) -> impl FnOnce(std::io::Error) -> StoreError {
+    move |source| StoreError::Io { context, source }
+}
+
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn manifest_path(&self) -> PathBuf {
+        match self.single {
+            None => self.root.join(".vss-managed.json"),
+            Some(_) => {
+                let name = self.root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                self.root.with_file_name(format!(".{name}.vss-managed.json"))
+            }
+        }
+    }
+
+    fn owners<'s>(&self, state: &'s mut State) -> Result<&'s mut BTreeMap<String, String>, StoreError> {
+        if state.owners.is_none() {
+            let path = self.manifest_path();
+            let owners = match std::fs::read(&path) {
+                Ok(bytes) => {
+                    self.calls.count(Call::Read);
+                    parse_manifest(&bytes, &path)?
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+                Err(e) => return Err(io_error(format!("cannot read {}", path.display()))(e)),
+            };
+            state.owners = Some(owners);
+        }
+        Ok(state.owners.get_or_insert_with(BTreeMap::new))
+    }
+
+    fn save_owners(&self, owners: &BTreeMap<String, String>) -> Result<(), StoreError> {
+        let secrets: serde_json::Map<String, Value> =
+            owners.iter().map(|(path, target)| (path.clone(), serde_json::json!({"vss-target": target}))).collect();
+        let manifest = serde_json::json!({"managed-by": "vss", "secrets": secrets});
+        atomic_write(&self.manifest_path(), Format::Json.render(&manifest).as_bytes())
+    }
+
+    fn single_map<'s>(
+        &self,
+        state: &'s mut State,
+        format: Format,
+    ) -> Result<&'s mut BTreeMap<SecretPath, Value>, StoreError> {
+        if state.single.is_none() {
+            let map = match std::fs::read(&self.root) {
+                Ok(bytes) => {
+                    self.calls.count(Call::Read);
+                    parse_mapping(format.parse(&bytes, &self.root)?, &self.root)?
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+                Err(e) => return Err(io_error(format!("cannot read {}", self.root.display()))(e)),
+            };
+            state.single = Some(map);
+        }
+        Ok(state.single.get_or_insert_with(BTreeMap::new))
+    }
+
+    fn list(&self) -> Result<Vec<SecretPath>, StoreError> {
+        if let Some(format) = self.single {
+            let mut state = self.lock();
+            return Ok(self.single_map(&mut state, format)?.keys().cloned().collect());
+        }
+        self.calls.count(Call::List);
+        let mut found: BTreeMap<SecretPath, PathBuf> = BTreeMap::new();
+        if !self.root.exists() {
+            return Ok(Vec::new());
+        }
+        walk(&self.root, &self.root, &mut found)?;
+        Ok(found.into_keys().collect())
+    }
+
+    /// The file holding `path` in a directory store, if one exists.
+    fn existing_file(&self, path: &SecretPath) -> Result<Option<(PathBuf, Format)>, StoreError> {
+        let base = self.root.join(path.as_str());
+        let mut hits = Vec::new();
+        for (ext, format) in [("json", Format::Json), ("yaml", Format::Yaml), ("yml", Format::Yaml)] {
+            let candidate = with_extension(&base, ext);
+            if candidate.is_file() {
+                hits.push((candidate, format));
+            }
+        }
+        if hits.len() > 1 {
+            return Err(StoreError::Invalid(format!(
+                "secret `{path}` is stored twice: {} and {}; keep one",
+                hits[0].0.display(),
+                hits[1].0.display()
+            )));
+        }
+        Ok(hits.pop())
+    }
+
+    fn read(&self, path: &SecretPath) -> Result<Option<LiveSecret>, StoreError> {
+        let mut state = self.lock();
+        let value = match self.single {
+            Some(format) => self.single_map(&mut state, format)?.get(path).cloned(),
+            None => match self.existing_file(path)? {
+                None => None,
+                Some((file, format)) => {
+                    let bytes = std::fs::read(&file).map_err(io_error(format!("cannot read {}", file.display())))?;
+                    self.calls.count(Call::Read);
+                    Some(format.parse(&bytes, &file)?)
+                }
+            },
+        };
+        let Some(value) = value else { return Ok(None) };
+        let owner = self.owners(&mut state)?.get(path.as_str()).cloned();
+        Ok(Some(LiveSecret { value: SecretValue::new(value), owner }))
+    }
+
+    fn write(&self, path: &SecretPath, value: &Value, owner: &str) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        match self.single {
+            Some(format) => {
+                let map = self.single_map(&mut state, format)?;
+                map.insert(path.clone(), value.clone());
+                let whole = Value::Object(map.iter().map(|(k, v)| (k.to_string(), v.clone())).collect());
+                atomic_write(&self.root, format.render(&whole).as_bytes())?;
+            }
+            None => {
+                let (file, format) = match self.existing_file(path)? {
+                    Some(hit) => hit,
+                    None => (with_extension(&self.root.join(path.as_str()), "json"), Format::Json),
+                };
+                atomic_write(&file, format.render(value).as_bytes())?;
+            }
+        }
+        self.calls.count(Call::Write);
+        let owners = self.owners(&mut state)?;
+        if owners.get(path.as_str()).map(String::as_str) != Some(owner) {
+            owners.insert(path.to_string(), owner.to_string());
+            let snapshot = owners.clone();
+            self.save_owners(&snapshot)?;
+        }
+        Ok(())
+    }
+
+    fn delete(&self, path: &SecretPath) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        match self.single {
+            Some(format) => {
+                let map = self.single_map(&mut state, format)?;
+                if map.remove(path).is_some() {
+                    let whole = Value::Object(map.iter().map(|(k, v)| (k.to_string(), v.clone())).collect());
+                    atomic_write(&self.root, format.render(&whole).as_bytes())?;
+                    self.calls.count(Call::Delete);
+                }
+            }
+            None => {
+                if let Some((file, _)) = self.existing_file(path)? {
+                    std::fs::remove_file(&file).map_err(io_error(format!("cannot delete {}", file.display())))?;
+                    self.calls.count(Call::Delete);
+                    remove_empty_parents(&file, &self.root);
+                }
+            }
+        }
+        let owners = self.owners(&mut state)?;
+        if owners.remove(path.as_str()).is_some() {
+            let snapshot = owners.clone();
+            self.save_owners(&snapshot)?;
+        }
+        Ok(())
+    }
+}
+
+fn with_extension(base: &Path, ext: &str) -> PathBuf {
+    let mut name = base.as_os_str().to_os_string();
+    name.push(".");
+    name.push(ext);
+    PathBuf::from(name)
+}
+
+fn walk(root: &Path, dir: &Path, found: &mut BTreeMap<SecretPath, PathBuf>) -> Result<(), StoreError> {
+    let entries = std::fs::read_dir(dir).map_err(io_error(format!("cannot list {}", dir.display())))?;
+    for entry in entries {
+        let entry = entry.map_err(io_error(format!("cannot list {}", dir.display())))?;
+        let path = entry.path();
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            walk(root, &path, found)?;
+            continue;
+        }
+        if Format::of(&path).is_none() {
+            tracing::debug!(file = %path.display(), "ignored: not .json, .yaml or .yml");
+            continue;
+        }
+        let relative = path.strip_prefix(root).unwrap_or(&path).with_extension("");
+        let Some(text) = relative.to_str() else {
+            return Err(StoreError::Invalid(format!("{} is not a UTF-8 path", path.display())));
+        };
+        let secret = SecretPath::parse(&text.replace(std::path::MAIN_SEPARATOR, "/")).map_err(StoreError::Invalid)?;
+        if let Some(previous) = found.insert(secret.clone(), path.clone()) {
+            return Err(StoreError::Invalid(format!(
+                "secret `{secret}` is stored twice: {} and {}; keep one",
+                previous.display(),
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn parse_mapping(value: Value, file: &Path) -> Result<BTreeMap<SecretPath, Value>, StoreError> {
+    match value {
+        Value::Null => Ok(BTreeMap::new()),
+        Value::Object(map) => map
+            .into_iter()
+            .map(|(k, v)| {
+                SecretPath::parse(&k)
+                    .map(|p| (p, v))
+                    .map_err(|why| StoreError::Invalid(format!("{}: {why}", file.display())))
+            })
+            .collect(),
+        _ => Err(StoreError::Invalid(format!("{} must hold a mapping of secret path -> value", file.display()))),
+    }
+}
+
+fn parse_manifest(bytes: &[u8], file: &Path) -> Result<BTreeMap<String, String>, StoreError> {
+    let invalid = || StoreError::Invalid(format!("{} is not a vss ownership manifest", file.display()));
+    let value: Value = serde_json::from_slice(bytes).map_err(|_| invalid())?;
+    let secrets = value.get("secrets").and_then(Value::as_object).ok_or_else(invalid)?;
+    secrets
+        .iter()
+        .map(|(path, marker)| {
+            let target = marker.get("vss-target").and_then(Value::as_str).ok_or_else(invalid)?;
+            Ok((path.clone(), target.to_string()))
+        })
+        .collect()
+}
+
+/// Writes `bytes` to `file` atomically: a temporary file in the same directory, synced,
+/// then renamed over the target. Parent directories are created.
+fn atomic_write(file: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io_error(format!("cannot create {}", dir.display())))?;
+    let mut tmp =
+        tempfile::NamedTempFile::new_in(dir).map_err(io_error(format!("cannot write in {}", dir.display())))?;
+    tmp.write_all(bytes).map_err(io_error(format!("cannot write {}", file.display())))?;
+    tmp.as_file().sync_all().map_err(io_error(format!("cannot write {}", file.display())))?;
+    tmp.persist(file)
+        .map_err(|e| StoreError::Io { context: format!("cannot replace {}", file.display()), source: e.error })?;
+    Ok(())
+}
+
+fn remove_empty_parents(file: &Path, root: &Path) {
+    let mut dir = file.parent();
+    while let Some(d) = dir {
+        if d == root || !d.starts_with(root) || std::fs::remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+}
+
+/// Renders a JSON value as block-style YAML; strings are double-quoted (JSON escapes are
+/// valid YAML), so every value reads back exactly.
+pub fn emit_yaml(value: &Value) -> String {
+    let mut out = String::new();
+    emit(value, &mut out);
+    out
+}
+
+fn emit(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (key, item) in map {
+                out.push_str(&yaml_key(key));
+                out.push(':');
+                emit_child(item, out);
+            }
+        }
+        Value::Array(items) if !items.is_empty() => {
+            for item in items {
+                out.push('-');
+                emit_child(item, out);
+            }
+        }
+        scalar => {
+            out.push_str(&yaml_scalar(scalar));
+            out.push('\n');
+        }
+    }
+}
+
+fn emit_child(item: &Value, out: &mut String) {
+    let nested = matches!(item, Value::Object(m) if !m.is_empty()) || matches!(item, Value::Array(a) if !a.is_empty());
+    if !nested {
+        out.push(' ');
+        out.push_str(&yaml_scalar(item));
+        out.push('\n');
+        return;
+    }
+    let mut inner = String::new();
+    emit(item, &mut inner);
+    out.push('\n');
+    for line in inner.lines() {
+        out.push_str("  ");
+        out.push_str(line);
+        out.push('\n');
+    }
+}
+
+fn yaml_scalar(value: &Value) -> String {
+    match value {
+        Value::Object(_) => "{}".into(),
+        Value::Array(_) => "[]".into(),
+        other => other.to_string(),
+    }
+}
+
+fn yaml_key(key: &str) -> String {
+    let plain = key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
+        && yaml::resolve_plain(key) == yaml::Plain::Str;
+    if plain { key.to_string() } else { Value::String(key.to_string()).to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn yaml_output_reads_back_exactly() {
+        let value = json!({
+            "app/db": {"host": "db", "port": 5432, "ratio": 0.5, "on": true, "none": null,
+                        "list": [1, "two", {"three": [3]}, [], {}], "weird key: x": "multi\nline \"quoted\"", "true": "yes"},
+            "empty": {}, "n": -1
+        });
+        let text = emit_yaml(&value);
+        assert_eq!(yaml::parse(&text).unwrap().to_json(), value, "{text}");
+    }
+}

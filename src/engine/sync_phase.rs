@@ -84,7 +84,8 @@ pub async fn run(
         .buffer_unordered(parallel.max(1))
         .collect()
         .await;
-    outcomes.sort_by(|a, b| a.target.cmp(&b.target));
+    // Execution order (graph level, then name), whatever order they finished in.
+    outcomes.sort_by_key(|o| targets.iter().position(|&t| config.target(t).name == o.target));
     outcomes
 }
 

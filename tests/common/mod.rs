@@ -1,0 +1,123 @@
+//! Test support: a builder that runs the real `vss` binary, and helpers to lay out
+//! config and secret files in a temporary directory.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// What a run of the binary produced.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Status, stdout and stderr in one text, for snapshots.
+    pub fn transcript(&self) -> String {
+        format!("exit: {}\n--- stdout\n{}--- stderr\n{}", self.code, self.stdout, self.stderr)
+    }
+
+    /// stdout parsed as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.transcript()))
+    }
+}
+
+/// A `vss` invocation: arguments, environment, working directory.
+pub struct Vss {
+    command: Command,
+}
+
+impl Vss {
+    pub fn new() -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_vss"));
+        for var in ["VSS_CONFIG", "VSS_FINGERPRINT_KEY", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", "NO_COLOR"] {
+            command.env_remove(var);
+        }
+        Self { command }
+    }
+
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(mut self, args: I) -> Self {
+        self.command.args(args);
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.command.env(key, value);
+        self
+    }
+
+    pub fn env_remove(mut self, key: &str) -> Self {
+        self.command.env_remove(key);
+        self
+    }
+
+    pub fn cwd(mut self, dir: &Path) -> Self {
+        self.command.current_dir(dir);
+        self
+    }
+
+    pub fn run(mut self) -> Run {
+        let out = self.command.output().expect("the vss binary runs");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// A temporary workspace with helpers to write files into it.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        Self { dir: tempfile::tempdir().expect("a temp dir") }
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    pub fn write(&self, relative: &str, text: &str) -> PathBuf {
+        let path = self.path(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    pub fn read_json(&self, relative: &str) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.path(relative)).unwrap_or_else(|e| panic!("{relative}: {e}"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{relative}: {e}"))
+    }
+
+    /// Every file below `relative`, as sorted relative paths (hidden sidecars included).
+    pub fn files(&self, relative: &str) -> Vec<String> {
+        let root = self.path(relative);
+        let mut out = Vec::new();
+        fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+            let Ok(entries) = std::fs::read_dir(dir) else { return };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(root, &path, out);
+                } else {
+                    out.push(path.strip_prefix(root).unwrap().to_string_lossy().into_owned());
+                }
+            }
+        }
+        walk(&root, &root, &mut out);
+        out.sort();
+        out
+    }
+
+    /// Runs `vss` in this workspace.
+    pub fn vss<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(&self, args: I) -> Run {
+        Vss::new().cwd(self.dir.path()).args(args).run()
+    }
+}

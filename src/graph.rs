@@ -165,16 +165,18 @@ fn cycle_diagnostic(
     edges.reverse();
     let mut chain = vec![names[graph[start].0].clone()];
     chain.extend(edges.iter().map(|&e| names[deps[e].to.0].clone()));
-    let first = &deps[edges[0]];
-    let mut diagnostic = Diagnostic::at(first.span, format!("dependency cycle: {}", chain.join(" -> ")))
-        .with_label("a target cannot depend on itself, directly or through others");
-    for &e in &edges {
-        let d = &deps[e];
+    let describe = |d: &Dependency| {
         let verb = match d.kind {
             EdgeKind::Inherits => "inherits",
             EdgeKind::Imports => "imports",
         };
-        diagnostic = diagnostic.with_note(d.span, format!("`{}` {verb} `{}` here", names[d.from.0], names[d.to.0]));
+        format!("`{}` {verb} `{}` here", names[d.from.0], names[d.to.0])
+    };
+    let first = &deps[edges[0]];
+    let mut diagnostic =
+        Diagnostic::at(first.span, format!("dependency cycle: {}", chain.join(" -> "))).with_label(describe(first));
+    for &e in &edges[1..] {
+        diagnostic = diagnostic.with_note(deps[e].span, describe(&deps[e]));
     }
     diagnostic
 }
@@ -210,8 +212,9 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.len(), 2);
         assert_eq!(err[0].message, "dependency cycle: A -> B -> C -> A");
-        assert_eq!(err[0].notes.len(), 3);
-        assert_eq!(err[0].notes[2].message, "`C` inherits `A` here");
+        assert_eq!(err[0].label.as_deref(), Some("`A` inherits `B` here"));
+        assert_eq!(err[0].notes.len(), 2);
+        assert_eq!(err[0].notes[1].message, "`C` inherits `A` here");
         assert_eq!(err[1].message, "dependency cycle: D -> D");
     }
 

@@ -186,6 +186,21 @@ fn describe(unexpected: &de::Unexpected<'_>) -> String {
     }
 }
 
+/// serde's names for what it expected, in the words of a YAML file.
+fn friendly(expected: &dyn de::Expected) -> String {
+    let text = expected.to_string();
+    match text.as_str() {
+        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" | "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => {
+            "a whole number".into()
+        }
+        "f32" | "f64" => "a number".into(),
+        "a sequence" => "a list".into(),
+        "a map" => "a mapping".into(),
+        _ if text.starts_with("struct ") => "a mapping".into(),
+        _ => text,
+    }
+}
+
 fn one_of(expected: &[&str]) -> String {
     let names: Vec<String> = expected.iter().map(|e| format!("`{e}`")).collect();
     match names.len() {
@@ -206,10 +221,10 @@ impl de::Error for DeError {
         DeError::new(msg.to_string())
     }
     fn invalid_type(unexp: de::Unexpected<'_>, exp: &dyn de::Expected) -> Self {
-        DeError::new(format!("expected {exp}, found {}", describe(&unexp)))
+        DeError::new(format!("expected {}, found {}", friendly(exp), describe(&unexp)))
     }
     fn invalid_value(unexp: de::Unexpected<'_>, exp: &dyn de::Expected) -> Self {
-        DeError::new(format!("invalid value: expected {exp}, found {}", describe(&unexp)))
+        DeError::new(format!("invalid value: expected {}, found {}", friendly(exp), describe(&unexp)))
     }
     fn invalid_length(len: usize, exp: &dyn de::Expected) -> Self {
         DeError::new(format!("expected {exp}, found {len} items"))
@@ -299,7 +314,7 @@ impl<'n, 'c> NodeDe<'n, 'c> {
     }
 
     fn mismatch(&self, exp: &dyn de::Expected) -> DeError {
-        DeError::new(format!("expected {exp}, found {}", self.node.kind_name()))
+        DeError::new(format!("expected {}, found {}", friendly(exp), self.node.kind_name()))
     }
 
     fn any<'de, V: Visitor<'de>>(&self, visitor: V) -> Result<V::Value, DeError> {
@@ -381,7 +396,16 @@ impl<'de> Deserializer<'de> for NodeDe<'_, '_> {
                 let _ = self.attach::<()>(Err(e));
             }
         }
+        let had_unknown = known.len() < entries.len();
         let r = visitor.visit_map(MapAcc { parent: &self, entries: known, pos: 0, value: None });
+        // A key missing next to an unknown key is almost always the same typo: report it once.
+        let r = r.map_err(|mut e| {
+            if had_unknown && !e.recorded && e.message.starts_with("missing key") {
+                e.recorded = true;
+                e.span = Some(self.node.span);
+            }
+            e
+        });
         self.attach(r)
     }
 

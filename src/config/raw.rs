@@ -35,7 +35,7 @@ pub struct RawConfig {
     /// Named places secrets are read from.
     pub sources: Option<BTreeMap<Spanned<String>, Lenient<StoreConfig>>>,
     /// Named merge results, each optionally synced to one destination store.
-    pub targets: Option<BTreeMap<Spanned<String>, Lenient<RawTarget>>>,
+    pub targets: Option<BTreeMap<Spanned<String>, Spanned<Lenient<RawTarget>>>>,
 }
 
 /// `pipeline:` — the two phases.

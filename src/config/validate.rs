@@ -128,6 +128,9 @@ impl Checker<'_> {
 
         // Sources, including the implicit default source.
         let mut sources: Vec<(Span, Source)> = Vec::new();
+        // Names declared but unparsable: their errors are reported; references to them are
+        // not reported again as unknown.
+        let mut broken: Vec<String> = Vec::new();
         for (name, entry) in raw.sources.unwrap_or_default() {
             if !valid_name(&name.value) {
                 self.error(
@@ -135,12 +138,19 @@ impl Checker<'_> {
                         .with_label("names use only letters, digits, `_`, `.` and `-`"),
                 );
             }
-            if let Lenient(Some(store)) = entry {
-                self.check_store(&store, name.span, Role::Source);
-                sources.push((name.span, Source { name: name.value, store }));
+            match entry {
+                Lenient(Some(store)) => {
+                    self.check_store(&store, name.span, Role::Source);
+                    sources.push((name.span, Source { name: name.value, store }));
+                }
+                Lenient(None) => broken.push(name.value),
             }
         }
         let mut has_default_source = false;
+        if let Some(Spanned { value: Lenient(None), .. }) = raw.source {
+            broken.push(DEFAULT_SOURCE.into());
+            has_default_source = true;
+        }
         if let Some(Spanned { value: Lenient(Some(store)), span }) = raw.source {
             if let Some((taken, _)) = sources.iter().find(|(_, s)| s.name == DEFAULT_SOURCE) {
                 self.error(
@@ -159,12 +169,12 @@ impl Checker<'_> {
         }
 
         // Targets: names, destinations, options.
-        let raw_targets: Vec<(Spanned<String>, Option<RawTarget>)> =
-            raw.targets.unwrap_or_default().into_iter().map(|(name, t)| (name, t.0)).collect();
+        let raw_targets: Vec<(Spanned<String>, Span, Option<RawTarget>)> =
+            raw.targets.unwrap_or_default().into_iter().map(|(name, t)| (name, t.span, t.value.0)).collect();
         if raw_targets.is_empty() {
             self.error(Diagnostic::global("the config declares no targets").with_label("add a `targets:` mapping"));
         }
-        let target_names: Vec<String> = raw_targets.iter().map(|(n, _)| n.value.clone()).collect();
+        let target_names: Vec<String> = raw_targets.iter().map(|(n, _, _)| n.value.clone()).collect();
         let source_index: BTreeMap<&str, SourceId> =
             sources.iter().enumerate().map(|(i, (_, s))| (s.name.as_str(), SourceId(i))).collect();
         let target_index: BTreeMap<&str, TargetId> =
@@ -174,7 +184,11 @@ impl Checker<'_> {
         let mut targets = Vec::new();
         let mut dependencies = Vec::new();
         let mut complete = true;
-        for (index, (name, raw_target)) in raw_targets.iter().enumerate() {
+        let parse_errors: Vec<Span> = self.diagnostics.iter().filter_map(|d| d.span).collect();
+        for (index, (name, body, raw_target)) in raw_targets.iter().enumerate() {
+            // A target with a parse error inside gets no follow-up errors that it may cause.
+            let had_errors =
+                parse_errors.iter().any(|s| s.start >= body.start && s.end <= body.end.max(body.start + 1));
             if !valid_name(&name.value) {
                 self.error(
                     Diagnostic::at(name.span, format!("invalid target name `{}`", name.value))
@@ -219,14 +233,14 @@ impl Checker<'_> {
                 } else if let Some(&id) = target_index.get(import.value.as_str()) {
                     imports.push(Import::Target(id));
                     dependencies.push(Dependency { from: this, to: id, kind: EdgeKind::Imports, span: import.span });
-                } else {
+                } else if !broken.contains(&import.value) {
                     self.unknown(import, "source or target", known.iter().copied(), false);
                 }
             }
             if raw_target.imports.is_none() && raw_target.inherits.is_none() {
-                if has_default_source {
-                    imports.push(Import::Source(source_index[DEFAULT_SOURCE]));
-                } else {
+                if let Some(&id) = source_index.get(DEFAULT_SOURCE).filter(|_| has_default_source) {
+                    imports.push(Import::Source(id));
+                } else if !has_default_source && !had_errors {
                     self.error(
                         Diagnostic::at(name.span, format!("target `{}` has nothing to merge", name.value))
                             .with_label("add `imports`, `inherits`, or a top-level `source:`"),

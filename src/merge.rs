@@ -6,6 +6,13 @@
 //! - anything else (scalars, type conflicts): the later value replaces the earlier;
 //! - `null`: `keep` (default: null is a value like any other) or `delete` (JSON Merge
 //!   Patch tombstone: a later `null` removes the key, or the whole secret).
+//!
+//! Merging with an empty layer is the identity, and the result does not depend on how
+//! layers are grouped (associativity) as long as the layers agree on the type at each
+//! position: "later wins" on a type conflict is not associative (`[1]`, then `2`, then
+//! `[3]` gives `[3]` left to right, but `[1, 3]` when the last two merge first). Nor is
+//! `null: delete`, as in JSON Merge Patch. vss always merges left to right, so the result
+//! is well defined either way.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -41,6 +41,7 @@ pub struct RawConfig {
 /// `pipeline:` — the two phases.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Pipeline")]
 pub struct RawPipeline {
     /// The MERGE phase.
     pub merge: Option<RawMergePhase>,
@@ -51,6 +52,7 @@ pub struct RawPipeline {
 /// `pipeline.merge:`
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "MergePhase")]
 pub struct RawMergePhase {
     /// Whether MERGE runs (default `true`; it needs a `merge_store`).
     pub enabled: Option<bool>,
@@ -61,6 +63,7 @@ pub struct RawMergePhase {
 /// `pipeline.sync:`
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "SyncPhase")]
 pub struct RawSyncPhase {
     /// Whether SYNC runs (default `true`).
     pub enabled: Option<bool>,
@@ -74,6 +77,7 @@ pub struct RawSyncPhase {
 /// `merge:` — deep-merge semantics.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "MergeOptions")]
 pub struct RawMergeOptions {
     /// How two lists merge: `append` (default), `replace` or `union`.
     pub lists: Option<ListMode>,

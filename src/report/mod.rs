@@ -115,13 +115,13 @@ pub struct ChangeReport {
     /// `added`, `modified`, `removed` or `unchanged`.
     pub change: ChangeKind,
     /// Top-level keys created.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keys_added: Vec<String>,
     /// Top-level keys removed.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keys_removed: Vec<String>,
     /// Top-level keys whose values change.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keys_modified: Vec<String>,
     /// Keyed fingerprint of the live value.
     #[serde(skip_serializing_if = "Option::is_none")]

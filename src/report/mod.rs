@@ -48,7 +48,7 @@ pub struct Summary {
     pub removed: usize,
     /// Secrets left as they were.
     pub unchanged: usize,
-    /// Target-phases that failed.
+    /// Targets that failed in at least one phase.
     pub failed_targets: usize,
 }
 
@@ -183,7 +183,9 @@ impl Report {
             summary.removed += ts.removed;
             summary.unchanged += ts.unchanged;
             if let Some(error) = &t.error {
-                summary.failed_targets += 1;
+                if !errors.iter().any(|e: &ErrorEntry| e.target.as_deref() == Some(t.target.as_str())) {
+                    summary.failed_targets += 1;
+                }
                 errors.push(ErrorEntry {
                     target: Some(t.target.clone()),
                     phase: Some(t.phase),

@@ -181,7 +181,8 @@ fn pipeline(args: PipelineArgs, color: bool, quiet: bool) -> Exit {
     if args.merge_only && config.merge_store.is_none() {
         return usage_failure("--merge-only needs a `merge_store` in the config".into(), args.output, args.dry_run);
     }
-    if !sync && !(merge && config.merge_store.is_some()) {
+    let merges = merge && config.merge_store.is_some();
+    if !sync && !merges {
         return usage_failure(
             "nothing to run: both phases are disabled (see `pipeline.merge.enabled` / `pipeline.sync.enabled`)".into(),
             args.output,

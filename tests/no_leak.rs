@@ -54,7 +54,10 @@ fn no_output_format_or_log_prints_a_value() {
     }
     every_output(&ws, &["--dry-run"], "first-dry-run");
     every_output(&ws, &[], "apply");
-    assert!(std::fs::read_to_string(ws.path("out/prod/app/db.json")).unwrap().contains(CANARY), "the values did arrive");
+    assert!(
+        std::fs::read_to_string(ws.path("out/prod/app/db.json")).unwrap().contains(CANARY),
+        "the values did arrive"
+    );
 
     // Modify, add and remove keys and secrets so every change kind is rendered.
     ws.write("src/common.yaml", &format!("app/db:\n  password: {CANARY}-changed\n  extra: {CANARY}-extra\n"));
@@ -86,7 +89,10 @@ fn error_paths_print_no_value() {
     }
 
     // A target that cannot be written (its directory is a file).
-    ws.write("vss.yaml", "sources: {s: {file: {path: src/dir}}}\ntargets: {T: {imports: [s], file: {path: blocker/t}}}\n");
+    ws.write(
+        "vss.yaml",
+        "sources: {s: {file: {path: src/dir}}}\ntargets: {T: {imports: [s], file: {path: blocker/t}}}\n",
+    );
     ws.write("blocker", "not a directory");
     let run = ws.vss(["-vvv", "pipeline", "--output", "json"]);
     assert_eq!(run.code, 2, "{}", run.transcript());

@@ -94,13 +94,13 @@ impl Checker<'_> {
     }
 
     fn check(&mut self, raw: RawConfig, file: &SourceFile, base_dir: &Path) -> Option<Config> {
-        if let Some(version) = &raw.version {
-            if version.value != 1 {
-                self.error(
-                    Diagnostic::at(version.span, format!("unsupported config version {}", version.value))
-                        .with_label("this vss reads `version: 1`"),
-                );
-            }
+        if let Some(version) = &raw.version
+            && version.value != 1
+        {
+            self.error(
+                Diagnostic::at(version.span, format!("unsupported config version {}", version.value))
+                    .with_label("this vss reads `version: 1`"),
+            );
         }
 
         let pipeline = raw.pipeline.and_then(|p| p.0).unwrap_or_default();

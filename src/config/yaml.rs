@@ -73,30 +73,28 @@ pub fn resolve_plain(text: &str) -> Plain {
     }
     let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
     let negative = text.starts_with('-');
-    if !unsigned.is_empty() && unsigned.bytes().all(|b| b.is_ascii_digit()) {
-        if let Ok(i) = text.parse::<i128>() {
-            return Plain::Int(i);
-        }
+    if !unsigned.is_empty()
+        && unsigned.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(i) = text.parse::<i128>()
+    {
+        return Plain::Int(i);
     }
-    if let Some(hex) = text.strip_prefix("0x").filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit())) {
-        if let Ok(i) = i128::from_str_radix(hex, 16) {
-            return Plain::Int(i);
-        }
+    if let Some(hex) = text.strip_prefix("0x").filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        && let Ok(i) = i128::from_str_radix(hex, 16)
+    {
+        return Plain::Int(i);
     }
     if let Some(oct) =
         text.strip_prefix("0o").filter(|o| !o.is_empty() && o.bytes().all(|b| (b'0'..=b'7').contains(&b)))
+        && let Ok(i) = i128::from_str_radix(oct, 8)
     {
-        if let Ok(i) = i128::from_str_radix(oct, 8) {
-            return Plain::Int(i);
-        }
+        return Plain::Int(i);
     }
     let looks_numeric = unsigned.bytes().next().is_some_and(|b| b.is_ascii_digit() || b == b'.')
         && unsigned.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
         && unsigned.bytes().any(|b| b.is_ascii_digit());
-    if looks_numeric {
-        if let Ok(f) = unsigned.parse::<f64>() {
-            return Plain::Float(if negative { -f } else { f });
-        }
+    if looks_numeric && let Ok(f) = unsigned.parse::<f64>() {
+        return Plain::Float(if negative { -f } else { f });
     }
     Plain::Str
 }
@@ -257,10 +255,11 @@ impl<'a> Builder<'a> {
                 Some(Frame::Map { entries, key, .. }) => match key.take() {
                     None => *key = Some(node),
                     Some(k) => {
-                        if let Some(name) = k.scalar_text() {
-                            if name != "<<" && entries.iter().any(|(e, _)| e.scalar_text() == Some(name)) {
-                                return Err(SyntaxError { message: format!("duplicate key `{name}`"), span: k.span });
-                            }
+                        if let Some(name) = k.scalar_text()
+                            && name != "<<"
+                            && entries.iter().any(|(e, _)| e.scalar_text() == Some(name))
+                        {
+                            return Err(SyntaxError { message: format!("duplicate key `{name}`"), span: k.span });
                         }
                         entries.push((k, node));
                     }

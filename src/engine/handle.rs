@@ -39,18 +39,21 @@ impl Handle {
     /// Reads one secret.
     pub async fn read(&self, path: &SecretPath) -> Result<Option<LiveSecret>, StoreError> {
         let _permit = self.permit().await?;
+        tracing::trace!(store = self.store.kind(), %path, "read");
         self.retry.run("read", || self.store.read(path)).await
     }
 
     /// Writes one secret with its ownership marker.
     pub async fn write(&self, path: &SecretPath, value: &SecretValue, owner: &str) -> Result<(), StoreError> {
         let _permit = self.permit().await?;
+        tracing::debug!(store = self.store.kind(), %path, owner, "write");
         self.retry.run("write", || self.store.write(path, value, owner)).await
     }
 
     /// Deletes one secret.
     pub async fn delete(&self, path: &SecretPath) -> Result<(), StoreError> {
         let _permit = self.permit().await?;
+        tracing::debug!(store = self.store.kind(), %path, "delete");
         self.retry.run("delete", || self.store.delete(path)).await
     }
 

@@ -112,6 +112,12 @@ pub async fn run(config: &Config, options: &RunOptions, progress: Arc<dyn Progre
     let merge_parallel = options.parallel.unwrap_or(config.merge.parallel);
     let sync_parallel = options.parallel.unwrap_or(config.sync.parallel);
     let resolver = desired::Resolver::new(config, &stats, merge_parallel);
+    tracing::info!(
+        merge = to_merge.len(),
+        sync = if options.sync { to_sync.len() } else { 0 },
+        dry_run = options.dry_run,
+        "starting the pipeline"
+    );
     let mut outcomes = Vec::new();
     if merging {
         outcomes.extend(
@@ -140,6 +146,18 @@ pub async fn run(config: &Config, options: &RunOptions, progress: Arc<dyn Progre
             )
             .await,
         );
+    }
+    for o in &outcomes {
+        let phase = match o.phase {
+            Phase::Merge => "merge",
+            Phase::Sync => "sync",
+        };
+        match &o.error {
+            None => {
+                tracing::info!(target = %o.target, phase, changes = o.diff.changes.iter().filter(|c| c.kind != crate::diff::ChangeKind::Unchanged).count(), "done")
+            }
+            Some(e) => tracing::warn!(target = %o.target, phase, error = %e, "failed"),
+        }
     }
     Outcome { dry_run: options.dry_run, targets: outcomes, calls: stats.snapshot(), duration: started.elapsed() }
 }

@@ -53,16 +53,19 @@ pub fn render(report: &Report, style: Style) -> String {
     } else {
         style.yellow("APPLIED")
     };
-    let mode = if report.dry_run { "dry run, nothing written" } else { "applied" };
+    let mode = if report.dry_run { " (dry run, nothing written)" } else { "" };
+    let mut names: Vec<&str> = report.targets.iter().map(|t| t.name.as_str()).collect();
+    names.sort();
+    names.dedup();
     let _ = writeln!(
         out,
-        "{verdict} ({mode}): {} added, {} modified, {} removed, {} unchanged in {} target-phase{}{}",
+        "{verdict}{mode}: {} added, {} modified, {} removed, {} unchanged across {} target{}{}",
         s.added,
         s.modified,
         s.removed,
         s.unchanged,
-        report.targets.len(),
-        if report.targets.len() == 1 { "" } else { "s" },
+        names.len(),
+        if names.len() == 1 { "" } else { "s" },
         if s.failed_targets > 0 { format!(", {} failed", s.failed_targets) } else { String::new() }
     );
     for t in &report.targets {

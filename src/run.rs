@@ -242,11 +242,7 @@ impl Progress for Bar {
         self.0.set_length(total as u64);
     }
     fn done(&self, target: &str, phase: Phase) {
-        let phase = match phase {
-            Phase::Merge => "merged",
-            Phase::Sync => "synced",
-        };
-        self.0.set_message(format!("{phase} {target}"));
+        self.0.set_message(format!("{} {target}", phase.as_str()));
         self.0.inc(1);
     }
 }

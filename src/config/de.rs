@@ -77,20 +77,28 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Spanned<T> {
     }
 }
 
-impl<T: schemars::JsonSchema> schemars::JsonSchema for Spanned<T> {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        T::schema_name()
-    }
-    fn schema_id() -> std::borrow::Cow<'static, str> {
-        T::schema_id()
-    }
-    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        T::json_schema(generator)
-    }
-    fn inline_schema() -> bool {
-        T::inline_schema()
-    }
+/// Wrappers that only carry parse metadata have the schema of what they wrap.
+macro_rules! transparent_schema {
+    ($wrapper:ident) => {
+        impl<T: schemars::JsonSchema> schemars::JsonSchema for $wrapper<T> {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                T::schema_name()
+            }
+            fn schema_id() -> std::borrow::Cow<'static, str> {
+                T::schema_id()
+            }
+            fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                T::json_schema(generator)
+            }
+            fn inline_schema() -> bool {
+                T::inline_schema()
+            }
+        }
+    };
 }
+
+transparent_schema!(Spanned);
+transparent_schema!(Lenient);
 
 /// A value that failed to parse becomes `None`; its errors are already recorded.
 #[derive(Clone, Debug)]
@@ -109,21 +117,6 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Lenient<T> {
             }
         }
         deserializer.deserialize_newtype_struct(LENIENT, LenientVisitor(PhantomData))
-    }
-}
-
-impl<T: schemars::JsonSchema> schemars::JsonSchema for Lenient<T> {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        T::schema_name()
-    }
-    fn schema_id() -> std::borrow::Cow<'static, str> {
-        T::schema_id()
-    }
-    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        T::json_schema(generator)
-    }
-    fn inline_schema() -> bool {
-        T::inline_schema()
     }
 }
 

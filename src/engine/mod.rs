@@ -48,6 +48,16 @@ pub enum Phase {
     Sync,
 }
 
+impl Phase {
+    /// `merge` or `sync`, as in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Merge => "merge",
+            Phase::Sync => "sync",
+        }
+    }
+}
+
 /// The result of one target in one phase.
 #[derive(Clone, Debug)]
 pub struct TargetOutcome {
@@ -148,10 +158,7 @@ pub async fn run(config: &Config, options: &RunOptions, progress: Arc<dyn Progre
         );
     }
     for o in &outcomes {
-        let phase = match o.phase {
-            Phase::Merge => "merge",
-            Phase::Sync => "sync",
-        };
+        let phase = o.phase.as_str();
         match &o.error {
             None => {
                 tracing::info!(target = %o.target, phase, changes = o.diff.changes.iter().filter(|c| c.kind != crate::diff::ChangeKind::Unchanged).count(), "done")

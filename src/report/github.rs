@@ -9,7 +9,6 @@ use std::io::Write as _;
 use std::path::Path;
 
 use crate::diff::ChangeKind;
-use crate::engine::Phase;
 use crate::report::{ErrorEntry, Report, Status};
 
 /// Escapes an annotation message.
@@ -35,8 +34,7 @@ pub fn error_annotation(e: &ErrorEntry) -> String {
         props.push(format!("col={col}"));
     }
     let title = match (&e.target, e.phase) {
-        (Some(t), Some(Phase::Merge)) => format!("vss merge {t}"),
-        (Some(t), _) => format!("vss sync {t}"),
+        (Some(t), Some(phase)) => format!("vss {} {t}", phase.as_str()),
         _ => "vss".to_string(),
     };
     props.push(format!("title={}", escape_property(&title)));
@@ -47,10 +45,7 @@ pub fn error_annotation(e: &ErrorEntry) -> String {
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
     for t in &report.targets {
-        let phase = match t.phase {
-            Phase::Merge => "merge",
-            Phase::Sync => "sync",
-        };
+        let phase = t.phase.as_str();
         let s = &t.summary;
         let _ = writeln!(
             out,
@@ -111,10 +106,7 @@ pub fn step_summary(report: &Report) -> String {
     let _ = writeln!(out, "| target | phase | status | added | modified | removed | unchanged |");
     let _ = writeln!(out, "|---|---|---|---:|---:|---:|---:|");
     for t in &report.targets {
-        let phase = match t.phase {
-            Phase::Merge => "merge",
-            Phase::Sync => "sync",
-        };
+        let phase = t.phase.as_str();
         let status = match t.status {
             Status::Ok => "ok",
             Status::Failed => "failed",

@@ -5,7 +5,6 @@
 use std::fmt::Write as _;
 
 use crate::diff::ChangeKind;
-use crate::engine::Phase;
 use crate::report::{Report, Status};
 
 /// ANSI styling, or none.
@@ -69,10 +68,7 @@ pub fn render(report: &Report, style: Style) -> String {
         if s.failed_targets > 0 { format!(", {} failed", s.failed_targets) } else { String::new() }
     );
     for t in &report.targets {
-        let phase = match t.phase {
-            Phase::Merge => "merge",
-            Phase::Sync => "sync ",
-        };
+        let phase = format!("{:<5}", t.phase.as_str());
         let ts = &t.summary;
         let counts = format!("+{} ~{} -{} ={}", ts.added, ts.modified, ts.removed, ts.unchanged);
         let status = match t.status {

@@ -97,6 +97,12 @@ fn config_failure(error: &ConfigError, output: Output, dry_run: bool) -> Exit {
 
 fn validate(args: ValidateArgs) -> Exit {
     match load(&args.config.config) {
+        Err(error) if args.output == Output::Json => {
+            print_err(&error.to_string());
+            let doc = serde_json::json!({"valid": false, "errors": report::config_error_entries(&error)});
+            print_out(&format!("{}\n", serde_json::to_string_pretty(&doc).expect("JSON serializes")));
+            Exit::Error
+        }
         Err(error) => config_failure(&error, args.output, false),
         Ok(config) => {
             let summary = format!(

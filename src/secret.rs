@@ -40,11 +40,6 @@ impl SecretPath {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    /// The path's segments.
-    pub fn segments(&self) -> impl Iterator<Item = &str> {
-        self.0.split('/')
-    }
 }
 
 impl fmt::Display for SecretPath {

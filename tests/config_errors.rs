@@ -50,3 +50,20 @@ fn bad_flags_exit_2() {
     assert_eq!(Vss::new().args(["frobnicate"]).run().code, 2);
     assert_eq!(Vss::new().args(["--help"]).run().code, 0);
 }
+
+#[test]
+fn validate_json_has_one_shape() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bad = Vss::new()
+        .cwd(root)
+        .args(["validate", "--output", "json", "--config", "fixtures/config/invalid/cycle.yaml"])
+        .run();
+    assert_eq!(bad.code, 2);
+    let doc = bad.json();
+    assert_eq!(doc["valid"], false);
+    assert_eq!(doc["errors"][0]["line"], 6);
+    let good =
+        Vss::new().cwd(root).args(["validate", "--output", "json", "--config", "examples/quickstart.yaml"]).run();
+    assert_eq!(good.code, 0);
+    assert_eq!(good.json(), serde_json::json!({"valid": true, "errors": []}));
+}

@@ -481,8 +481,12 @@ impl<'de> de::SeqAccess<'de> for SeqAcc<'_, '_, '_> {
     type Error = DeError;
     fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, DeError> {
         let Some(item) = self.items.next() else { return Ok(None) };
-        let child = self.parent.child(item, &format!("[{}]", self.index));
-        let child = NodeDe { path: child.path.replace(".[", "["), ..child };
+        let child = NodeDe {
+            node: item,
+            ctx: self.parent.ctx,
+            path: format!("{}[{}]", self.parent.path, self.index),
+            key: false,
+        };
         self.index += 1;
         let span_holder = NodeDe { node: item, ctx: child.ctx, path: String::new(), key: false };
         span_holder.attach(seed.deserialize(child)).map(Some)

@@ -251,6 +251,12 @@ impl Checker<'_> {
             for (i, (key, store)) in raw_target.destinations.iter().enumerate() {
                 if i == 0 {
                     self.check_store(store, key.span, Role::Target);
+                    if sync_phase.delete_orphans == Some(true) && !store.capabilities().ownership {
+                        self.error(
+                            Diagnostic::at(key.span, format!("the `{}` store keeps no ownership markers, so `delete_orphans` cannot be used with it", store.kind()))
+                                .with_label("vss deletes only secrets it can prove it created"),
+                        );
+                    }
                     destination = Some(store.clone());
                 } else {
                     self.error(

@@ -157,6 +157,9 @@ struct Builder<'a> {
     text: &'a str,
     line_starts: Vec<usize>,
     anchors: HashMap<usize, Node>,
+    /// The last converted position (line index, column, byte offset): events arrive in
+    /// order, so converting forward from here keeps long lines linear.
+    cursor: std::cell::Cell<(usize, usize, usize)>,
 }
 
 enum Frame {
@@ -168,15 +171,30 @@ impl<'a> Builder<'a> {
     fn new(text: &'a str) -> Self {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Self { text, line_starts, anchors: HashMap::new() }
+        Self { text, line_starts, anchors: HashMap::new(), cursor: std::cell::Cell::new((0, 0, 0)) }
     }
 
     /// Byte offset of a parser marker (1-based line, 0-based column in characters).
     fn offset(&self, marker: &saphyr_parser::Marker) -> usize {
         let line = marker.line().saturating_sub(1).min(self.line_starts.len() - 1);
-        let start = self.line_starts[line];
-        let rest = &self.text[start..];
-        rest.char_indices().nth(marker.col()).map_or(self.text.len(), |(i, _)| start + i)
+        let (cursor_line, cursor_col, cursor_byte) = self.cursor.get();
+        let (mut col, mut byte) = if cursor_line == line && cursor_col <= marker.col() {
+            (cursor_col, cursor_byte)
+        } else {
+            (0, self.line_starts[line])
+        };
+        let mut chars = self.text[byte..].chars();
+        while col < marker.col() {
+            match chars.next() {
+                Some('\n') | None => break,
+                Some(c) => {
+                    byte += c.len_utf8();
+                    col += 1;
+                }
+            }
+        }
+        self.cursor.set((line, col, byte));
+        byte
     }
 
     /// A flow collection ends at its closing bracket (the end event); a block collection
@@ -333,6 +351,17 @@ mod tests {
         assert_eq!(&text[inner[0].0.span.start..inner[0].0.span.end], "c");
         let NodeKind::Seq(items) = &inner[0].1.kind else { panic!("expected a seq") };
         assert_eq!(&text[items[0].span.start..items[0].span.end], "x");
+    }
+
+    #[test]
+    fn long_flow_lines_keep_exact_spans() {
+        let items: Vec<String> = (0..20_000).map(|i| format!("k{i}: é{i}")).collect();
+        let text = format!("{{{}}}", items.join(", "));
+        let node = parse(&text).unwrap();
+        let NodeKind::Map(entries) = &node.kind else { panic!("expected a map") };
+        let (key, value) = &entries[19_999];
+        assert_eq!(&text[key.span.start..key.span.end], "k19999");
+        assert_eq!(&text[value.span.start..value.span.end], "é19999");
     }
 
     #[test]

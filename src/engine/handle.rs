@@ -30,6 +30,11 @@ impl Handle {
         self.limiter.acquire().await.map_err(|_| StoreError::Invalid("the run is shutting down".into()))
     }
 
+    /// How many calls this handle queues at once.
+    pub fn parallel(&self) -> usize {
+        self.parallel.max(1)
+    }
+
     /// Lists every secret path.
     pub async fn list(&self) -> Result<Vec<SecretPath>, StoreError> {
         let _permit = self.permit().await?;

@@ -195,7 +195,7 @@ pub async fn reconcile(
             let value = change.after.as_ref().expect("added and modified changes carry a value");
             handle.write(&change.path, value, owner).await.map_err(|e| format!("cannot write `{}`: {e}", change.path))
         })
-        .buffer_unordered(handle_parallelism())
+        .buffer_unordered(handle.parallel())
         .filter_map(|r| async move { r.err() })
         .collect()
         .await;
@@ -208,7 +208,7 @@ pub async fn reconcile(
         .map(|change| async move {
             handle.delete(&change.path).await.map_err(|e| format!("cannot delete `{}`: {e}", change.path))
         })
-        .buffer_unordered(handle_parallelism())
+        .buffer_unordered(handle.parallel())
         .filter_map(|r| async move { r.err() })
         .collect()
         .await;
@@ -216,12 +216,6 @@ pub async fn reconcile(
         return Err((plan, summarize(failures, "")));
     }
     Ok(plan)
-}
-
-/// How many operations of one target are queued at once; the phase's semaphore is what
-/// bounds the calls actually in flight.
-fn handle_parallelism() -> usize {
-    64
 }
 
 fn summarize(mut failures: Vec<String>, suffix: &str) -> String {

@@ -69,8 +69,6 @@ pub struct Capabilities {
     pub merge_store: bool,
     /// Can be a target.
     pub target: bool,
-    /// Values can be read back (false for write-only stores).
-    pub readable_values: bool,
     /// Stores vss's ownership marker, so orphans can be deleted safely.
     pub ownership: bool,
 }

@@ -230,31 +230,41 @@ fn pipeline(args: PipelineArgs, color: bool, quiet: bool) -> Exit {
     Exit::of_run(!report.errors.is_empty(), report.summary.changes() > 0, args.exit_code)
 }
 
-/// A progress bar on stderr (only used when stderr is a terminal).
-struct Bar(indicatif::ProgressBar);
+/// A progress bar on stderr, used only when stderr is a terminal, and drawn only once the
+/// run has lasted a second: short runs print nothing but the report.
+struct Bar {
+    bar: indicatif::ProgressBar,
+    started: std::time::Instant,
+    shown: std::sync::atomic::AtomicBool,
+}
 
 impl Bar {
+    const DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
     fn new() -> Self {
-        let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        let bar = indicatif::ProgressBar::hidden();
         if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}") {
             bar.set_style(style);
         }
-        Self(bar)
+        Self { bar, started: std::time::Instant::now(), shown: std::sync::atomic::AtomicBool::new(false) }
     }
 }
 
 impl Progress for Bar {
     fn start(&self, total: usize) {
-        self.0.set_length(total as u64);
+        self.bar.set_length(total as u64);
     }
     fn done(&self, target: &str, phase: Phase) {
-        self.0.set_message(format!("{} {target}", phase.as_str()));
-        self.0.inc(1);
+        self.bar.set_message(format!("{} {target}", phase.as_str()));
+        self.bar.inc(1);
+        if self.started.elapsed() >= Self::DELAY && !self.shown.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            self.bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        }
     }
 }
 
 impl Drop for Bar {
     fn drop(&mut self) {
-        self.0.finish_and_clear();
+        self.bar.finish_and_clear();
     }
 }

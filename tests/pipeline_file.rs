@@ -340,3 +340,39 @@ fn github_output_groups_annotations_and_files() {
         "::error file=vss.yaml,line=17,col=15,title=vss::unknown source or target `teem` (did you mean `team`?)\n"
     );
 }
+
+#[test]
+fn phases_can_be_disabled_in_the_config() {
+    let ws = workspace();
+    ws.write(
+        "vss.yaml",
+        &CONFIG.replace("pipeline:\n  sync: { delete_orphans: true }", "pipeline:\n  sync: { enabled: false }"),
+    );
+    let run = ws.vss(["pipeline", "--output", "json"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(run.json()["targets"].as_array().unwrap().iter().all(|t| t["phase"] == "merge"));
+    assert!(ws.path("out/merged/Production").exists() && !ws.path("out/production").exists());
+
+    // MERGE off with a merge store: SYNC reads the bundles written above.
+    ws.write(
+        "vss.yaml",
+        &CONFIG.replace("pipeline:\n  sync: { delete_orphans: true }", "pipeline:\n  merge: { enabled: false }"),
+    );
+    ws.write("src/prod.json", r#"{"app/db": {"password": "not seen"}}"#);
+    let run = ws.vss(["pipeline", "--output", "json"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(run.json()["targets"].as_array().unwrap().iter().all(|t| t["phase"] == "sync"));
+    assert_eq!(ws.read_json("out/production/app/db.json"), json!({"user": "app", "password": "prod"}));
+
+    // Both off: nothing to run is an error, not a silent success.
+    ws.write(
+        "vss.yaml",
+        &CONFIG.replace(
+            "pipeline:\n  sync: { delete_orphans: true }",
+            "pipeline:\n  merge: { enabled: false }\n  sync: { enabled: false }",
+        ),
+    );
+    let run = ws.vss(["pipeline"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("nothing to run"), "{}", run.stderr);
+}

@@ -376,3 +376,20 @@ fn phases_can_be_disabled_in_the_config() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("nothing to run"), "{}", run.stderr);
 }
+
+#[test]
+fn fingerprints_are_stable_with_a_key_and_per_run_without() {
+    let ws = workspace();
+    let fingerprint = |key: Option<&str>| {
+        let mut vss = common::Vss::new().cwd(ws.dir.path()).args(["pipeline", "--dry-run", "--output", "json"]);
+        if let Some(key) = key {
+            vss = vss.env("VSS_FINGERPRINT_KEY", key);
+        }
+        let report = vss.run().json();
+        changes(&report, "Production", "sync")[0]["after"].as_str().unwrap().to_string()
+    };
+    assert_eq!(fingerprint(Some("k1")), fingerprint(Some("k1")));
+    assert_ne!(fingerprint(Some("k1")), fingerprint(Some("k2")));
+    assert_ne!(fingerprint(None), fingerprint(None), "a random key per run");
+    assert!(fingerprint(None).starts_with("hmac:"));
+}

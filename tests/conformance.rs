@@ -1,11 +1,14 @@
-//! The store conformance suite against the `file` store, in each of its layouts.
+//! The store conformance suite against the `file` store, in each of its layouts. (Vault
+//! runs it against a real server in `tests/vault.rs`.)
 
 use vss::store::stats::Stats;
-use vss::store::{AnyStore, OpenContext, StoreConfig};
+use vss::store::{AnyStore, OpenContext, Sessions, StoreConfig, StoreDefaults};
 
 async fn file_store(dir: &std::path::Path, path: &str) -> AnyStore {
     let config: StoreConfig = serde_json::from_value(serde_json::json!({"file": {"path": path}})).unwrap();
-    AnyStore::open(&config, &OpenContext { base_dir: dir, stats: &Stats::default() }).unwrap()
+    let (stats, defaults, sessions) = (Stats::default(), StoreDefaults::default(), Sessions::default());
+    let ctx = OpenContext { base_dir: dir, stats: &stats, defaults: &defaults, sessions: &sessions };
+    AnyStore::open(&config, &ctx).await.unwrap()
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use crate::config::diagnostic::SourceFile;
 use crate::graph::Graph;
 use crate::merge::MergeOptions;
-use crate::store::StoreConfig;
+use crate::store::{StoreConfig, StoreDefaults};
 
 /// Index of a source in [`Config::sources`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -25,6 +25,8 @@ pub struct Config {
     pub base_dir: PathBuf,
     /// Where bundles are written, if anywhere.
     pub merge_store: Option<StoreConfig>,
+    /// Settings shared by every store of a kind (top-level `vault:` …).
+    pub defaults: StoreDefaults,
     /// The MERGE phase.
     pub merge: MergePhase,
     /// The SYNC phase.

@@ -23,6 +23,10 @@ use crate::store::StoreConfig;
 pub struct RawConfig {
     /// Config format version. Only `1` exists.
     pub version: Option<Spanned<u32>>,
+    /// The default connection of every `vault` store (each may override `address`,
+    /// `namespace` and `auth`).
+    #[cfg(feature = "vault")]
+    pub vault: Option<Lenient<crate::store::vault::VaultDefaults>>,
     /// Where MERGE writes one bundle per target. Without it, SYNC computes each target's
     /// desired state straight from the sources.
     pub merge_store: Option<Spanned<Lenient<StoreConfig>>>,

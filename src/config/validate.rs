@@ -103,6 +103,12 @@ impl Checker<'_> {
             );
         }
 
+        #[cfg_attr(not(feature = "vault"), allow(unused_mut))]
+        let mut store_defaults = crate::store::StoreDefaults::default();
+        #[cfg(feature = "vault")]
+        if let Some(Lenient(Some(vault))) = raw.vault {
+            store_defaults.vault = vault;
+        }
         let pipeline = raw.pipeline.and_then(|p| p.0).unwrap_or_default();
         let merge_phase = pipeline.merge.unwrap_or_default();
         let sync_phase = pipeline.sync.unwrap_or_default();
@@ -290,6 +296,7 @@ impl Checker<'_> {
             file: file.clone(),
             base_dir: base_dir.to_path_buf(),
             merge_store,
+            defaults: store_defaults,
             merge: MergePhase { enabled: merge_phase.enabled.unwrap_or(true), parallel: merge_parallel },
             sync: SyncPhase {
                 enabled: sync_phase.enabled.unwrap_or(true),
@@ -344,6 +351,21 @@ impl Checker<'_> {
             self.error(Diagnostic::at(span, format!("the `{}` store cannot be {what}", store.kind())));
         }
         match store {
+            #[cfg(feature = "vault")]
+            StoreConfig::Vault(vault) => match (&vault.path, &vault.mount, &vault.prefix) {
+                (Some(path), None, None) if path.value.trim_matches('/').trim().is_empty() => {
+                    self.error(Diagnostic::at(path.span, "`path` is empty"));
+                }
+                (Some(_), None, None) | (None, Some(_), _) => {}
+                (None, None, _) => self.error(
+                    Diagnostic::at(span, "a `vault` store needs a location")
+                        .with_label("write `path: <mount>/<folder>`, or `mount:` and `prefix:`"),
+                ),
+                (Some(path), _, _) => self.error(
+                    Diagnostic::at(path.span, "`path` and `mount`/`prefix` exclude each other")
+                        .with_label("`path` already names the mount: the server is asked which part is the mount"),
+                ),
+            },
             StoreConfig::File(file) => {
                 if file.path.value.trim().is_empty() {
                     self.error(Diagnostic::at(file.path.span, "`path` is empty"));

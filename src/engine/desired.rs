@@ -10,10 +10,10 @@ use tokio::sync::{OnceCell, Semaphore};
 use crate::config::Config;
 use crate::config::model::{Import, SourceId, TargetId};
 use crate::engine::handle::Handle;
+use crate::engine::open_store;
 use crate::merge::merge_all;
 use crate::secret::SecretMap;
-use crate::store::stats::Stats;
-use crate::store::{AnyStore, OpenContext};
+use crate::store::OpenContext;
 
 /// A computed desired state, or why it could not be computed.
 pub type Resolved = Result<Arc<SecretMap>, String>;
@@ -21,7 +21,7 @@ pub type Resolved = Result<Arc<SecretMap>, String>;
 /// Computes and caches desired states.
 pub struct Resolver<'c> {
     config: &'c Config,
-    stats: &'c Stats,
+    ctx: OpenContext<'c>,
     limiter: Arc<Semaphore>,
     parallel: usize,
     sources: Vec<OnceCell<Resolved>>,
@@ -30,10 +30,10 @@ pub struct Resolver<'c> {
 
 impl<'c> Resolver<'c> {
     /// A resolver whose source reads make at most `parallel` calls at once.
-    pub fn new(config: &'c Config, stats: &'c Stats, parallel: usize) -> Self {
+    pub fn new(config: &'c Config, ctx: OpenContext<'c>, parallel: usize) -> Self {
         Self {
             config,
-            stats,
+            ctx,
             limiter: Arc::new(Semaphore::new(parallel.max(1))),
             parallel,
             sources: config.sources.iter().map(|_| OnceCell::new()).collect(),
@@ -46,9 +46,8 @@ impl<'c> Resolver<'c> {
         self.sources[id.0]
             .get_or_init(|| async {
                 let source = self.config.source(id);
-                let ctx = OpenContext { base_dir: &self.config.base_dir, stats: self.stats };
                 let read = async {
-                    let store = AnyStore::open(&source.store, &ctx)?;
+                    let store = open_store(&source.store, &self.ctx, None).await?;
                     Handle::new(store, self.limiter.clone(), self.parallel).read_state().await
                 };
                 match read.await {

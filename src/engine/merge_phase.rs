@@ -12,9 +12,8 @@ use crate::config::Config;
 use crate::config::model::TargetId;
 use crate::engine::desired::Resolver;
 use crate::engine::handle::Handle;
-use crate::engine::{Phase, Progress, TargetOutcome, reconcile};
-use crate::store::stats::Stats;
-use crate::store::{AnyStore, OpenContext};
+use crate::engine::{Phase, Progress, TargetOutcome, open_store, reconcile};
+use crate::store::OpenContext;
 
 /// Merges `targets` (a dependency-closed set), level by level.
 pub async fn run(
@@ -22,7 +21,7 @@ pub async fn run(
     resolver: &Resolver<'_>,
     targets: &[TargetId],
     dry_run: bool,
-    stats: &Stats,
+    ctx: OpenContext<'_>,
     parallel: usize,
     progress: &dyn Progress,
 ) -> Vec<TargetOutcome> {
@@ -46,8 +45,7 @@ pub async fn run(
                             error: Some(error),
                         },
                         Ok(desired) => {
-                            let ctx = OpenContext { base_dir: &config.base_dir, stats };
-                            let result = match AnyStore::open_bundle(merge_store, &ctx, name) {
+                            let result = match open_store(merge_store, &ctx, Some(name)).await {
                                 Ok(store) => {
                                     reconcile(&Handle::new(store, limiter, parallel), &desired, name, true, dry_run)
                                         .await

@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::config::model::TargetId;
 use crate::diff::TargetDiff;
+use crate::store::retry::RetryPolicy;
 use crate::store::stats::{CallCounts, Stats};
+use crate::store::{AnyStore, OpenContext, Sessions, StoreConfig, StoreError};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -107,6 +109,9 @@ pub struct Outcome {
 pub async fn run(config: &Config, options: &RunOptions, progress: Arc<dyn Progress>) -> Outcome {
     let started = Instant::now();
     let stats = Stats::default();
+    let sessions = Sessions::default();
+    let ctx =
+        OpenContext { base_dir: &config.base_dir, stats: &stats, defaults: &config.defaults, sessions: &sessions };
     let selected: Vec<TargetId> = options.targets.clone().unwrap_or_else(|| config.graph.order.clone());
     let to_sync: Vec<TargetId> = config
         .graph
@@ -121,7 +126,7 @@ pub async fn run(config: &Config, options: &RunOptions, progress: Arc<dyn Progre
 
     let merge_parallel = options.parallel.unwrap_or(config.merge.parallel);
     let sync_parallel = options.parallel.unwrap_or(config.sync.parallel);
-    let resolver = desired::Resolver::new(config, &stats, merge_parallel);
+    let resolver = desired::Resolver::new(config, ctx, merge_parallel);
     tracing::info!(
         merge = to_merge.len(),
         sync = if options.sync { to_sync.len() } else { 0 },
@@ -131,7 +136,7 @@ pub async fn run(config: &Config, options: &RunOptions, progress: Arc<dyn Progre
     let mut outcomes = Vec::new();
     if merging {
         outcomes.extend(
-            merge_phase::run(config, &resolver, &to_merge, options.dry_run, &stats, merge_parallel, progress.as_ref())
+            merge_phase::run(config, &resolver, &to_merge, options.dry_run, ctx, merge_parallel, progress.as_ref())
                 .await,
         );
     }
@@ -150,7 +155,7 @@ pub async fn run(config: &Config, options: &RunOptions, progress: Arc<dyn Progre
                 &to_sync,
                 &merge_failed,
                 options.dry_run,
-                &stats,
+                ctx,
                 sync_parallel,
                 progress.as_ref(),
             )
@@ -169,9 +174,31 @@ pub async fn run(config: &Config, options: &RunOptions, progress: Arc<dyn Progre
     Outcome { dry_run: options.dry_run, targets: outcomes, calls: stats.snapshot(), duration: started.elapsed() }
 }
 
+/// Opens a store through the retry policy (logins and lookups can fail transiently too).
+pub async fn open_store(
+    config: &StoreConfig,
+    ctx: &OpenContext<'_>,
+    bundle: Option<&str>,
+) -> Result<AnyStore, StoreError> {
+    RetryPolicy::default()
+        .run("open", || async {
+            match bundle {
+                Some(target) => AnyStore::open_bundle(config, ctx, target).await,
+                None => AnyStore::open(config, ctx).await,
+            }
+        })
+        .await
+}
+
+/// How often a target is reconciled again from a fresh read after a check-and-set
+/// conflict (another writer changed a secret between our read and our write).
+const CONFLICT_ATTEMPTS: u32 = 3;
+
 /// Diffs a location's live state against `desired` and applies the difference (unless
 /// `dry_run`): creates and updates first, concurrently; deletes only after every write
-/// succeeded. Returns the diff, or the diff so far and the error.
+/// succeeded. A check-and-set conflict starts over from a fresh read, a bounded number of
+/// times, then is reported: an update is never lost. Returns the diff, or the diff so far
+/// and the error.
 pub async fn reconcile(
     handle: &handle::Handle,
     desired: &crate::secret::SecretMap,
@@ -179,29 +206,67 @@ pub async fn reconcile(
     delete_orphans: bool,
     dry_run: bool,
 ) -> Result<TargetDiff, (TargetDiff, String)> {
+    let mut attempt = 1;
+    loop {
+        match reconcile_once(handle, desired, owner, delete_orphans, dry_run).await {
+            Err(failure) if failure.conflict && attempt < CONFLICT_ATTEMPTS => {
+                tracing::warn!(
+                    owner,
+                    attempt,
+                    "a secret changed while it was being written; starting over from a fresh read"
+                );
+                attempt += 1;
+            }
+            Err(failure) => return Err((failure.diff, failure.message)),
+            Ok(diff) => return Ok(diff),
+        }
+    }
+}
+
+/// A failed reconciliation: the diff so far, why, and whether it was a write conflict.
+struct Failure {
+    diff: TargetDiff,
+    message: String,
+    conflict: bool,
+}
+
+async fn reconcile_once(
+    handle: &handle::Handle,
+    desired: &crate::secret::SecretMap,
+    owner: &str,
+    delete_orphans: bool,
+    dry_run: bool,
+) -> Result<TargetDiff, Failure> {
     use futures::StreamExt;
 
     use crate::diff::{ChangeKind, DiffOptions, diff};
 
-    let live =
-        handle.read_state().await.map_err(|e| (TargetDiff::default(), format!("cannot read current state: {e}")))?;
+    let live = handle.read_state().await.map_err(|e| Failure {
+        diff: TargetDiff::default(),
+        message: format!("cannot read current state: {e}"),
+        conflict: false,
+    })?;
     let plan = diff(&live, desired, DiffOptions { delete_orphans, owner });
     if dry_run {
         return Ok(plan);
     }
     let writes = plan.changes.iter().filter(|c| matches!(c.kind, ChangeKind::Added | ChangeKind::Modified));
-    let failures: Vec<String> = futures::stream::iter(writes)
+    let failures: Vec<(String, bool)> = futures::stream::iter(writes)
         .map(|change| async move {
             let value = change.after.as_ref().expect("added and modified changes carry a value");
-            handle.write(&change.path, value, owner).await.map_err(|e| format!("cannot write `{}`: {e}", change.path))
+            handle.write(&change.path, value, owner).await.map_err(|e| {
+                let conflict = matches!(e, StoreError::Conflict(_));
+                (format!("cannot write `{}`: {e}", change.path), conflict)
+            })
         })
         .buffer_unordered(handle.parallel())
         .filter_map(|r| async move { r.err() })
         .collect()
         .await;
     if !failures.is_empty() {
-        let message = summarize(failures, "deletes skipped");
-        return Err((plan, message));
+        let conflict = failures.iter().any(|(_, c)| *c);
+        let message = summarize(failures.into_iter().map(|(m, _)| m).collect(), "deletes skipped");
+        return Err(Failure { diff: plan, message, conflict });
     }
     let deletes = plan.changes.iter().filter(|c| c.kind == ChangeKind::Removed);
     let failures: Vec<String> = futures::stream::iter(deletes)
@@ -213,7 +278,7 @@ pub async fn reconcile(
         .collect()
         .await;
     if !failures.is_empty() {
-        return Err((plan, summarize(failures, "")));
+        return Err(Failure { diff: plan, message: summarize(failures, ""), conflict: false });
     }
     Ok(plan)
 }

@@ -11,10 +11,9 @@ use crate::config::Config;
 use crate::config::model::TargetId;
 use crate::engine::desired::Resolver;
 use crate::engine::handle::Handle;
-use crate::engine::{Phase, Progress, TargetOutcome, reconcile};
+use crate::engine::{Phase, Progress, TargetOutcome, open_store, reconcile};
 use crate::secret::SecretMap;
-use crate::store::stats::Stats;
-use crate::store::{AnyStore, OpenContext};
+use crate::store::OpenContext;
 
 /// Where SYNC gets each target's desired state.
 pub enum DesiredFrom<'r, 'c> {
@@ -32,7 +31,7 @@ pub async fn run(
     targets: &[TargetId],
     merge_failed: &[String],
     dry_run: bool,
-    stats: &Stats,
+    ctx: OpenContext<'_>,
     parallel: usize,
     progress: &dyn Progress,
 ) -> Vec<TargetOutcome> {
@@ -48,7 +47,6 @@ pub async fn run(
                 let target = config.target(id);
                 let destination = target.destination.as_ref().expect("only targets with a destination are synced");
                 let location = destination.describe();
-                let ctx = OpenContext { base_dir: &config.base_dir, stats };
                 let result = async {
                     if merge_failed.contains(&target.name) {
                         return Err((Default::default(), "not synced: its merge failed".to_string()));
@@ -61,7 +59,8 @@ pub async fn run(
                             .await
                             .map_err(|e| (Default::default(), e))?,
                     };
-                    let store = AnyStore::open(destination, &ctx)
+                    let store = open_store(destination, &ctx, None)
+                        .await
                         .map_err(|e| (Default::default(), format!("cannot open {location}: {e}")))?;
                     reconcile(
                         &Handle::new(store, limiter, parallel),
@@ -100,7 +99,7 @@ async fn read_bundle(
 ) -> Result<Arc<SecretMap>, String> {
     let merge_store = config.merge_store.as_ref().expect("bundles are read only with a merge store");
     let store =
-        AnyStore::open_bundle(merge_store, ctx, target).map_err(|e| format!("cannot open the merge store: {e}"))?;
+        open_store(merge_store, ctx, Some(target)).await.map_err(|e| format!("cannot open the merge store: {e}"))?;
     let live = Handle::new(store, limiter, parallel)
         .read_state()
         .await

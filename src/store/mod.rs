@@ -10,6 +10,8 @@ pub mod conformance;
 pub mod file;
 pub mod retry;
 pub mod stats;
+#[cfg(feature = "vault")]
+pub mod vault;
 
 use std::future::Future;
 use std::path::Path;
@@ -22,6 +24,8 @@ use crate::diff::LiveSecret;
 use crate::secret::{SecretPath, SecretValue};
 use crate::store::file::{FileConfig, FileStore};
 use crate::store::stats::Stats;
+#[cfg(feature = "vault")]
+use crate::store::vault::{VaultConfig, VaultDefaults, VaultSessions, VaultStore};
 
 /// Every store vss knows, as written in a config (`file: {...}`). This enum is the one
 /// registry: config parsing, the JSON Schema and store construction all come from it.
@@ -31,16 +35,25 @@ pub enum StoreConfig {
     /// A YAML/JSON file (one mapping of secret path -> value) or a directory (one file per
     /// secret). The embedded store: no server needed.
     File(FileConfig),
+    /// HashiCorp Vault / OpenBao KV version 2.
+    #[cfg(feature = "vault")]
+    Vault(Box<VaultConfig>),
 }
 
 impl StoreConfig {
     /// The config key of every variant, in declaration order.
-    pub const KINDS: &'static [&'static str] = &["file"];
+    pub const KINDS: &'static [&'static str] = &[
+        "file",
+        #[cfg(feature = "vault")]
+        "vault",
+    ];
 
     /// The config key of this store, also its name in reports.
     pub fn kind(&self) -> &'static str {
         match self {
             StoreConfig::File(_) => "file",
+            #[cfg(feature = "vault")]
+            StoreConfig::Vault(_) => "vault",
         }
     }
 
@@ -48,6 +61,8 @@ impl StoreConfig {
     pub fn capabilities(&self) -> Capabilities {
         match self {
             StoreConfig::File(_) => FileStore::CAPABILITIES,
+            #[cfg(feature = "vault")]
+            StoreConfig::Vault(_) => VaultStore::CAPABILITIES,
         }
     }
 
@@ -55,8 +70,27 @@ impl StoreConfig {
     pub fn describe(&self) -> String {
         match self {
             StoreConfig::File(c) => format!("file {}", c.path.value),
+            #[cfg(feature = "vault")]
+            StoreConfig::Vault(c) => c.describe(),
         }
     }
+}
+
+/// Store settings that apply to every store of a kind (the config's top-level blocks).
+#[derive(Clone, Debug, Default)]
+pub struct StoreDefaults {
+    /// The top-level `vault:` block.
+    #[cfg(feature = "vault")]
+    pub vault: VaultDefaults,
+}
+
+/// Connections opened during one run and shared by the stores that use them (one login
+/// per distinct connection).
+#[derive(Debug, Default)]
+pub struct Sessions {
+    /// Vault clients.
+    #[cfg(feature = "vault")]
+    pub vault: VaultSessions,
 }
 
 /// What a store can do; validation and the engine read these instead of asking which
@@ -144,29 +178,36 @@ pub trait Store: Send + Sync {
 pub enum AnyStore {
     /// The `file` store.
     File(FileStore),
+    /// The `vault` store.
+    #[cfg(feature = "vault")]
+    Vault(VaultStore),
 }
 
 /// What opening a store needs besides its config.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct OpenContext<'a> {
     /// Relative paths in the config are relative to this directory (the config file's).
     pub base_dir: &'a Path,
     /// Where the store counts its calls.
     pub stats: &'a Stats,
+    /// The config's defaults for each kind of store.
+    pub defaults: &'a StoreDefaults,
+    /// The run's shared connections.
+    pub sessions: &'a Sessions,
 }
 
 impl AnyStore {
     /// Opens `config` at its own location (a source or a target).
-    pub fn open(config: &StoreConfig, ctx: &OpenContext<'_>) -> Result<Self, StoreError> {
-        Self::open_at(config, ctx, None)
+    pub async fn open(config: &StoreConfig, ctx: &OpenContext<'_>) -> Result<Self, StoreError> {
+        Self::open_at(config, ctx, None).await
     }
 
     /// Opens `config` at the location of one target's bundle in a merge store.
-    pub fn open_bundle(config: &StoreConfig, ctx: &OpenContext<'_>, target: &str) -> Result<Self, StoreError> {
-        Self::open_at(config, ctx, Some(target))
+    pub async fn open_bundle(config: &StoreConfig, ctx: &OpenContext<'_>, target: &str) -> Result<Self, StoreError> {
+        Self::open_at(config, ctx, Some(target)).await
     }
 
-    fn open_at(config: &StoreConfig, ctx: &OpenContext<'_>, bundle: Option<&str>) -> Result<Self, StoreError> {
+    async fn open_at(config: &StoreConfig, ctx: &OpenContext<'_>, bundle: Option<&str>) -> Result<Self, StoreError> {
         let calls = ctx.stats.counter(config.kind());
         match config {
             StoreConfig::File(c) => {
@@ -176,6 +217,11 @@ impl AnyStore {
                 }
                 Ok(AnyStore::File(FileStore::new(root, calls)?))
             }
+            #[cfg(feature = "vault")]
+            StoreConfig::Vault(c) => {
+                let client = ctx.sessions.vault.client(c, &ctx.defaults.vault, calls).await?;
+                Ok(AnyStore::Vault(VaultStore::open(client, c, bundle).await?))
+            }
         }
     }
 }
@@ -184,30 +230,40 @@ impl Store for AnyStore {
     fn kind(&self) -> &'static str {
         match self {
             AnyStore::File(s) => s.kind(),
+            #[cfg(feature = "vault")]
+            AnyStore::Vault(s) => s.kind(),
         }
     }
 
     async fn list(&self) -> Result<Vec<SecretPath>, StoreError> {
         match self {
             AnyStore::File(s) => s.list().await,
+            #[cfg(feature = "vault")]
+            AnyStore::Vault(s) => s.list().await,
         }
     }
 
     async fn read(&self, path: &SecretPath) -> Result<Option<LiveSecret>, StoreError> {
         match self {
             AnyStore::File(s) => s.read(path).await,
+            #[cfg(feature = "vault")]
+            AnyStore::Vault(s) => s.read(path).await,
         }
     }
 
     async fn write(&self, path: &SecretPath, value: &SecretValue, owner: &str) -> Result<(), StoreError> {
         match self {
             AnyStore::File(s) => s.write(path, value, owner).await,
+            #[cfg(feature = "vault")]
+            AnyStore::Vault(s) => s.write(path, value, owner).await,
         }
     }
 
     async fn delete(&self, path: &SecretPath) -> Result<(), StoreError> {
         match self {
             AnyStore::File(s) => s.delete(path).await,
+            #[cfg(feature = "vault")]
+            AnyStore::Vault(s) => s.delete(path).await,
         }
     }
 }

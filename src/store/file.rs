@@ -128,7 +128,7 @@ struct State {
 impl FileStore {
     /// What the file store can do.
     pub const CAPABILITIES: Capabilities =
-        Capabilities { source: true, merge_store: true, target: true, ownership: true };
+        Capabilities { source: true, merge_store: true, target: true, ownership: true, scalar_values: true };
 
     /// A store at `root` (a directory, or a single file when it ends in `.json`/`.yaml`).
     pub fn new(root: PathBuf, calls: Arc<CallCounter>) -> Result<Self, StoreError> {

@@ -105,6 +105,8 @@ pub struct Capabilities {
     pub target: bool,
     /// Stores vss's ownership marker, so orphans can be deleted safely.
     pub ownership: bool,
+    /// Can hold a secret whose value is not an object (a string, a number, a list).
+    pub scalar_values: bool,
 }
 
 /// Why a store call failed. Messages name the store, the location and what to do; never a
@@ -222,6 +224,17 @@ impl AnyStore {
                 let client = ctx.sessions.vault.client(c, &ctx.defaults.vault, calls).await?;
                 Ok(AnyStore::Vault(VaultStore::open(client, c, bundle).await?))
             }
+        }
+    }
+}
+
+impl AnyStore {
+    /// What the opened store can do.
+    pub fn capabilities(&self) -> Capabilities {
+        match self {
+            AnyStore::File(_) => FileStore::CAPABILITIES,
+            #[cfg(feature = "vault")]
+            AnyStore::Vault(_) => VaultStore::CAPABILITIES,
         }
     }
 }

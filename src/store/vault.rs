@@ -545,7 +545,7 @@ struct Seen {
 impl VaultStore {
     /// What the Vault store can do.
     pub const CAPABILITIES: Capabilities =
-        Capabilities { source: true, merge_store: true, target: true, ownership: true };
+        Capabilities { source: true, merge_store: true, target: true, ownership: true, scalar_values: false };
 
     /// Opens the location of `config` (plus `extra`, a bundle's target name) on `client`.
     pub async fn open(client: Arc<VaultClient>, config: &VaultConfig, extra: Option<&str>) -> Result<Self, StoreError> {

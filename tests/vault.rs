@@ -44,18 +44,26 @@ fn unique(tag: &str) -> String {
 struct Http {
     address: String,
     token: String,
+    namespace: Option<String>,
     client: reqwest::Client,
 }
 
 impl Http {
     fn new(address: &str, token: &str) -> Self {
-        Self { address: address.to_string(), token: token.to_string(), client: reqwest::Client::new() }
+        Self { address: address.to_string(), token: token.to_string(), namespace: None, client: reqwest::Client::new() }
+    }
+
+    fn in_namespace(address: &str, token: &str, namespace: &str) -> Self {
+        Self { namespace: Some(namespace.to_string()), ..Self::new(address, token) }
     }
 
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut request =
             self.client.request(method, format!("{}/v1/{path}", self.address)).header("X-Vault-Token", &self.token);
+        if let Some(namespace) = &self.namespace {
+            request = request.header("X-Vault-Namespace", namespace);
+        }
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -490,4 +498,102 @@ fn a_wrong_token_exits_2_with_a_one_line_reason() {
         .args(["pipeline", "--dry-run", "--exit-code"])
         .run();
     assert_eq!(good.code, 0, "an empty source and target are zero-sum: {}", good.transcript());
+}
+
+#[test]
+fn tls_with_a_ca_file_with_skip_verify_and_without_either() {
+    let s = servers();
+    let address = std::env::var("VSS_TEST_VAULT_TLS_ADDR").expect("VSS_TEST_VAULT_TLS_ADDR: run tests/run");
+    let ca = std::env::var("VSS_TEST_VAULT_TLS_CACERT").expect("VSS_TEST_VAULT_TLS_CACERT: run tests/run");
+    let ws = Workspace::new();
+    let plain = "source: {vault: {path: secret/tls-src}}\ntargets: {T: {file: {path: out}}}\n";
+    let run = |envs: &[(&str, &str)], config: &str| {
+        ws.write("vss.yaml", config);
+        let mut vss = Vss::new()
+            .cwd(ws.dir.path())
+            .env("VAULT_ADDR", &address)
+            .env("VAULT_TOKEN", &s.token)
+            .env("HOME", ws.dir.path())
+            .env_remove("VAULT_CACERT")
+            .env_remove("VAULT_SKIP_VERIFY");
+        for (k, v) in envs {
+            vss = vss.env(k, v);
+        }
+        vss.args(["pipeline", "--dry-run", "--output", "json"]).run()
+    };
+    let untrusted = run(&[], plain);
+    assert_eq!(untrusted.code, 2, "{}", untrusted.transcript());
+    let message = untrusted.json()["errors"][0]["message"].as_str().unwrap().to_string();
+    assert!(
+        message.contains(&format!("cannot reach Vault at {address}")) && message.contains("certificate"),
+        "{message}"
+    );
+    let with_env = run(&[("VAULT_CACERT", &ca)], plain);
+    assert_eq!(with_env.code, 0, "{}", with_env.transcript());
+    assert_eq!(run(&[("VAULT_SKIP_VERIFY", "true")], plain).code, 0);
+    let in_config = format!("vault: {{ca_cert: \"{ca}\"}}\n{plain}");
+    assert_eq!(run(&[], &in_config).code, 0);
+}
+
+#[tokio::test]
+async fn namespaces_per_store() {
+    let s = servers();
+    let root = Http::new(&s.first, &s.token);
+    let namespace = unique("ns");
+    let (status, body) = root.call("POST", &format!("sys/namespaces/{namespace}"), None).await;
+    assert_eq!(status, 200, "{body}");
+    let inside = Http::in_namespace(&s.first, &s.token, &namespace);
+    inside.enable_kv("kv", "2").await;
+    inside.put_secret("kv/app/db", json!({"user": "ns-user"})).await;
+    let ws = Workspace::new();
+    ws.write(
+        "vss.yaml",
+        &format!(
+            "vault: {{address: \"${{VSS_TEST_VAULT_ADDR}}\", auth: {{token: \"${{VSS_TEST_VAULT_TOKEN}}\"}}}}\nsources: {{ns: {{vault: {{path: kv/app, namespace: {namespace}}}}}}}\ntargets:\n  T: {{imports: [ns], vault: {{path: kv/copy, namespace: {namespace}}}}}\n  F: {{imports: [ns], file: {{path: out}}}}\n"
+        ),
+    );
+    let run = run_vss(&ws, &s, &["pipeline", "--output", "json"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert_eq!(ws.read_json("out/db.json"), json!({"user": "ns-user"}));
+    let (status, body) = inside.call("GET", "kv/data/copy/db", None).await;
+    assert_eq!((status, body["data"]["data"].clone()), (200, json!({"user": "ns-user"})));
+    let (status, _) = root.call("GET", "kv/data/copy/db", None).await;
+    assert_ne!(status, 200, "written inside the namespace only");
+}
+
+#[tokio::test]
+async fn kubernetes_login_reaches_the_server_and_failures_are_one_clear_error() {
+    let s = servers();
+    let http = Http::new(&s.first, &s.token);
+    let mount = unique("k8s");
+    let (status, body) = http.call("POST", &format!("sys/auth/{mount}"), Some(json!({"type": "kubernetes"}))).await;
+    assert_eq!(status, 204, "{body}");
+    let ca = std::fs::read_to_string(std::env::var("VSS_TEST_VAULT_TLS_CACERT").expect("run tests/run")).unwrap();
+    let config =
+        json!({"kubernetes_host": "https://127.0.0.1:1", "disable_local_ca_jwt": true, "kubernetes_ca_cert": ca});
+    let (status, body) = http.call("POST", &format!("auth/{mount}/config"), Some(config)).await;
+    assert_eq!(status, 204, "{body}");
+    let role = json!({"bound_service_account_names": ["vss"], "bound_service_account_namespaces": ["ci"]});
+    let (status, body) = http.call("POST", &format!("auth/{mount}/role/vss"), Some(role)).await;
+    assert_eq!(status, 204, "{body}");
+    let ws = Workspace::new();
+    ws.write("jwt", "eyJhbGciOiJSUzI1NiJ9.e30.c2ln\n");
+    let config = |jwt: &str| {
+        format!(
+            "vault: {{address: \"${{VSS_TEST_VAULT_ADDR}}\", auth: {{kubernetes: {{mount: {mount}, role: vss, jwt_path: \"{jwt}\"}}}}}}\nsource: {{vault: {{path: secret/k8s}}}}\ntargets: {{T: {{file: {{path: out}}}}}}\n"
+        )
+    };
+    // The server received the login (role and token) and refused it.
+    ws.write("vss.yaml", &config(&ws.path("jwt").display().to_string()));
+    let run = run_vss(&ws, &s, &["pipeline", "--dry-run", "--output", "json"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    let message = run.json()["errors"][0]["message"].as_str().unwrap().to_string();
+    let expected = format!("Vault login failed (kubernetes at auth/{mount}) at {}", s.first);
+    assert!(message.contains(&expected) && !message.contains('\n'), "{message}");
+    // No token file: the same error, naming the file.
+    ws.write("vss.yaml", &config("/nonexistent/token"));
+    let run = run_vss(&ws, &s, &["pipeline", "--dry-run", "--output", "json"]);
+    assert_eq!(run.code, 2);
+    let message = run.json()["errors"][0]["message"].as_str().unwrap().to_string();
+    assert!(message.contains(&expected) && message.contains("cannot read /nonexistent/token"), "{message}");
 }

@@ -597,3 +597,41 @@ async fn kubernetes_login_reaches_the_server_and_failures_are_one_clear_error() 
     let message = run.json()["errors"][0]["message"].as_str().unwrap().to_string();
     assert!(message.contains(&expected) && message.contains("cannot read /nonexistent/token"), "{message}");
 }
+
+#[tokio::test]
+async fn no_value_from_vault_is_ever_printed() {
+    const CANARY: &str = "CANARY-vault-91b2";
+    let s = servers();
+    let one = Http::new(&s.first, &s.token);
+    let u = unique("leak");
+    one.put_secret(&format!("secret/{u}/src/app/db"), json!({"password": format!("{CANARY}-1"), "list": [CANARY]}))
+        .await;
+    one.put_secret(&format!("secret/{u}/src/app/api"), json!({"token": format!("{CANARY}-2")})).await;
+    let ws = Workspace::new();
+    ws.write(
+        "vss.yaml",
+        &format!(
+            "vault: {{address: \"${{VSS_TEST_VAULT_ADDR}}\", auth: {{token: \"${{VSS_TEST_VAULT_TOKEN}}\"}}}}\nmerge_store: {{vault: {{path: secret/{u}/merged}}}}\npipeline: {{sync: {{delete_orphans: true}}}}\nsources: {{src: {{vault: {{path: secret/{u}/src}}}}}}\ntargets:\n  V: {{imports: [src], vault: {{path: secret/{u}/target, address: \"${{VSS_TEST_VAULT_ADDR_2}}\"}}}}\n  F: {{imports: [src], file: {{path: out}}}}\n"
+        ),
+    );
+    let check = |label: &str, ws: &Workspace| {
+        for output in ["human", "json", "github", "compact"] {
+            for dry in [true, false] {
+                let mut args = vec!["-vvv", "pipeline", "--show-unchanged", "--output", output];
+                if dry {
+                    args.push("--dry-run");
+                }
+                let run = run_vss(ws, &s, &args);
+                assert!(
+                    !run.stdout.contains(CANARY) && !run.stderr.contains(CANARY),
+                    "{label} {output}: {}",
+                    run.transcript()
+                );
+            }
+        }
+    };
+    check("first runs", &ws);
+    assert!(std::fs::read_to_string(ws.path("out/app/db.json")).unwrap().contains(CANARY), "the values did arrive");
+    one.put_secret(&format!("secret/{u}/src/app/db"), json!({"password": format!("{CANARY}-changed")})).await;
+    check("after a change", &ws);
+}

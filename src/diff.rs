@@ -19,6 +19,9 @@ pub struct LiveSecret {
     pub value: SecretValue,
     /// The target named by the secret's `managed-by=vss` marker, when it has one.
     pub owner: Option<String>,
+    /// The store's metadata of the secret (tags, description, encryption key) differs from
+    /// what the config asks for.
+    pub drift: bool,
 }
 
 /// What a store holds below a target's root: path -> live secret.
@@ -56,6 +59,8 @@ pub struct Change {
     pub before: Option<SecretValue>,
     /// The desired value, if any.
     pub after: Option<SecretValue>,
+    /// Only the store's metadata changes (tags, description, encryption key), not the value.
+    pub metadata: bool,
 }
 
 /// Options of one diff.
@@ -103,14 +108,15 @@ pub fn diff(live: &LiveState, desired: &SecretMap, options: DiffOptions<'_>) -> 
                 keys_modified: Vec::new(),
                 before: None,
                 after: Some(want.clone()),
+                metadata: false,
             },
             Some(have) => {
                 let (keys_added, keys_removed, keys_modified) = key_changes(&have.value, want);
-                let kind = if json_eq(have.value.expose(), want.expose()) {
-                    ChangeKind::Unchanged
-                } else {
-                    ChangeKind::Modified
-                };
+                let equal = json_eq(have.value.expose(), want.expose());
+                // Metadata drift counts only on secrets this target owns: an unowned secret
+                // with the desired value stays untouched (a migration stays zero-sum).
+                let metadata = equal && have.drift && have.owner.as_deref() == Some(options.owner);
+                let kind = if equal && !metadata { ChangeKind::Unchanged } else { ChangeKind::Modified };
                 Change {
                     path: path.clone(),
                     kind,
@@ -119,6 +125,7 @@ pub fn diff(live: &LiveState, desired: &SecretMap, options: DiffOptions<'_>) -> 
                     keys_modified,
                     before: Some(have.value.clone()),
                     after: Some(want.clone()),
+                    metadata,
                 }
             }
         };
@@ -142,6 +149,7 @@ pub fn diff(live: &LiveState, desired: &SecretMap, options: DiffOptions<'_>) -> 
                 keys_modified: Vec::new(),
                 before: Some(have.value.clone()),
                 after: None,
+                metadata: false,
             });
         }
     }
@@ -196,7 +204,9 @@ mod tests {
     fn live(entries: &[(&str, Value, Option<&str>)]) -> LiveState {
         entries
             .iter()
-            .map(|(p, v, o)| (path(p), LiveSecret { value: SecretValue::new(v.clone()), owner: o.map(str::to_string) }))
+            .map(|(p, v, o)| {
+                (path(p), LiveSecret { value: SecretValue::new(v.clone()), owner: o.map(str::to_string), drift: false })
+            })
             .collect()
     }
 
@@ -256,6 +266,18 @@ mod tests {
     fn unowned_secret_with_equal_value_is_unchanged() {
         let d = diff(&live(&[("s", json!({"a": 1}), None)]), &desired(&[("s", json!({"a": 1}))]), OPTS);
         assert!(!d.has_changes());
+    }
+
+    #[test]
+    fn metadata_drift_is_a_change_only_on_owned_secrets() {
+        let mut state = live(&[("mine", json!({"a": 1}), Some("T")), ("theirs", json!({"a": 1}), None)]);
+        for secret in state.values_mut() {
+            secret.drift = true;
+        }
+        let d = diff(&state, &desired(&[("mine", json!({"a": 1})), ("theirs", json!({"a": 1}))]), OPTS);
+        assert_eq!((d.changes[0].kind, d.changes[0].metadata), (ChangeKind::Modified, true));
+        assert!(d.changes[0].keys_modified.is_empty());
+        assert_eq!((d.changes[1].kind, d.changes[1].metadata), (ChangeKind::Unchanged, false));
     }
 
     #[test]

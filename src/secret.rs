@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use hmac::{Hmac, Mac};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::Sha256;
@@ -221,6 +222,29 @@ impl Fingerprinter {
     }
 }
 
+/// A config string that must never be printed (tokens, secret ids).
+#[derive(Clone, Deserialize, PartialEq, Eq, Hash)]
+#[serde(transparent)]
+pub struct Sensitive(pub String);
+
+impl fmt::Debug for Sensitive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl JsonSchema for Sensitive {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Sensitive".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "description": "A credential; write `${VAR}` to read it from the environment."})
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +257,11 @@ mod tests {
         assert!(SecretPath::parse("//").is_err());
         assert!(SecretPath::parse("a/../b").is_err());
         assert!(SecretPath::parse("a/\n").is_err());
+    }
+
+    #[test]
+    fn credentials_are_redacted_in_debug() {
+        assert_eq!(format!("{:?}", Sensitive("s3cr3t".into())), "<redacted>");
     }
 
     #[test]

@@ -81,7 +81,9 @@ fn bytes(map: &SecretMap) -> String {
 }
 
 fn owned(map: &SecretMap, owner: &str) -> LiveState {
-    map.iter().map(|(p, v)| (p.clone(), LiveSecret { value: v.clone(), owner: Some(owner.into()) })).collect()
+    map.iter()
+        .map(|(p, v)| (p.clone(), LiveSecret { value: v.clone(), owner: Some(owner.into()), drift: false }))
+        .collect()
 }
 
 proptest! {

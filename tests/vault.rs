@@ -116,8 +116,9 @@ async fn open(config: &StoreConfig, servers: &Servers) -> Result<AnyStore, Store
             auth: Some(serde_json::from_value(json!({"token": servers.token})).unwrap()),
             ..VaultDefaults::default()
         },
+        ..Default::default()
     };
-    let (stats, sessions) = (Stats::default(), Sessions { vault: VaultSessions::default() });
+    let (stats, sessions) = (Stats::default(), Sessions { vault: VaultSessions::default(), ..Default::default() });
     let ctx =
         OpenContext { base_dir: std::path::Path::new("."), stats: &stats, defaults: &defaults, sessions: &sessions };
     AnyStore::open(config, &ctx).await

@@ -27,6 +27,9 @@ pub struct RawConfig {
     /// `namespace` and `auth`).
     #[cfg(feature = "vault")]
     pub vault: Option<Lenient<crate::store::vault::VaultDefaults>>,
+    /// Defaults of every AWS store: region, endpoint, the role assumed per account.
+    #[cfg(feature = "aws")]
+    pub aws: Option<Lenient<crate::store::aws::AwsDefaults>>,
     /// Where MERGE writes one bundle per target. Without it, SYNC computes each target's
     /// desired state straight from the sources.
     pub merge_store: Option<Spanned<Lenient<StoreConfig>>>,
@@ -102,9 +105,14 @@ pub struct RawTarget {
     /// Every destination block written (the key's span, the store); more than one is an
     /// error reported by validation.
     pub destinations: Vec<(Spanned<String>, StoreConfig)>,
+    /// Shorthand for `aws: { account_id: ... }`.
+    pub account_id: Option<Spanned<String>>,
 }
 
+#[cfg(not(feature = "aws"))]
 const TARGET_FIELDS: &[&str] = &["imports", "inherits", "merge"];
+#[cfg(feature = "aws")]
+const TARGET_FIELDS: &[&str] = &["imports", "inherits", "merge", "account_id"];
 
 /// The keys a target accepts: its own fields, then one per store kind.
 static TARGET_KEYS: LazyLock<Vec<&'static str>> = LazyLock::new(|| [TARGET_FIELDS, StoreConfig::KINDS].concat());
@@ -124,6 +132,7 @@ impl<'de> Deserialize<'de> for RawTarget {
                         "imports" => target.imports = Some(map.next_value()?),
                         "inherits" => target.inherits = Some(map.next_value()?),
                         "merge" => target.merge = Some(map.next_value()?),
+                        "account_id" => target.account_id = Some(map.next_value()?),
                         other => match StoreConfig::KINDS.iter().find(|k| **k == other) {
                             Some(kind) => {
                                 let store = map.next_value_seed(StoreSeed(kind))?;
@@ -196,6 +205,15 @@ impl JsonSchema for RawTarget {
             );
         }
         properties.insert("merge".into(), merge);
+        if TARGET_FIELDS.contains(&"account_id") {
+            properties.insert(
+                "account_id".into(),
+                serde_json::json!({
+                    "description": "Shorthand for `aws: { account_id: ... }`: sync to Secrets Manager in this account.",
+                    "type": "string"
+                }),
+            );
+        }
         // One optional property per store kind, taken from the store enum's own schema.
         let stores = StoreConfig::json_schema(generator).to_value();
         for variant in stores.get("oneOf").and_then(|v| v.as_array()).into_iter().flatten() {

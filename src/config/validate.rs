@@ -72,7 +72,7 @@ pub fn load_str(
     }
     let (raw, mut diagnostics) = from_node::<RawConfig>(&node, env);
     let Some(raw) = raw else { return fail(file, diagnostics) };
-    let mut checker = Checker { diagnostics: &mut diagnostics };
+    let mut checker = Checker { diagnostics: &mut diagnostics, defaults: Default::default() };
     let config = checker.check(raw, &file, base_dir);
     match config {
         Some(config) if diagnostics.is_empty() => Ok(config),
@@ -82,6 +82,8 @@ pub fn load_str(
 
 struct Checker<'d> {
     diagnostics: &'d mut Vec<Diagnostic>,
+    /// The config's store defaults, once read (roles depend on them).
+    defaults: crate::store::StoreDefaults,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -103,12 +105,25 @@ impl Checker<'_> {
             );
         }
 
-        #[cfg_attr(not(feature = "vault"), allow(unused_mut))]
+        #[cfg_attr(not(any(feature = "vault", feature = "aws")), allow(unused_mut))]
         let mut store_defaults = crate::store::StoreDefaults::default();
         #[cfg(feature = "vault")]
         if let Some(Lenient(Some(vault))) = raw.vault {
             store_defaults.vault = vault;
         }
+        #[cfg(feature = "aws")]
+        if let Some(Lenient(Some(aws))) = raw.aws {
+            if let Some(pattern) = &aws.execution_role_pattern
+                && !pattern.value.contains("{account_id}")
+            {
+                self.error(
+                    Diagnostic::at(pattern.span, "`execution_role_pattern` has no `{account_id}` placeholder")
+                        .with_label("for example arn:aws:iam::{account_id}:role/SecretsSync"),
+                );
+            }
+            store_defaults.aws = aws;
+        }
+        self.defaults = store_defaults.clone();
         let pipeline = raw.pipeline.and_then(|p| p.0).unwrap_or_default();
         let merge_phase = pipeline.merge.unwrap_or_default();
         let sync_phase = pipeline.sync.unwrap_or_default();
@@ -253,8 +268,12 @@ impl Checker<'_> {
                     );
                 }
             }
+            let mut destinations = raw_target.destinations.clone();
+            if let Some(account) = &raw_target.account_id {
+                self.account_shorthand(&name.value, account, &mut destinations);
+            }
             let mut destination = None;
-            for (i, (key, store)) in raw_target.destinations.iter().enumerate() {
+            for (i, (key, store)) in destinations.iter().enumerate() {
                 if i == 0 {
                     self.check_store(store, key.span, Role::Target);
                     if sync_phase.delete_orphans == Some(true) && !store.capabilities().ownership {
@@ -270,11 +289,11 @@ impl Checker<'_> {
                             key.span,
                             format!(
                                 "target `{}` has two destinations, `{}` and `{}`",
-                                name.value, raw_target.destinations[0].0.value, key.value
+                                name.value, destinations[0].0.value, key.value
                             ),
                         )
                         .with_label("a target syncs to at most one store: split it into two targets")
-                        .with_note(raw_target.destinations[0].0.span, "the first destination is here"),
+                        .with_note(destinations[0].0.span, "the first destination is here"),
                     );
                 }
             }
@@ -340,6 +359,58 @@ impl Checker<'_> {
         self.error(Diagnostic::at(name.span, format!("unknown {what} `{}`", name.value)).with_label(label));
     }
 
+    /// Applies a target's `account_id` shorthand to its destinations: it makes an `aws`
+    /// destination, or fills in the account of the one written.
+    fn account_shorthand(
+        &mut self,
+        target: &str,
+        account: &Spanned<String>,
+        destinations: &mut Vec<(Spanned<String>, StoreConfig)>,
+    ) {
+        #[cfg(feature = "aws")]
+        {
+            match destinations.first_mut() {
+                None => {
+                    let config =
+                        crate::store::aws::AwsConfig { account_id: Some(account.clone()), ..Default::default() };
+                    destinations.push((
+                        Spanned { span: account.span, value: "aws".into() },
+                        StoreConfig::Aws(Box::new(config)),
+                    ));
+                }
+                Some((_, StoreConfig::Aws(config))) => match &config.account_id {
+                    None => config.account_id = Some(account.clone()),
+                    Some(other) if other.value == account.value => {}
+                    Some(other) => self.error(
+                        Diagnostic::at(
+                            account.span,
+                            format!("target `{target}` names two accounts, {} and {}", account.value, other.value),
+                        )
+                        .with_note(other.span, "the `aws` block names the other one here"),
+                    ),
+                },
+                Some((key, _)) => self.error(
+                    Diagnostic::at(
+                        account.span,
+                        format!(
+                            "`account_id` is shorthand for an `aws` destination, but target `{target}` syncs to `{}`",
+                            key.value
+                        ),
+                    )
+                    .with_label("move it into the destination block, or remove it"),
+                ),
+            }
+        }
+        #[cfg(not(feature = "aws"))]
+        {
+            let _ = (target, destinations);
+            self.error(Diagnostic::at(
+                account.span,
+                "`account_id` needs the `aws` store, which this vss was built without",
+            ));
+        }
+    }
+
     fn check_store(&mut self, store: &StoreConfig, span: Span, role: Role) {
         let caps = store.capabilities();
         let (allowed, what) = match role {
@@ -366,6 +437,14 @@ impl Checker<'_> {
                         .with_label("`path` already names the mount: the server is asked which part is the mount"),
                 ),
             },
+            #[cfg(feature = "aws")]
+            StoreConfig::Aws(aws) => self.check_aws(aws, span, role),
+            #[cfg(feature = "aws")]
+            StoreConfig::S3(s3) => {
+                if s3.bucket.value.trim().is_empty() {
+                    self.error(Diagnostic::at(s3.bucket.span, "`bucket` is empty"));
+                }
+            }
             StoreConfig::File(file) => {
                 if file.path.value.trim().is_empty() {
                     self.error(Diagnostic::at(file.path.span, "`path` is empty"));
@@ -376,6 +455,52 @@ impl Checker<'_> {
                     );
                 }
             }
+        }
+    }
+}
+
+#[cfg(feature = "aws")]
+impl Checker<'_> {
+    fn check_aws(&mut self, aws: &crate::store::aws::AwsConfig, span: Span, role: Role) {
+        if let Some(account) = &aws.account_id {
+            if account.value.len() != 12 || !account.value.bytes().all(|b| b.is_ascii_digit()) {
+                self.error(
+                    Diagnostic::at(account.span, format!("`{}` is not an AWS account id", account.value))
+                        .with_label("12 digits, quoted"),
+                );
+            }
+            if aws.role(&self.defaults.aws).is_none() {
+                self.error(
+                    Diagnostic::at(
+                        account.span,
+                        format!("account {} cannot be reached: no role to assume", account.value),
+                    )
+                    .with_label("set the top-level `aws.execution_role_pattern`, or `role_arn`"),
+                );
+            }
+        }
+        if let Some(days) = &aws.recovery_window_days {
+            if !(7..=30).contains(&days.value) {
+                self.error(Diagnostic::at(days.span, "`recovery_window_days` must be between 7 and 30"));
+            }
+            if aws.force_delete == Some(true) {
+                self.error(Diagnostic::at(
+                    days.span,
+                    "`recovery_window_days` and `force_delete: true` exclude each other",
+                ));
+            }
+        }
+        let target_only = aws.description.is_some()
+            || aws.tags.is_some()
+            || aws.kms_key_id.is_some()
+            || aws.replica_regions.is_some()
+            || aws.recovery_window_days.is_some()
+            || aws.force_delete.is_some();
+        if role == Role::Source && target_only {
+            self.error(
+                Diagnostic::at(span, "a source does not write secrets")
+                    .with_label("`description`, `tags`, `kms_key_id`, `replica_regions`, `recovery_window_days` and `force_delete` are for targets"),
+            );
         }
     }
 }

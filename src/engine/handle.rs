@@ -9,7 +9,7 @@ use tokio::sync::Semaphore;
 use crate::diff::{LiveSecret, LiveState};
 use crate::secret::{SecretPath, SecretValue};
 use crate::store::retry::RetryPolicy;
-use crate::store::{AnyStore, Store, StoreError};
+use crate::store::{AnyStore, Capabilities, Store, StoreError};
 
 /// A store with a concurrency limit and retries.
 #[derive(Debug)]
@@ -28,6 +28,30 @@ impl Handle {
 
     async fn permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, StoreError> {
         self.limiter.acquire().await.map_err(|_| StoreError::Invalid("the run is shutting down".into()))
+    }
+
+    /// What the store can do.
+    pub fn capabilities(&self) -> Capabilities {
+        self.store.capabilities()
+    }
+
+    /// Applies writes and deletes as one change (stores with `atomic_commit`).
+    pub async fn commit(
+        &self,
+        writes: &[(SecretPath, SecretValue)],
+        deletes: &[SecretPath],
+        owner: &str,
+    ) -> Result<(), StoreError> {
+        let _permit = self.permit().await?;
+        tracing::debug!(store = self.store.kind(), writes = writes.len(), deletes = deletes.len(), owner, "commit");
+        self.retry.run("commit", || self.store.commit(writes, deletes, owner)).await
+    }
+
+    /// Reads a batch of secrets (as many as the store reads per call).
+    pub async fn read_batch(&self, paths: &[SecretPath]) -> Result<Vec<(SecretPath, LiveSecret)>, StoreError> {
+        let _permit = self.permit().await?;
+        tracing::trace!(store = self.store.kind(), secrets = paths.len(), "read");
+        self.retry.run("read", || self.store.read_batch(paths)).await
     }
 
     /// How many calls this handle queues at once.
@@ -62,22 +86,19 @@ impl Handle {
         self.retry.run("delete", || self.store.delete(path)).await
     }
 
-    /// Everything below the store's location: one list, then the reads, concurrently.
+    /// Everything below the store's location: one list, then the reads, concurrently, in
+    /// batches where the store has a batch read. A secret deleted between the list and the
+    /// read is simply not there.
     pub async fn read_state(&self) -> Result<LiveState, StoreError> {
         let paths = self.list().await?;
-        let reads = futures::stream::iter(paths)
-            .map(|path| async move {
-                let secret = self.read(&path).await?;
-                Ok::<_, StoreError>(secret.map(|s| (path, s)))
-            })
+        let batch = self.store.batch_size().max(1);
+        let reads = futures::stream::iter(paths.chunks(batch))
+            .map(|chunk| self.read_batch(chunk))
             .buffer_unordered(self.parallel.max(1));
-        let results: Vec<Result<Option<(SecretPath, LiveSecret)>, StoreError>> = reads.collect().await;
+        let results: Vec<Result<Vec<(SecretPath, LiveSecret)>, StoreError>> = reads.collect().await;
         let mut state = LiveState::new();
         for result in results {
-            // A secret deleted between the list and the read is simply not there.
-            if let Some((path, secret)) = result? {
-                state.insert(path, secret);
-            }
+            state.extend(result?);
         }
         Ok(state)
     }

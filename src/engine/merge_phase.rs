@@ -13,7 +13,7 @@ use crate::config::model::TargetId;
 use crate::engine::desired::Resolver;
 use crate::engine::handle::Handle;
 use crate::engine::{Phase, Progress, TargetOutcome, open_store, reconcile};
-use crate::store::OpenContext;
+use crate::store::{Bundle, OpenContext};
 
 /// Merges `targets` (a dependency-closed set), level by level.
 pub async fn run(
@@ -45,7 +45,13 @@ pub async fn run(
                             error: Some(error),
                         },
                         Ok(desired) => {
-                            let result = match open_store(merge_store, &ctx, Some(name)).await {
+                            let result = match open_store(
+                                merge_store,
+                                &ctx,
+                                Some(&Bundle { target: name, sources: &config.merged_names(id) }),
+                            )
+                            .await
+                            {
                                 Ok(store) => {
                                     reconcile(&Handle::new(store, limiter, parallel), &desired, name, true, dry_run)
                                         .await

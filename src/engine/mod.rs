@@ -22,7 +22,7 @@ use crate::config::model::TargetId;
 use crate::diff::TargetDiff;
 use crate::store::retry::RetryPolicy;
 use crate::store::stats::{CallCounts, Stats};
-use crate::store::{AnyStore, OpenContext, Sessions, StoreConfig, StoreError};
+use crate::store::{AnyStore, Bundle, OpenContext, Sessions, StoreConfig, StoreError};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -178,12 +178,12 @@ pub async fn run(config: &Config, options: &RunOptions, progress: Arc<dyn Progre
 pub async fn open_store(
     config: &StoreConfig,
     ctx: &OpenContext<'_>,
-    bundle: Option<&str>,
+    bundle: Option<&Bundle<'_>>,
 ) -> Result<AnyStore, StoreError> {
     RetryPolicy::default()
         .run("open", || async {
             match bundle {
-                Some(target) => AnyStore::open_bundle(config, ctx, target).await,
+                Some(bundle) => AnyStore::open_bundle(config, ctx, bundle).await,
                 None => AnyStore::open(config, ctx).await,
             }
         })
@@ -247,8 +247,27 @@ async fn reconcile_once(
         conflict: false,
     })?;
     let plan = diff(&live, desired, DiffOptions { delete_orphans, owner });
-    if dry_run {
+    if dry_run || !plan.has_changes() {
         return Ok(plan);
+    }
+    if handle.capabilities().atomic_commit {
+        let writes: Vec<(crate::secret::SecretPath, crate::secret::SecretValue)> = plan
+            .changes
+            .iter()
+            .filter_map(|c| match c.kind {
+                ChangeKind::Added | ChangeKind::Modified => c.after.clone().map(|v| (c.path.clone(), v)),
+                _ => None,
+            })
+            .collect();
+        let deletes: Vec<crate::secret::SecretPath> =
+            plan.changes.iter().filter(|c| c.kind == ChangeKind::Removed).map(|c| c.path.clone()).collect();
+        return match handle.commit(&writes, &deletes, owner).await {
+            Ok(()) => Ok(plan),
+            Err(e) => {
+                let conflict = matches!(e, StoreError::Conflict(_));
+                Err(Failure { diff: plan, message: format!("cannot write the changes: {e}"), conflict })
+            }
+        };
     }
     let writes = plan.changes.iter().filter(|c| matches!(c.kind, ChangeKind::Added | ChangeKind::Modified));
     let failures: Vec<(String, bool)> = futures::stream::iter(writes)

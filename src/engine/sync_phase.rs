@@ -13,7 +13,7 @@ use crate::engine::desired::Resolver;
 use crate::engine::handle::Handle;
 use crate::engine::{Phase, Progress, TargetOutcome, open_store, reconcile};
 use crate::secret::SecretMap;
-use crate::store::OpenContext;
+use crate::store::{Bundle, OpenContext};
 
 /// Where SYNC gets each target's desired state.
 pub enum DesiredFrom<'r, 'c> {
@@ -55,7 +55,7 @@ pub async fn run(
                         DesiredFrom::Resolver(resolver) => {
                             resolver.resolve(id).await.map_err(|e| (Default::default(), e))?
                         }
-                        DesiredFrom::Bundles => read_bundle(config, &ctx, &target.name, limiter.clone(), parallel)
+                        DesiredFrom::Bundles => read_bundle(config, &ctx, id, limiter.clone(), parallel)
                             .await
                             .map_err(|e| (Default::default(), e))?,
                     };
@@ -93,13 +93,15 @@ pub async fn run(
 async fn read_bundle(
     config: &Config,
     ctx: &OpenContext<'_>,
-    target: &str,
+    id: TargetId,
     limiter: Arc<Semaphore>,
     parallel: usize,
 ) -> Result<Arc<SecretMap>, String> {
     let merge_store = config.merge_store.as_ref().expect("bundles are read only with a merge store");
+    let target = &config.target(id).name;
+    let bundle = Bundle { target, sources: &config.merged_names(id) };
     let store =
-        open_store(merge_store, ctx, Some(target)).await.map_err(|e| format!("cannot open the merge store: {e}"))?;
+        open_store(merge_store, ctx, Some(&bundle)).await.map_err(|e| format!("cannot open the merge store: {e}"))?;
     let live = Handle::new(store, limiter, parallel)
         .read_state()
         .await

@@ -77,13 +77,12 @@ pub fn render(report: &Report, style: Style) -> String {
         };
         let _ = writeln!(out, "\n{phase} {}  {}  {}{status}", style.bold(&t.name), style.dim(&t.location), counts);
         for c in &t.changes {
-            let (mark, painted) = match c.change {
-                ChangeKind::Added => ("+", style.green("+")),
-                ChangeKind::Modified => ("~", style.yellow("~")),
-                ChangeKind::Removed => ("-", style.red("-")),
-                ChangeKind::Unchanged => ("=", style.dim("=")),
+            let painted = match c.change {
+                ChangeKind::Added => style.green("+"),
+                ChangeKind::Modified => style.yellow("~"),
+                ChangeKind::Removed => style.red("-"),
+                ChangeKind::Unchanged => style.dim("="),
             };
-            let _ = mark;
             let mut keys = Vec::new();
             if c.change == ChangeKind::Modified {
                 keys.extend(c.keys_added.iter().map(|k| format!("+{k}")));
@@ -91,6 +90,9 @@ pub fn render(report: &Report, style: Style) -> String {
                 keys.extend(c.keys_removed.iter().map(|k| format!("-{k}")));
             } else if c.change == ChangeKind::Added {
                 keys.extend(c.keys_added.iter().cloned());
+            }
+            if c.metadata {
+                keys.push("(metadata)".into());
             }
             let keys = if keys.is_empty() {
                 String::new()

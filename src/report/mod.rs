@@ -123,6 +123,9 @@ pub struct ChangeReport {
     /// Top-level keys whose values change.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keys_modified: Vec<String>,
+    /// Only the store's metadata changes (tags, description, encryption key).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub metadata: bool,
     /// Keyed fingerprint of the live value.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub before: Option<String>,
@@ -205,6 +208,7 @@ impl Report {
                     keys_added: c.keys_added.clone(),
                     keys_removed: c.keys_removed.clone(),
                     keys_modified: c.keys_modified.clone(),
+                    metadata: c.metadata,
                     before: c
                         .before
                         .as_ref()

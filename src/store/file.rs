@@ -127,8 +127,14 @@ struct State {
 
 impl FileStore {
     /// What the file store can do.
-    pub const CAPABILITIES: Capabilities =
-        Capabilities { source: true, merge_store: true, target: true, ownership: true, scalar_values: true };
+    pub const CAPABILITIES: Capabilities = Capabilities {
+        source: true,
+        merge_store: true,
+        target: true,
+        ownership: true,
+        scalar_values: true,
+        atomic_commit: false,
+    };
 
     /// A store at `root` (a directory, or a single file when it ends in `.json`/`.yaml`).
     pub fn new(root: PathBuf, calls: Arc<CallCounter>) -> Result<Self, StoreError> {
@@ -282,7 +288,7 @@ impl Inner {
         };
         let Some(value) = value else { return Ok(None) };
         let owner = self.owners(&mut state)?.get(path.as_str()).cloned();
-        Ok(Some(LiveSecret { value: SecretValue::new(value), owner }))
+        Ok(Some(LiveSecret { value: SecretValue::new(value), owner, drift: false }))
     }
 
     fn write(&self, path: &SecretPath, value: &Value, owner: &str) -> Result<(), StoreError> {

@@ -6,9 +6,13 @@
 //! [`StoreConfig::KINDS`]) and one arm in [`AnyStore`]; the conformance suite
 //! ([`conformance`]) then runs against it.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod conformance;
 pub mod file;
 pub mod retry;
+#[cfg(feature = "aws")]
+pub mod s3;
 pub mod stats;
 #[cfg(feature = "vault")]
 pub mod vault;
@@ -22,7 +26,11 @@ use serde::Deserialize;
 
 use crate::diff::LiveSecret;
 use crate::secret::{SecretPath, SecretValue};
+#[cfg(feature = "aws")]
+use crate::store::aws::{AwsConfig, AwsDefaults, AwsSessions, SecretsManagerStore};
 use crate::store::file::{FileConfig, FileStore};
+#[cfg(feature = "aws")]
+use crate::store::s3::{S3BundleStore, S3Config};
 use crate::store::stats::Stats;
 #[cfg(feature = "vault")]
 use crate::store::vault::{VaultConfig, VaultDefaults, VaultSessions, VaultStore};
@@ -38,6 +46,12 @@ pub enum StoreConfig {
     /// HashiCorp Vault / OpenBao KV version 2.
     #[cfg(feature = "vault")]
     Vault(Box<VaultConfig>),
+    /// AWS Secrets Manager, in any account (source and target).
+    #[cfg(feature = "aws")]
+    Aws(Box<AwsConfig>),
+    /// S3: one JSON object per bundle (merge store only).
+    #[cfg(feature = "aws")]
+    S3(Box<S3Config>),
 }
 
 impl StoreConfig {
@@ -46,6 +60,10 @@ impl StoreConfig {
         "file",
         #[cfg(feature = "vault")]
         "vault",
+        #[cfg(feature = "aws")]
+        "aws",
+        #[cfg(feature = "aws")]
+        "s3",
     ];
 
     /// The config key of this store, also its name in reports.
@@ -54,6 +72,10 @@ impl StoreConfig {
             StoreConfig::File(_) => "file",
             #[cfg(feature = "vault")]
             StoreConfig::Vault(_) => "vault",
+            #[cfg(feature = "aws")]
+            StoreConfig::Aws(_) => "aws",
+            #[cfg(feature = "aws")]
+            StoreConfig::S3(_) => "s3",
         }
     }
 
@@ -63,6 +85,10 @@ impl StoreConfig {
             StoreConfig::File(_) => FileStore::CAPABILITIES,
             #[cfg(feature = "vault")]
             StoreConfig::Vault(_) => VaultStore::CAPABILITIES,
+            #[cfg(feature = "aws")]
+            StoreConfig::Aws(_) => SecretsManagerStore::CAPABILITIES,
+            #[cfg(feature = "aws")]
+            StoreConfig::S3(_) => S3BundleStore::CAPABILITIES,
         }
     }
 
@@ -72,6 +98,10 @@ impl StoreConfig {
             StoreConfig::File(c) => format!("file {}", c.path.value),
             #[cfg(feature = "vault")]
             StoreConfig::Vault(c) => c.describe(),
+            #[cfg(feature = "aws")]
+            StoreConfig::Aws(c) => c.describe(),
+            #[cfg(feature = "aws")]
+            StoreConfig::S3(c) => c.describe(),
         }
     }
 }
@@ -82,6 +112,9 @@ pub struct StoreDefaults {
     /// The top-level `vault:` block.
     #[cfg(feature = "vault")]
     pub vault: VaultDefaults,
+    /// The top-level `aws:` block.
+    #[cfg(feature = "aws")]
+    pub aws: AwsDefaults,
 }
 
 /// Connections opened during one run and shared by the stores that use them (one login
@@ -91,6 +124,9 @@ pub struct Sessions {
     /// Vault clients.
     #[cfg(feature = "vault")]
     pub vault: VaultSessions,
+    /// AWS configuration and assumed roles.
+    #[cfg(feature = "aws")]
+    pub aws: AwsSessions,
 }
 
 /// What a store can do; validation and the engine read these instead of asking which
@@ -107,6 +143,9 @@ pub struct Capabilities {
     pub ownership: bool,
     /// Can hold a secret whose value is not an object (a string, a number, a list).
     pub scalar_values: bool,
+    /// Applies all of a location's writes and deletes as one change ([`Store::commit`]),
+    /// rather than secret by secret.
+    pub atomic_commit: bool,
 }
 
 /// Why a store call failed. Messages name the store, the location and what to do; never a
@@ -173,6 +212,55 @@ pub trait Store: Send + Sync {
 
     /// Deletes a secret and its marker; deleting a missing secret is not an error.
     fn delete(&self, path: &SecretPath) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// How many secrets one [`Store::read_batch`] call reads at most (1: no batch API).
+    fn batch_size(&self) -> usize {
+        1
+    }
+
+    /// Reads several secrets (at most [`Store::batch_size`]); missing ones are left out.
+    fn read_batch(
+        &self,
+        paths: &[SecretPath],
+    ) -> impl Future<Output = Result<Vec<(SecretPath, LiveSecret)>, StoreError>> + Send {
+        async move {
+            let mut found = Vec::with_capacity(paths.len());
+            for path in paths {
+                if let Some(secret) = self.read(path).await? {
+                    found.push((path.clone(), secret));
+                }
+            }
+            Ok(found)
+        }
+    }
+
+    /// Applies writes and deletes as one change. Only called on stores with
+    /// [`Capabilities::atomic_commit`]; elsewhere it applies them one by one.
+    fn commit(
+        &self,
+        writes: &[(SecretPath, SecretValue)],
+        deletes: &[SecretPath],
+        owner: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move {
+            for (path, value) in writes {
+                self.write(path, value, owner).await?;
+            }
+            for path in deletes {
+                self.delete(path).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Which bundle of the merge store to open: the target, and the names it merges.
+#[derive(Clone, Copy, Debug)]
+pub struct Bundle<'a> {
+    /// The target whose bundle it is.
+    pub target: &'a str,
+    /// The names of its imports (and parent), recorded in the bundle where the store can.
+    pub sources: &'a [String],
 }
 
 /// A store opened at one location: one arm per store, each delegating.
@@ -183,6 +271,12 @@ pub enum AnyStore {
     /// The `vault` store.
     #[cfg(feature = "vault")]
     Vault(VaultStore),
+    /// The `aws` store (Secrets Manager).
+    #[cfg(feature = "aws")]
+    Aws(Box<SecretsManagerStore>),
+    /// The `s3` merge store.
+    #[cfg(feature = "aws")]
+    S3(S3BundleStore),
 }
 
 /// What opening a store needs besides its config.
@@ -205,24 +299,45 @@ impl AnyStore {
     }
 
     /// Opens `config` at the location of one target's bundle in a merge store.
-    pub async fn open_bundle(config: &StoreConfig, ctx: &OpenContext<'_>, target: &str) -> Result<Self, StoreError> {
-        Self::open_at(config, ctx, Some(target)).await
+    pub async fn open_bundle(
+        config: &StoreConfig,
+        ctx: &OpenContext<'_>,
+        bundle: &Bundle<'_>,
+    ) -> Result<Self, StoreError> {
+        Self::open_at(config, ctx, Some(bundle)).await
     }
 
-    async fn open_at(config: &StoreConfig, ctx: &OpenContext<'_>, bundle: Option<&str>) -> Result<Self, StoreError> {
+    async fn open_at(
+        config: &StoreConfig,
+        ctx: &OpenContext<'_>,
+        bundle: Option<&Bundle<'_>>,
+    ) -> Result<Self, StoreError> {
         let calls = ctx.stats.counter(config.kind());
         match config {
             StoreConfig::File(c) => {
                 let mut root = c.resolve(ctx.base_dir);
-                if let Some(target) = bundle {
-                    root.push(target);
+                if let Some(bundle) = bundle {
+                    root.push(bundle.target);
                 }
                 Ok(AnyStore::File(FileStore::new(root, calls)?))
             }
             #[cfg(feature = "vault")]
             StoreConfig::Vault(c) => {
                 let client = ctx.sessions.vault.client(c, &ctx.defaults.vault, calls).await?;
-                Ok(AnyStore::Vault(VaultStore::open(client, c, bundle).await?))
+                Ok(AnyStore::Vault(VaultStore::open(client, c, bundle.map(|b| b.target)).await?))
+            }
+            #[cfg(feature = "aws")]
+            StoreConfig::Aws(c) => {
+                Ok(AnyStore::Aws(Box::new(SecretsManagerStore::open(c, &ctx.defaults.aws, &ctx.sessions.aws, calls).await?)))
+            }
+            #[cfg(feature = "aws")]
+            StoreConfig::S3(c) => {
+                let bundle =
+                    bundle.ok_or_else(|| StoreError::Invalid("the `s3` store only holds merge bundles".into()))?;
+                let store =
+                    S3BundleStore::open(c, &ctx.defaults.aws, &ctx.sessions.aws, calls, bundle.target, bundle.sources)
+                        .await?;
+                Ok(AnyStore::S3(store))
             }
         }
     }
@@ -235,6 +350,10 @@ impl AnyStore {
             AnyStore::File(_) => FileStore::CAPABILITIES,
             #[cfg(feature = "vault")]
             AnyStore::Vault(_) => VaultStore::CAPABILITIES,
+            #[cfg(feature = "aws")]
+            AnyStore::Aws(_) => SecretsManagerStore::CAPABILITIES,
+            #[cfg(feature = "aws")]
+            AnyStore::S3(_) => S3BundleStore::CAPABILITIES,
         }
     }
 }
@@ -245,6 +364,10 @@ impl Store for AnyStore {
             AnyStore::File(s) => s.kind(),
             #[cfg(feature = "vault")]
             AnyStore::Vault(s) => s.kind(),
+            #[cfg(feature = "aws")]
+            AnyStore::Aws(s) => s.kind(),
+            #[cfg(feature = "aws")]
+            AnyStore::S3(s) => s.kind(),
         }
     }
 
@@ -253,6 +376,10 @@ impl Store for AnyStore {
             AnyStore::File(s) => s.list().await,
             #[cfg(feature = "vault")]
             AnyStore::Vault(s) => s.list().await,
+            #[cfg(feature = "aws")]
+            AnyStore::Aws(s) => s.list().await,
+            #[cfg(feature = "aws")]
+            AnyStore::S3(s) => s.list().await,
         }
     }
 
@@ -261,6 +388,10 @@ impl Store for AnyStore {
             AnyStore::File(s) => s.read(path).await,
             #[cfg(feature = "vault")]
             AnyStore::Vault(s) => s.read(path).await,
+            #[cfg(feature = "aws")]
+            AnyStore::Aws(s) => s.read(path).await,
+            #[cfg(feature = "aws")]
+            AnyStore::S3(s) => s.read(path).await,
         }
     }
 
@@ -269,6 +400,51 @@ impl Store for AnyStore {
             AnyStore::File(s) => s.write(path, value, owner).await,
             #[cfg(feature = "vault")]
             AnyStore::Vault(s) => s.write(path, value, owner).await,
+            #[cfg(feature = "aws")]
+            AnyStore::Aws(s) => s.write(path, value, owner).await,
+            #[cfg(feature = "aws")]
+            AnyStore::S3(s) => s.write(path, value, owner).await,
+        }
+    }
+
+    fn batch_size(&self) -> usize {
+        match self {
+            AnyStore::File(s) => s.batch_size(),
+            #[cfg(feature = "vault")]
+            AnyStore::Vault(s) => s.batch_size(),
+            #[cfg(feature = "aws")]
+            AnyStore::Aws(s) => s.batch_size(),
+            #[cfg(feature = "aws")]
+            AnyStore::S3(s) => s.batch_size(),
+        }
+    }
+
+    async fn read_batch(&self, paths: &[SecretPath]) -> Result<Vec<(SecretPath, LiveSecret)>, StoreError> {
+        match self {
+            AnyStore::File(s) => s.read_batch(paths).await,
+            #[cfg(feature = "vault")]
+            AnyStore::Vault(s) => s.read_batch(paths).await,
+            #[cfg(feature = "aws")]
+            AnyStore::Aws(s) => s.read_batch(paths).await,
+            #[cfg(feature = "aws")]
+            AnyStore::S3(s) => s.read_batch(paths).await,
+        }
+    }
+
+    async fn commit(
+        &self,
+        writes: &[(SecretPath, SecretValue)],
+        deletes: &[SecretPath],
+        owner: &str,
+    ) -> Result<(), StoreError> {
+        match self {
+            AnyStore::File(s) => s.commit(writes, deletes, owner).await,
+            #[cfg(feature = "vault")]
+            AnyStore::Vault(s) => s.commit(writes, deletes, owner).await,
+            #[cfg(feature = "aws")]
+            AnyStore::Aws(s) => s.commit(writes, deletes, owner).await,
+            #[cfg(feature = "aws")]
+            AnyStore::S3(s) => s.commit(writes, deletes, owner).await,
         }
     }
 
@@ -277,6 +453,10 @@ impl Store for AnyStore {
             AnyStore::File(s) => s.delete(path).await,
             #[cfg(feature = "vault")]
             AnyStore::Vault(s) => s.delete(path).await,
+            #[cfg(feature = "aws")]
+            AnyStore::Aws(s) => s.delete(path).await,
+            #[cfg(feature = "aws")]
+            AnyStore::S3(s) => s.delete(path).await,
         }
     }
 }

@@ -38,7 +38,6 @@
 //!   as reads), each POST of data or metadata (writes), each DELETE.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
@@ -48,32 +47,9 @@ use serde_json::{Value, json};
 
 use crate::config::de::Spanned;
 use crate::diff::LiveSecret;
-use crate::secret::{SecretPath, SecretValue};
+use crate::secret::{SecretPath, SecretValue, Sensitive};
 use crate::store::stats::{Call, CallCounter};
 use crate::store::{Capabilities, Store, StoreError};
-
-/// A config string that must never be printed (tokens, secret ids).
-#[derive(Clone, Deserialize, PartialEq, Eq, Hash)]
-#[serde(transparent)]
-pub struct Sensitive(pub String);
-
-impl fmt::Debug for Sensitive {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl JsonSchema for Sensitive {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Sensitive".into()
-    }
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({"type": "string", "description": "A credential; write `${VAR}` to read it from the environment."})
-    }
-    fn inline_schema() -> bool {
-        true
-    }
-}
 
 /// `vault:` options of a source, the merge store or a target.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
@@ -544,8 +520,14 @@ struct Seen {
 
 impl VaultStore {
     /// What the Vault store can do.
-    pub const CAPABILITIES: Capabilities =
-        Capabilities { source: true, merge_store: true, target: true, ownership: true, scalar_values: false };
+    pub const CAPABILITIES: Capabilities = Capabilities {
+        source: true,
+        merge_store: true,
+        target: true,
+        ownership: true,
+        scalar_values: false,
+        atomic_commit: false,
+    };
 
     /// Opens the location of `config` (plus `extra`, a bundle's target name) on `client`.
     pub async fn open(client: Arc<VaultClient>, config: &VaultConfig, extra: Option<&str>) -> Result<Self, StoreError> {
@@ -666,7 +648,7 @@ impl Store for VaultStore {
                     .flatten();
                 let value = body["data"]["data"].clone();
                 self.remember(path, Seen { version, custom });
-                Ok(Some(LiveSecret { value: SecretValue::new(value), owner }))
+                Ok(Some(LiveSecret { value: SecretValue::new(value), owner, drift: false }))
             }
             // Missing, or its latest version is deleted: the next write must still name the
             // current version for check-and-set.

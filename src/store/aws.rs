@@ -1,0 +1,813 @@
+//! The `aws` store: AWS Secrets Manager as a source and a target, in any number of
+//! accounts; and the AWS session (credentials, regions, roles) the `s3` merge store shares.
+//!
+//! ```yaml
+//! aws:                                   # defaults (every field optional)
+//!   region: us-east-1                    # else AWS_REGION / the profile
+//!   execution_role_pattern: "arn:aws:iam::{account_id}:role/SecretsSync"
+//!   # endpoint_url: http://127.0.0.1:5000  # emulators; AWS_ENDPOINT_URL works too
+//! sources:
+//!   legacy: { aws: { region: eu-west-1, prefix: legacy/ } }
+//! targets:
+//!   Staging:
+//!     imports: [legacy]
+//!     account_id: "111111111111"         # shorthand for aws: { account_id: ... }
+//!   Production:
+//!     imports: [legacy]
+//!     aws:
+//!       account_id: "222222222222"
+//!       prefix: app/                     # secret name = prefix + path
+//!       tags: { team: platform }
+//!       kms_key_id: alias/secrets
+//!       recovery_window_days: 7
+//! ```
+//!
+//! - **Credentials**: the default chain (environment, profile, web identity, container,
+//!   instance metadata). A location with an `account_id` is reached by assuming
+//!   `execution_role_pattern` with the id filled in, or its own `role_arn`; credentials are
+//!   cached per role and refreshed before they expire. A location's calls go only through
+//!   its own role, and a role that cannot be assumed fails that location alone.
+//! - **Names**: secret name = `prefix + path`; only names that start with the prefix and
+//!   map back to the same name are managed (so `/foo` and `foo` never mix).
+//! - **Values**: `SecretString` holds the JSON value (a string value is stored as is);
+//!   `SecretBinary` is read and written as `{"$binary": "<base64>"}`.
+//! - **Reads**: `ListSecrets` (filtered by prefix, paginated) gives the names, tags,
+//!   description and KMS key; `BatchGetSecretValue` reads the values, 20 per call.
+//! - **Writes**: `CreateSecret` with description, tags (with the ownership tags
+//!   `managed-by=vss`, `vss-target=<target>`), KMS key and replica regions. On an existing
+//!   secret: `PutSecretValue` only when the parsed JSON differs, `TagResource` and
+//!   `UpdateSecret` when tags, description or KMS key drifted (drift on a secret vss owns is
+//!   reported as a `modified` secret with `metadata: true`), `RestoreSecret` first when it
+//!   is scheduled for deletion.
+//! - **Deletes**: `DeleteSecret` with `recovery_window_days` (default 30), or at once with
+//!   `force_delete: true`. Only secrets with vss's ownership tags are ever deleted.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_secretsmanager::primitives::Blob;
+use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, ReplicaRegionType, Tag};
+use base64::Engine as _;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::config::de::Spanned;
+use crate::diff::LiveSecret;
+use crate::secret::{SecretPath, SecretValue, Sensitive};
+use crate::store::stats::{Call, CallCounter};
+use crate::store::{Capabilities, Store, StoreError};
+
+/// The top-level `aws:` block: defaults of every AWS store.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AwsDefaults {
+    /// Region (else `AWS_REGION` or the profile's).
+    pub region: Option<String>,
+    /// Endpoint of an emulator for every AWS service (else `AWS_ENDPOINT_URL`).
+    pub endpoint_url: Option<String>,
+    /// Role assumed in each target account, with an `{account_id}` placeholder:
+    /// `arn:aws:iam::{account_id}:role/SecretsSync`.
+    pub execution_role_pattern: Option<Spanned<String>>,
+    /// External id passed when assuming roles.
+    pub external_id: Option<Sensitive>,
+    /// Session name of assumed roles (default `vss`).
+    pub session_name: Option<String>,
+    /// Lifetime of assumed-role credentials in seconds (default 3600); they are refreshed
+    /// before they expire.
+    pub duration: Option<u32>,
+}
+
+/// `aws:` of a source or a target: AWS Secrets Manager.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AwsConfig {
+    /// The account, reached through `execution_role_pattern` (or `role_arn`).
+    pub account_id: Option<Spanned<String>>,
+    /// Region (default: the top-level `aws.region`, then `AWS_REGION`).
+    pub region: Option<String>,
+    /// Secret name prefix: name = prefix + path (default: none).
+    pub prefix: Option<String>,
+    /// A role to assume for this location (overrides `execution_role_pattern`).
+    pub role_arn: Option<Spanned<String>>,
+    /// External id for this location's role.
+    pub external_id: Option<Sensitive>,
+    /// Session name for this location's role.
+    pub session_name: Option<String>,
+    /// Credential lifetime in seconds for this location's role.
+    pub duration: Option<u32>,
+    /// Target only: the description of secrets vss creates (and keeps in line).
+    pub description: Option<String>,
+    /// Target only: tags of secrets vss creates (and keeps in line), besides the ownership
+    /// tags `managed-by=vss` and `vss-target=<target>`.
+    pub tags: Option<BTreeMap<String, String>>,
+    /// Target only: the KMS key that encrypts secrets vss creates (and keeps in line).
+    pub kms_key_id: Option<String>,
+    /// Target only: regions new secrets are replicated to.
+    pub replica_regions: Option<Vec<String>>,
+    /// Target only: days a deleted orphan can be restored (7 to 30, default 30).
+    pub recovery_window_days: Option<Spanned<u32>>,
+    /// Target only: delete orphans at once, without a recovery window.
+    pub force_delete: Option<bool>,
+}
+
+impl AwsConfig {
+    /// A short description of the location, for reports: `aws 111111111111 us-east-1 app/`.
+    pub fn describe(&self) -> String {
+        let mut parts = vec!["aws".to_string()];
+        if let Some(account) = &self.account_id {
+            parts.push(account.value.clone());
+        }
+        if let Some(region) = &self.region {
+            parts.push(region.clone());
+        }
+        parts.push(self.prefix.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| "(no prefix)".into()));
+        parts.join(" ")
+    }
+
+    /// The role this location assumes, if any.
+    pub fn role(&self, defaults: &AwsDefaults) -> Option<String> {
+        if let Some(role) = &self.role_arn {
+            return Some(role.value.clone());
+        }
+        let account = self.account_id.as_ref()?;
+        let pattern = defaults.execution_role_pattern.as_ref()?;
+        Some(pattern.value.replace("{account_id}", &account.value))
+    }
+}
+
+/// What selects one set of credentials and one region.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Identity {
+    /// The role assumed, if any.
+    pub role: Option<String>,
+    /// External id of the role.
+    pub external_id: Option<String>,
+    /// Session name of the role.
+    pub session_name: String,
+    /// Credential lifetime.
+    pub duration: u32,
+    /// Region of the clients.
+    pub region: Option<String>,
+}
+
+impl Identity {
+    /// The identity of an `aws` location.
+    pub fn of(config: &AwsConfig, defaults: &AwsDefaults) -> Self {
+        Identity {
+            role: config.role(defaults),
+            external_id: config.external_id.clone().or_else(|| defaults.external_id.clone()).map(|s| s.0),
+            session_name: config
+                .session_name
+                .clone()
+                .or_else(|| defaults.session_name.clone())
+                .unwrap_or_else(|| "vss".into()),
+            duration: config.duration.or(defaults.duration).unwrap_or(3600),
+            region: config.region.clone().or_else(|| defaults.region.clone()),
+        }
+    }
+}
+
+/// The AWS configuration of one run: the default chain loaded once, one SDK config per
+/// role (its credentials cached and refreshed by the SDK).
+#[derive(Debug, Default)]
+pub struct AwsSessions {
+    base: tokio::sync::OnceCell<SdkConfig>,
+    roles: tokio::sync::Mutex<HashMap<Identity, SdkConfig>>,
+}
+
+impl AwsSessions {
+    async fn base(&self, defaults: &AwsDefaults) -> &SdkConfig {
+        self.base
+            .get_or_init(|| async {
+                let mut loader = aws_config::defaults(BehaviorVersion::latest());
+                if let Some(region) = &defaults.region {
+                    loader = loader.region(Region::new(region.clone()));
+                }
+                if let Some(url) = &defaults.endpoint_url {
+                    loader = loader.endpoint_url(url);
+                }
+                loader.load().await
+            })
+            .await
+    }
+
+    /// The SDK config for `identity`: its region, and the assumed role's credentials.
+    pub async fn config(&self, identity: &Identity, defaults: &AwsDefaults) -> SdkConfig {
+        let base = self.base(defaults).await;
+        let mut roles = self.roles.lock().await;
+        if let Some(config) = roles.get(identity) {
+            return config.clone();
+        }
+        let mut builder = base.to_builder();
+        if let Some(region) = &identity.region {
+            builder = builder.region(Region::new(region.clone()));
+        }
+        if let Some(role) = &identity.role {
+            let mut provider = aws_config::sts::AssumeRoleProvider::builder(role)
+                .session_name(&identity.session_name)
+                .session_length(Duration::from_secs(u64::from(identity.duration)));
+            if let Some(external_id) = &identity.external_id {
+                provider = provider.external_id(external_id);
+            }
+            let provider = provider.configure(base).build().await;
+            builder =
+                builder.credentials_provider(aws_sdk_secretsmanager::config::SharedCredentialsProvider::new(provider));
+        }
+        let config = builder.build();
+        roles.insert(identity.clone(), config.clone());
+        config
+    }
+}
+
+/// Classifies an AWS error from its HTTP status, error code and message. `action` is the API
+/// action (`PutSecretValue`), `resource` what it acted on, `role` the role it ran as.
+pub fn classify(
+    status: Option<u16>,
+    code: Option<&str>,
+    message: &str,
+    action: &str,
+    resource: &str,
+    role: Option<&str>,
+) -> StoreError {
+    let who = role.map(|r| format!(" as {r}")).unwrap_or_default();
+    let code_text = code.unwrap_or("error");
+    let detail = format!("{action} on {resource}{who}: {code_text}: {message}");
+    let throttled = matches!(
+        code,
+        Some(
+            "ThrottlingException"
+                | "Throttling"
+                | "TooManyRequestsException"
+                | "RequestLimitExceeded"
+                | "SlowDown"
+                | "RequestThrottled"
+                | "ServiceUnavailable"
+                | "InternalServiceError"
+                | "InternalFailure"
+                | "InternalError"
+        )
+    );
+    let denied = matches!(
+        code,
+        Some(
+            "AccessDenied"
+                | "AccessDeniedException"
+                | "UnrecognizedClientException"
+                | "InvalidClientTokenId"
+                | "ExpiredToken"
+                | "ExpiredTokenException"
+                | "SignatureDoesNotMatch"
+                | "AuthFailure"
+        )
+    );
+    match (status, code) {
+        (_, Some("PreconditionFailed")) | (Some(412), _) => {
+            StoreError::Conflict(format!("{detail} (changed since it was read)"))
+        }
+        _ if throttled => StoreError::Unavailable(detail),
+        _ if denied => StoreError::PermissionDenied(detail),
+        (Some(403), _) => StoreError::PermissionDenied(detail),
+        (Some(429), _) => StoreError::Unavailable(detail),
+        (Some(s), _) if s >= 500 => StoreError::Unavailable(detail),
+        _ => StoreError::Invalid(detail),
+    }
+}
+
+/// Classifies an SDK error (see [`classify`]); `None` when it means "not found".
+pub fn sdk_error<E, R>(error: &SdkError<E, R>, action: &str, resource: &str, role: Option<&str>) -> Option<StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + HttpStatus,
+{
+    match error {
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status_code();
+            let code = service.err().code();
+            if matches!(code, Some("ResourceNotFoundException" | "NoSuchKey" | "NotFound")) || status == Some(404) {
+                return None;
+            }
+            let message = service.err().message().unwrap_or("no message");
+            Some(classify(status, code, message, action, resource, role))
+        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            let text = aws_smithy_types::error::display::DisplayErrorContext(error).to_string();
+            let who = role.map(|r| format!(" as {r}")).unwrap_or_default();
+            if text.contains("AccessDenied") || text.contains("not authorized") {
+                Some(StoreError::PermissionDenied(format!(
+                    "{action} on {resource}{who}: cannot get credentials: {text}"
+                )))
+            } else {
+                Some(StoreError::Unavailable(format!("{action} on {resource}{who}: {text}")))
+            }
+        }
+        _ => {
+            let text = aws_smithy_types::error::display::DisplayErrorContext(error).to_string();
+            let who = role.map(|r| format!(" as {r}")).unwrap_or_default();
+            if text.contains("AccessDenied") || text.contains("assume") || text.contains("credentials") {
+                Some(StoreError::PermissionDenied(format!("{action} on {resource}{who}: {text}")))
+            } else {
+                Some(StoreError::Invalid(format!("{action} on {resource}{who}: {text}")))
+            }
+        }
+    }
+}
+
+/// The HTTP status of a raw SDK response.
+pub trait HttpStatus {
+    /// The status code, if there is a response.
+    fn status_code(&self) -> Option<u16>;
+}
+
+impl HttpStatus for aws_sdk_secretsmanager::config::http::HttpResponse {
+    fn status_code(&self) -> Option<u16> {
+        Some(self.status().as_u16())
+    }
+}
+
+/// What `ListSecrets` told about one secret.
+#[derive(Clone, Debug, Default)]
+struct Listed {
+    name: String,
+    tags: BTreeMap<String, String>,
+    description: Option<String>,
+    kms_key_id: Option<String>,
+    deleted: bool,
+}
+
+/// Secrets Manager at one account, region and prefix.
+#[derive(Debug)]
+pub struct SecretsManagerStore {
+    client: aws_sdk_secretsmanager::Client,
+    prefix: String,
+    role: Option<String>,
+    settings: AwsConfig,
+    calls: Arc<CallCounter>,
+    listed: Mutex<HashMap<SecretPath, Listed>>,
+    values: Mutex<HashMap<SecretPath, Value>>,
+}
+
+/// `BatchGetSecretValue` reads at most this many secrets per call.
+const BATCH: usize = 20;
+
+impl SecretsManagerStore {
+    /// What Secrets Manager can do.
+    pub const CAPABILITIES: Capabilities = Capabilities {
+        source: true,
+        merge_store: false,
+        target: true,
+        ownership: true,
+        scalar_values: true,
+        atomic_commit: false,
+    };
+
+    /// Opens the location of `config`.
+    pub async fn open(
+        config: &AwsConfig,
+        defaults: &AwsDefaults,
+        sessions: &AwsSessions,
+        calls: Arc<CallCounter>,
+    ) -> Result<Self, StoreError> {
+        let identity = Identity::of(config, defaults);
+        let sdk = sessions.config(&identity, defaults).await;
+        Ok(Self {
+            client: aws_sdk_secretsmanager::Client::new(&sdk),
+            prefix: config.prefix.clone().unwrap_or_default(),
+            role: identity.role,
+            settings: config.clone(),
+            calls,
+            listed: Mutex::new(HashMap::new()),
+            values: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn name(&self, path: &SecretPath) -> String {
+        format!("{}{}", self.prefix, path.as_str())
+    }
+
+    /// The path of a secret name, when the name is ours: it starts with the prefix and
+    /// maps back to exactly the same name.
+    fn path_of(&self, name: &str) -> Option<SecretPath> {
+        let relative = name.strip_prefix(&self.prefix)?;
+        let path = SecretPath::parse(relative).ok()?;
+        (self.name(&path) == name).then_some(path)
+    }
+
+    fn err<E, R>(&self, error: &SdkError<E, R>, action: &str, resource: &str) -> Option<StoreError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + HttpStatus,
+    {
+        sdk_error(error, action, resource, self.role.as_deref())
+    }
+
+    fn not_found(&self, action: &str, resource: &str) -> StoreError {
+        StoreError::Invalid(format!("{action} on {resource}: the secret does not exist"))
+    }
+
+    /// Whether a secret's metadata differs from what the config asks for.
+    fn drifted(&self, listed: &Listed) -> bool {
+        let tags = self.settings.tags.iter().flatten().any(|(k, v)| listed.tags.get(k) != Some(v));
+        let description = self.settings.description.as_ref().is_some_and(|d| listed.description.as_ref() != Some(d));
+        let kms = self.settings.kms_key_id.as_ref().is_some_and(|k| listed.kms_key_id.as_ref() != Some(k));
+        tags || description || kms
+    }
+
+    fn live(&self, path: &SecretPath, value: Value, listed: &Listed) -> LiveSecret {
+        self.values.lock().unwrap_or_else(|e| e.into_inner()).insert(path.clone(), value.clone());
+        let owner = (listed.tags.get("managed-by").map(String::as_str) == Some("vss"))
+            .then(|| listed.tags.get("vss-target").cloned())
+            .flatten();
+        LiveSecret { value: SecretValue::new(value), owner, drift: self.drifted(listed) }
+    }
+
+    /// What is known of a secret: from the last listing, else `DescribeSecret`.
+    async fn describe(&self, path: &SecretPath) -> Result<Option<Listed>, StoreError> {
+        if let Some(listed) = self.listed.lock().unwrap_or_else(|e| e.into_inner()).get(path) {
+            return Ok(Some(listed.clone()));
+        }
+        let name = self.name(path);
+        self.calls.count(Call::Read);
+        let described = match self.client.describe_secret().secret_id(&name).send().await {
+            Ok(out) => out,
+            Err(e) => {
+                return match self.err(&e, "DescribeSecret", &name) {
+                    None => Ok(None),
+                    Some(error) => Err(error),
+                };
+            }
+        };
+        let listed = Listed {
+            name,
+            tags: described
+                .tags()
+                .iter()
+                .map(|t| (t.key().unwrap_or("").to_string(), t.value().unwrap_or("").to_string()))
+                .collect(),
+            description: described.description().map(str::to_string),
+            kms_key_id: described.kms_key_id().map(str::to_string),
+            deleted: described.deleted_date().is_some(),
+        };
+        self.listed.lock().unwrap_or_else(|e| e.into_inner()).insert(path.clone(), listed.clone());
+        Ok(Some(listed))
+    }
+}
+
+/// A Secrets Manager value as JSON: `SecretString` parsed (a string that is not JSON stays
+/// a string), `SecretBinary` as `{"$binary": "<base64>"}`.
+fn decode(string: Option<&str>, binary: Option<&Blob>) -> Value {
+    match (string, binary) {
+        (Some(text), _) => serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string())),
+        (None, Some(blob)) => json!({"$binary": base64::engine::general_purpose::STANDARD.encode(blob.as_ref())}),
+        (None, None) => Value::Null,
+    }
+}
+
+/// The inverse of [`decode`]: `(SecretString, SecretBinary)`.
+fn encode(value: &Value) -> Result<(Option<String>, Option<Blob>), StoreError> {
+    if let Some(map) = value.as_object()
+        && map.len() == 1
+        && let Some(Value::String(b64)) = map.get("$binary")
+    {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|_| StoreError::Invalid("a `$binary` value is not valid base64".into()))?;
+        return Ok((None, Some(Blob::new(bytes))));
+    }
+    Ok(match value {
+        Value::String(text) => (Some(text.clone()), None),
+        other => (Some(other.to_string()), None),
+    })
+}
+
+fn tag(key: &str, value: &str) -> Tag {
+    Tag::builder().key(key).value(value).build()
+}
+
+impl Store for SecretsManagerStore {
+    fn kind(&self) -> &'static str {
+        "aws"
+    }
+
+    fn batch_size(&self) -> usize {
+        BATCH
+    }
+
+    async fn list(&self) -> Result<Vec<SecretPath>, StoreError> {
+        let mut request = self.client.list_secrets().include_planned_deletion(true).max_results(100);
+        if !self.prefix.is_empty() {
+            request =
+                request.filters(Filter::builder().key(FilterNameStringType::Name).values(self.prefix.clone()).build());
+        }
+        let mut pages = request.into_paginator().send();
+        let mut listed = HashMap::new();
+        loop {
+            self.calls.count(Call::List);
+            let page = match pages.next().await {
+                None => break,
+                Some(Ok(page)) => page,
+                Some(Err(e)) => {
+                    let resource = format!("secrets named {}*", self.prefix);
+                    return Err(self
+                        .err(&e, "ListSecrets", &resource)
+                        .unwrap_or_else(|| self.not_found("ListSecrets", &resource)));
+                }
+            };
+            for entry in page.secret_list() {
+                let Some(name) = entry.name() else { continue };
+                let Some(path) = self.path_of(name) else { continue };
+                let tags = entry
+                    .tags()
+                    .iter()
+                    .map(|t| (t.key().unwrap_or("").to_string(), t.value().unwrap_or("").to_string()))
+                    .collect();
+                listed.insert(
+                    path,
+                    Listed {
+                        name: name.to_string(),
+                        tags,
+                        description: entry.description().map(str::to_string),
+                        kms_key_id: entry.kms_key_id().map(str::to_string),
+                        deleted: entry.deleted_date().is_some(),
+                    },
+                );
+            }
+        }
+        let mut paths: Vec<SecretPath> = listed.iter().filter(|(_, l)| !l.deleted).map(|(p, _)| p.clone()).collect();
+        paths.sort();
+        *self.listed.lock().unwrap_or_else(|e| e.into_inner()) = listed;
+        Ok(paths)
+    }
+
+    async fn read(&self, path: &SecretPath) -> Result<Option<LiveSecret>, StoreError> {
+        let Some(listed) = self.describe(path).await? else { return Ok(None) };
+        if listed.deleted {
+            return Ok(None);
+        }
+        self.calls.count(Call::Read);
+        match self.client.get_secret_value().secret_id(&listed.name).send().await {
+            Ok(out) => Ok(Some(self.live(path, decode(out.secret_string(), out.secret_binary()), &listed))),
+            Err(e) => match self.err(&e, "GetSecretValue", &listed.name) {
+                None => Ok(None),
+                Some(error) => Err(error),
+            },
+        }
+    }
+
+    async fn read_batch(&self, paths: &[SecretPath]) -> Result<Vec<(SecretPath, LiveSecret)>, StoreError> {
+        let known: Vec<(SecretPath, Listed)> = {
+            let listed = self.listed.lock().unwrap_or_else(|e| e.into_inner());
+            paths.iter().filter_map(|p| listed.get(p).map(|l| (p.clone(), l.clone()))).collect()
+        };
+        let mut out = Vec::new();
+        // Paths the listing did not see are read one by one.
+        for path in paths.iter().filter(|p| !known.iter().any(|(k, _)| k == *p)) {
+            if let Some(secret) = self.read(path).await? {
+                out.push((path.clone(), secret));
+            }
+        }
+        let wanted: Vec<&(SecretPath, Listed)> = known.iter().filter(|(_, l)| !l.deleted).collect();
+        for chunk in wanted.chunks(BATCH) {
+            let ids: Vec<String> = chunk.iter().map(|(_, l)| l.name.clone()).collect();
+            self.calls.count(Call::Read);
+            let answer = self.client.batch_get_secret_value().set_secret_id_list(Some(ids)).send().await;
+            let answer = match answer {
+                Ok(answer) => answer,
+                Err(e) => {
+                    let resource = format!("{} secrets named {}*", chunk.len(), self.prefix);
+                    return Err(self
+                        .err(&e, "BatchGetSecretValue", &resource)
+                        .unwrap_or_else(|| self.not_found("BatchGetSecretValue", &resource)));
+                }
+            };
+            for error in answer.errors() {
+                if error.error_code() != Some("ResourceNotFoundException") {
+                    return Err(classify(
+                        None,
+                        error.error_code(),
+                        error.message().unwrap_or(""),
+                        "BatchGetSecretValue",
+                        error.secret_id().unwrap_or("?"),
+                        self.role.as_deref(),
+                    ));
+                }
+            }
+            for value in answer.secret_values() {
+                let Some((path, listed)) = chunk.iter().find(|(_, l)| Some(l.name.as_str()) == value.name()) else {
+                    continue;
+                };
+                out.push((path.clone(), self.live(path, decode(value.secret_string(), value.secret_binary()), listed)));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn write(&self, path: &SecretPath, value: &SecretValue, owner: &str) -> Result<(), StoreError> {
+        let name = self.name(path);
+        let (string, binary) = encode(value.expose())?;
+        let mut tags: BTreeMap<String, String> = self.settings.tags.clone().unwrap_or_default();
+        tags.insert("managed-by".into(), "vss".into());
+        tags.insert("vss-target".into(), owner.into());
+        let Some(listed) = self.describe(path).await? else {
+            let mut create = self
+                .client
+                .create_secret()
+                .name(&name)
+                .set_secret_string(string)
+                .set_secret_binary(binary)
+                .set_description(self.settings.description.clone())
+                .set_kms_key_id(self.settings.kms_key_id.clone())
+                .set_tags(Some(tags.iter().map(|(k, v)| tag(k, v)).collect()));
+            for region in self.settings.replica_regions.iter().flatten() {
+                create = create.add_replica_regions(ReplicaRegionType::builder().region(region).build());
+            }
+            self.calls.count(Call::Write);
+            create.send().await.map_err(|e| {
+                self.err(&e, "CreateSecret", &name).unwrap_or_else(|| self.not_found("CreateSecret", &name))
+            })?;
+            let created = Listed {
+                name,
+                tags,
+                description: self.settings.description.clone(),
+                kms_key_id: self.settings.kms_key_id.clone(),
+                deleted: false,
+            };
+            self.listed.lock().unwrap_or_else(|e| e.into_inner()).insert(path.clone(), created);
+            self.values.lock().unwrap_or_else(|e| e.into_inner()).insert(path.clone(), value.expose().clone());
+            return Ok(());
+        };
+        let mut listed = listed;
+        if listed.deleted {
+            self.calls.count(Call::Write);
+            self.client.restore_secret().secret_id(&name).send().await.map_err(|e| {
+                self.err(&e, "RestoreSecret", &name).unwrap_or_else(|| self.not_found("RestoreSecret", &name))
+            })?;
+            listed.deleted = false;
+        }
+        let current = self.values.lock().unwrap_or_else(|e| e.into_inner()).get(path).cloned();
+        let current = match current {
+            Some(current) => Some(current),
+            None => self.read(path).await?.map(|live| live.value.into_inner()),
+        };
+        if !current.is_some_and(|c| crate::secret::json_eq(&c, value.expose())) {
+            self.calls.count(Call::Write);
+            self.client
+                .put_secret_value()
+                .secret_id(&name)
+                .set_secret_string(string)
+                .set_secret_binary(binary)
+                .send()
+                .await
+                .map_err(|e| {
+                    self.err(&e, "PutSecretValue", &name).unwrap_or_else(|| self.not_found("PutSecretValue", &name))
+                })?;
+        }
+        let missing: Vec<Tag> =
+            tags.iter().filter(|(k, v)| listed.tags.get(*k) != Some(*v)).map(|(k, v)| tag(k, v)).collect();
+        if !missing.is_empty() {
+            self.calls.count(Call::Write);
+            self.client.tag_resource().secret_id(&name).set_tags(Some(missing)).send().await.map_err(|e| {
+                self.err(&e, "TagResource", &name).unwrap_or_else(|| self.not_found("TagResource", &name))
+            })?;
+            listed.tags.extend(tags.clone());
+        }
+        let description = self.settings.description.clone().filter(|d| listed.description.as_ref() != Some(d));
+        let kms = self.settings.kms_key_id.clone().filter(|k| listed.kms_key_id.as_ref() != Some(k));
+        if description.is_some() || kms.is_some() {
+            self.calls.count(Call::Write);
+            self.client
+                .update_secret()
+                .secret_id(&name)
+                .set_description(description.clone())
+                .set_kms_key_id(kms.clone())
+                .send()
+                .await
+                .map_err(|e| {
+                    self.err(&e, "UpdateSecret", &name).unwrap_or_else(|| self.not_found("UpdateSecret", &name))
+                })?;
+            listed.description = description.or(listed.description);
+            listed.kms_key_id = kms.or(listed.kms_key_id);
+        }
+        self.listed.lock().unwrap_or_else(|e| e.into_inner()).insert(path.clone(), listed);
+        self.values.lock().unwrap_or_else(|e| e.into_inner()).insert(path.clone(), value.expose().clone());
+        Ok(())
+    }
+
+    async fn delete(&self, path: &SecretPath) -> Result<(), StoreError> {
+        let name = self.name(path);
+        let mut request = self.client.delete_secret().secret_id(&name);
+        request = if self.settings.force_delete == Some(true) {
+            request.force_delete_without_recovery(true)
+        } else {
+            request
+                .recovery_window_in_days(i64::from(self.settings.recovery_window_days.as_ref().map_or(30, |d| d.value)))
+        };
+        self.calls.count(Call::Delete);
+        let result = request.send().await;
+        self.listed.lock().unwrap_or_else(|e| e.into_inner()).remove(path);
+        self.values.lock().unwrap_or_else(|e| e.into_inner()).remove(path);
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => match self.err(&e, "DeleteSecret", &name) {
+                None => Ok(()),
+                Some(error) => Err(error),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttling_is_retryable_and_denials_name_action_resource_and_role() {
+        let e = classify(
+            Some(400),
+            Some("ThrottlingException"),
+            "Rate exceeded",
+            "ListSecrets",
+            "secrets named app/*",
+            None,
+        );
+        assert!(e.is_retryable(), "{e}");
+        let e = classify(
+            Some(400),
+            Some("AccessDeniedException"),
+            "User is not authorized to perform: secretsmanager:PutSecretValue",
+            "PutSecretValue",
+            "app/db",
+            Some("arn:aws:iam::111111111111:role/SecretsSync"),
+        );
+        assert!(matches!(e, StoreError::PermissionDenied(_)));
+        assert_eq!(
+            e.to_string(),
+            "permission denied: PutSecretValue on app/db as arn:aws:iam::111111111111:role/SecretsSync: AccessDeniedException: User is not authorized to perform: secretsmanager:PutSecretValue"
+        );
+        assert!(!e.is_retryable());
+    }
+
+    #[test]
+    fn server_errors_are_retryable_and_bad_requests_are_not() {
+        assert!(classify(Some(500), Some("InternalServiceError"), "x", "A", "r", None).is_retryable());
+        assert!(classify(Some(503), None, "x", "A", "r", None).is_retryable());
+        assert!(classify(Some(429), None, "x", "A", "r", None).is_retryable());
+        let e = classify(Some(400), Some("InvalidParameterException"), "bad name", "CreateSecret", "x", None);
+        assert!(matches!(e, StoreError::Invalid(_)) && !e.is_retryable());
+        let e = classify(
+            Some(412),
+            Some("PreconditionFailed"),
+            "At least one of the pre-conditions you specified did not hold",
+            "PutObject",
+            "b/k",
+            None,
+        );
+        assert!(matches!(e, StoreError::Conflict(_)));
+    }
+
+    #[test]
+    fn values_round_trip_including_binary_and_plain_strings() {
+        for value in [json!({"a": 1, "b": [true]}), json!("plain text"), json!({"$binary": "AAEC/w=="}), json!(42)] {
+            let (string, binary) = encode(&value).unwrap();
+            assert_eq!(decode(string.as_deref(), binary.as_ref()), value);
+        }
+        let (string, binary) = encode(&json!({"$binary": "AAEC/w=="})).unwrap();
+        assert!(string.is_none() && binary.unwrap().as_ref() == [0, 1, 2, 255]);
+        assert!(encode(&json!({"$binary": "%%%"})).is_err());
+    }
+
+    #[test]
+    fn names_map_to_paths_only_when_they_round_trip() {
+        let store_prefix = |prefix: &str, name: &str| {
+            let relative = name.strip_prefix(prefix)?;
+            let path = SecretPath::parse(relative).ok()?;
+            (format!("{prefix}{}", path.as_str()) == name).then_some(path)
+        };
+        assert_eq!(store_prefix("app/", "app/db").map(|p| p.to_string()), Some("db".into()));
+        assert_eq!(store_prefix("", "/foo"), None, "`/foo` is not the secret `foo`");
+        assert_eq!(store_prefix("/app/", "/app/db").map(|p| p.to_string()), Some("db".into()));
+        assert_eq!(store_prefix("app/", "app//db"), None);
+    }
+
+    #[test]
+    fn roles_come_from_role_arn_or_the_pattern() {
+        let defaults = AwsDefaults {
+            execution_role_pattern: Some(Spanned {
+                span: Default::default(),
+                value: "arn:aws:iam::{account_id}:role/Sync".into(),
+            }),
+            ..Default::default()
+        };
+        let mut config = AwsConfig {
+            account_id: Some(Spanned { span: Default::default(), value: "111".into() }),
+            ..Default::default()
+        };
+        assert_eq!(config.role(&defaults).as_deref(), Some("arn:aws:iam::111:role/Sync"));
+        config.role_arn = Some(Spanned { span: Default::default(), value: "arn:aws:iam::111:role/Own".into() });
+        assert_eq!(config.role(&defaults).as_deref(), Some("arn:aws:iam::111:role/Own"));
+        assert_eq!(AwsConfig::default().role(&defaults), None);
+    }
+}

@@ -281,7 +281,7 @@ pub fn classify(
 pub fn sdk_error<E, R>(error: &SdkError<E, R>, action: &str, resource: &str, role: Option<&str>) -> Option<StoreError>
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + HttpStatus,
+    R: std::fmt::Debug + HttpStatus + 'static,
 {
     match error {
         SdkError::ServiceError(service) => {
@@ -294,7 +294,7 @@ where
             Some(classify(status, code, message, action, resource, role))
         }
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            let text = aws_smithy_types::error::display::DisplayErrorContext(error).to_string();
+            let text = causes(error);
             let who = role.map(|r| format!(" as {r}")).unwrap_or_default();
             if text.contains("AccessDenied") || text.contains("not authorized") {
                 Some(StoreError::PermissionDenied(format!(
@@ -305,7 +305,7 @@ where
             }
         }
         _ => {
-            let text = aws_smithy_types::error::display::DisplayErrorContext(error).to_string();
+            let text = causes(error);
             let who = role.map(|r| format!(" as {r}")).unwrap_or_default();
             if text.contains("AccessDenied") || text.contains("assume") || text.contains("credentials") {
                 Some(StoreError::PermissionDenied(format!("{action} on {resource}{who}: {text}")))
@@ -314,6 +314,21 @@ where
             }
         }
     }
+}
+
+/// An error and its causes, each by its `Display`, joined with `: ` (the SDK's own
+/// rendering appends a `Debug` dump that is long and unhelpful).
+fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
 }
 
 /// The HTTP status of a raw SDK response.
@@ -399,7 +414,7 @@ impl SecretsManagerStore {
     fn err<E, R>(&self, error: &SdkError<E, R>, action: &str, resource: &str) -> Option<StoreError>
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug + HttpStatus,
+        R: std::fmt::Debug + HttpStatus + 'static,
     {
         sdk_error(error, action, resource, self.role.as_deref())
     }
@@ -505,10 +520,12 @@ impl Store for SecretsManagerStore {
         let mut pages = request.into_paginator().send();
         let mut listed = HashMap::new();
         loop {
-            self.calls.count(Call::List);
             let page = match pages.next().await {
                 None => break,
-                Some(Ok(page)) => page,
+                Some(Ok(page)) => {
+                    self.calls.count(Call::List);
+                    page
+                }
                 Some(Err(e)) => {
                     let resource = format!("secrets named {}*", self.prefix);
                     return Err(self
@@ -711,6 +728,13 @@ impl Store for SecretsManagerStore {
         self.values.lock().unwrap_or_else(|e| e.into_inner()).remove(path);
         match result {
             Ok(_) => Ok(()),
+            // Already scheduled for deletion: deleting again is a no-op, as for a missing secret.
+            Err(e)
+                if e.code() == Some("InvalidRequestException")
+                    && e.message().is_some_and(|m| m.contains("marked deleted")) =>
+            {
+                Ok(())
+            }
             Err(e) => match self.err(&e, "DeleteSecret", &name) {
                 None => Ok(()),
                 Some(error) => Err(error),

@@ -327,9 +327,9 @@ impl AnyStore {
                 Ok(AnyStore::Vault(VaultStore::open(client, c, bundle.map(|b| b.target)).await?))
             }
             #[cfg(feature = "aws")]
-            StoreConfig::Aws(c) => {
-                Ok(AnyStore::Aws(Box::new(SecretsManagerStore::open(c, &ctx.defaults.aws, &ctx.sessions.aws, calls).await?)))
-            }
+            StoreConfig::Aws(c) => Ok(AnyStore::Aws(Box::new(
+                SecretsManagerStore::open(c, &ctx.defaults.aws, &ctx.sessions.aws, calls).await?,
+            ))),
             #[cfg(feature = "aws")]
             StoreConfig::S3(c) => {
                 let bundle =

@@ -497,3 +497,53 @@ fn config_errors_for_aws_blocks() {
         assert!(run.stderr.contains(expected), "missing `{expected}` in:\n{}", run.stderr);
     }
 }
+
+#[tokio::test]
+async fn two_concurrent_runs_on_one_s3_merge_store_lose_no_update() {
+    let u = unique("s3race");
+    let bucket = unique("race");
+    s3().await.create_bucket().bucket(&bucket).send().await.unwrap();
+    let ws = Workspace::new();
+    let write_source = |round: u32| {
+        let body: String = (0..10).map(|i| format!("s{i}: {{v: {i}, round: {round}}}\n")).collect();
+        ws.write("s.yaml", &body);
+    };
+    write_source(0);
+    ws.write(
+        "vss.yaml",
+        &format!(
+            "aws: {{endpoint_url: \"${{VSS_TEST_AWS_ENDPOINT}}\"}}\nmerge_store: {{s3: {{bucket: \"{bucket}\", prefix: m/}}}}\nsource: {{file: {{path: s.yaml}}}}\ntargets:\n  A: {{aws: {{prefix: {u}/a/}}}}\n  B: {{aws: {{prefix: {u}/b/}}}}\n"
+        ),
+    );
+    assert_eq!(run_vss(&ws, &["pipeline"]).code, 0);
+    for round in 1..=3 {
+        write_source(round);
+        let spawn = || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_vss"))
+                .current_dir(ws.dir.path())
+                .env("HOME", ws.dir.path())
+                .env("VSS_TEST_AWS_ENDPOINT", endpoint())
+                .args(["-v", "pipeline", "--output", "compact"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (first, second) = (spawn(), spawn());
+        for child in [first, second] {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let object = s3().await.get_object().bucket(&bucket).key("m/A.json").send().await.unwrap();
+        let bundle: Value = serde_json::from_slice(&object.body.collect().await.unwrap().into_bytes()).unwrap();
+        assert_eq!(bundle["secrets"]["s7"], json!({"v": 7, "round": round}));
+        assert_eq!(secrets(&sm(None).await, &format!("{u}/b/s9")).await[0].1, json!({"v": 9, "round": round}));
+        let check = run_vss(&ws, &["pipeline", "--dry-run", "--exit-code", "--output", "compact"]);
+        assert_eq!(check.stdout, "ZERO-SUM: 40 unchanged\n", "{}", check.transcript());
+    }
+}

@@ -83,6 +83,10 @@ pub struct ValidateArgs {
     /// Error format (`github` prints `::error file=…,line=…,col=…` annotations).
     #[arg(short, long, value_enum, default_value_t = Output::Human)]
     pub output: Output,
+    /// Do not discover dynamic targets (no call to AWS Organizations): check them as
+    /// templates only.
+    #[arg(long)]
+    pub offline: bool,
 }
 
 /// `vss graph` arguments.
@@ -93,6 +97,9 @@ pub struct GraphArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = GraphFormat::Text)]
     pub format: GraphFormat,
+    /// Do not discover dynamic targets (no call to AWS Organizations).
+    #[arg(long)]
+    pub offline: bool,
 }
 
 /// Report formats.

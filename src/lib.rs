@@ -38,6 +38,8 @@
 pub mod cli;
 pub mod config;
 pub mod diff;
+#[cfg(feature = "aws")]
+pub mod discovery;
 pub mod engine;
 pub mod error;
 pub mod graph;

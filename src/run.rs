@@ -48,12 +48,22 @@ fn init_logging(cli: &Cli) {
         (false, 2) => LevelFilter::DEBUG,
         (false, _) => LevelFilter::TRACE,
     };
-    let _ = tracing_subscriber::fmt()
+    // The AWS SDK warns about every credential provider it tries and fails (with long
+    // debug dumps); vss reports what failed itself, so those logs show only with -vv.
+    let sdk_level = if cli.verbose >= 2 { level } else { LevelFilter::ERROR };
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_default(level)
+        .with_target("aws_config", sdk_level)
+        .with_target("aws_smithy_runtime", sdk_level)
+        .with_target("aws_smithy_http_client", sdk_level)
+        .with_target("aws_sdk_sts", sdk_level);
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_max_level(level)
         .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal() && !cli.no_color)
-        .try_init();
+        .with_ansi(std::io::stderr().is_terminal() && !cli.no_color);
+    use tracing_subscriber::layer::{Layer as _, SubscriberExt as _};
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let _ = tracing_subscriber::registry().with(layer.with_filter(filter)).try_init();
 }
 
 /// `vss version`: version, commit and compiled-in stores.
@@ -77,6 +87,21 @@ fn load(path: &Path) -> Result<Config, ConfigError> {
     crate::config::load(path, &|name| std::env::var(name).ok())
 }
 
+/// Expands dynamic targets (a plan-time call to AWS Organizations), when the config has any.
+fn plan(config: &mut Config) -> Result<(), String> {
+    #[cfg(feature = "aws")]
+    if !config.dynamic.is_empty() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        let sessions = crate::store::aws::AwsSessions::default();
+        return runtime.block_on(crate::discovery::expand(config, &sessions));
+    }
+    let _ = config;
+    Ok(())
+}
+
 /// Reports a bad config in the chosen format: diagnostics always on stderr, and on stdout
 /// the format's own error shape.
 fn config_failure(error: &ConfigError, output: Output, dry_run: bool) -> Exit {
@@ -96,7 +121,15 @@ fn config_failure(error: &ConfigError, output: Output, dry_run: bool) -> Exit {
 }
 
 fn validate(args: ValidateArgs) -> Exit {
-    match load(&args.config.config) {
+    let offline = args.offline;
+    let loaded =
+        load(&args.config.config).map(|mut config| if offline { Ok(()) } else { plan(&mut config) }.map(|()| config));
+    let loaded = match loaded {
+        Ok(Err(message)) => return usage_failure(message, args.output, false),
+        Ok(Ok(config)) => Ok(config),
+        Err(e) => Err(e),
+    };
+    match loaded {
         Err(error) if args.output == Output::Json => {
             print_err(&error.to_string());
             let doc = serde_json::json!({"valid": false, "errors": report::config_error_entries(&error)});
@@ -132,7 +165,12 @@ fn plural(n: usize) -> &'static str {
 fn graph(args: GraphArgs) -> Exit {
     match load(&args.config.config) {
         Err(error) => config_failure(&error, Output::Human, false),
-        Ok(config) => {
+        Ok(mut config) => {
+            if !args.offline
+                && let Err(message) = plan(&mut config)
+            {
+                return usage_failure(message, Output::Human, false);
+            }
             print_out(&match args.format {
                 GraphFormat::Text => report::graph::text(&config),
                 GraphFormat::Dot => report::graph::dot(&config),
@@ -156,10 +194,13 @@ fn usage_failure(message: String, output: Output, dry_run: bool) -> Exit {
 }
 
 fn pipeline(args: PipelineArgs, color: bool, quiet: bool) -> Exit {
-    let config = match load(&args.config.config) {
+    let mut config = match load(&args.config.config) {
         Ok(config) => config,
         Err(error) => return config_failure(&error, args.output, args.dry_run),
     };
+    if let Err(message) = plan(&mut config) {
+        return usage_failure(message, args.output, args.dry_run);
+    }
     let targets = match &args.targets {
         None => None,
         Some(names) => {

@@ -547,3 +547,81 @@ async fn two_concurrent_runs_on_one_s3_merge_store_lose_no_update() {
         assert_eq!(check.stdout, "ZERO-SUM: 40 unchanged\n", "{}", check.transcript());
     }
 }
+
+/// Creates the moto organization (once per server) and returns its root id.
+async fn organization_root(org: &aws_sdk_organizations::Client) -> String {
+    let _ =
+        org.create_organization().feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All).send().await;
+    org.list_roots().send().await.unwrap().roots()[0].id().unwrap().to_string()
+}
+
+async fn create_account(
+    org: &aws_sdk_organizations::Client,
+    name: &str,
+    parent: &str,
+    root: &str,
+    env: &str,
+) -> String {
+    let created = org
+        .create_account()
+        .email(format!("{}@example.com", unique("acct")))
+        .account_name(name)
+        .tags(aws_sdk_organizations::types::Tag::builder().key("env").value(env).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let id = created.create_account_status().unwrap().account_id().unwrap().to_string();
+    org.move_account().account_id(&id).source_parent_id(root).destination_parent_id(parent).send().await.unwrap();
+    id
+}
+
+#[tokio::test]
+async fn dynamic_targets_from_organizations() {
+    let org = aws_sdk_organizations::Client::new(&sdk(None).await);
+    let root = organization_root(&org).await;
+    let u = unique("org");
+    let parent = org.create_organizational_unit().parent_id(&root).name(&u).send().await.unwrap();
+    let parent = parent.organizational_unit().unwrap().id().unwrap().to_string();
+    let child = org.create_organizational_unit().parent_id(&parent).name(format!("{u}-child")).send().await.unwrap();
+    let child = child.organizational_unit().unwrap().id().unwrap().to_string();
+    let a = create_account(&org, &format!("Team A {u}"), &parent, &root, "prod").await;
+    let b = create_account(&org, &format!("Team B {u}"), &child, &root, "prod").await;
+    let _dev = create_account(&org, &format!("Team C {u}"), &parent, &root, "dev").await;
+    let excluded = create_account(&org, &format!("Team D {u}"), &parent, &root, "prod").await;
+
+    let ws = Workspace::new();
+    ws.write("common.yaml", "app/db: {user: app}\n");
+    let config = |recursive: bool| {
+        format!(
+            "aws:\n  endpoint_url: \"${{VSS_TEST_AWS_ENDPOINT}}\"\n  execution_role_pattern: \"arn:aws:iam::{{account_id}}:role/SecretsSync\"\nsources: {{common: {{file: {{path: common.yaml}}}}}}\ntargets:\n  Base: {{imports: [common]}}\ndynamic_targets:\n  workloads:\n    inherits: Base\n    discovery:\n      organizations: {{ou: {parent}, recursive: {recursive}, tags: {{env: [prod, staging]}}}}\n    exclude: [\"{excluded}\"]\n    prefix: {u}/\n"
+        )
+    };
+    let names = |run: &Run| -> Vec<String> {
+        run.json()["targets"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_string()).collect()
+    };
+    ws.write("vss.yaml", &config(false));
+    let graph = run_vss(&ws, &["graph", "--format", "json"]);
+    assert_eq!(graph.code, 0, "{}", graph.transcript());
+    assert_eq!(names(&graph), ["Base", format!("Team-A-{u}").as_str()]);
+
+    ws.write("vss.yaml", &config(true));
+    let graph = run_vss(&ws, &["graph", "--format", "json"]);
+    assert_eq!(names(&graph), ["Base", format!("Team-A-{u}").as_str(), format!("Team-B-{u}").as_str()]);
+    assert_eq!(graph.json()["targets"][1]["inherits"], "Base");
+    let validate = run_vss(&ws, &["validate"]);
+    assert!(validate.stdout.contains("3 targets"), "{}", validate.transcript());
+
+    let run = run_vss(&ws, &["pipeline", "--output", "json"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    for account in [&a, &b] {
+        let found = secrets(&sm(Some(account)).await, &format!("{u}/")).await;
+        assert_eq!(found, [(format!("{u}/app/db"), json!({"user": "app"}))], "account {account}");
+    }
+    assert!(secrets(&sm(Some(&excluded)).await, &format!("{u}/")).await.is_empty());
+
+    // An OU that does not exist: one clear error, exit 2.
+    ws.write("vss.yaml", &config(true).replace(&parent, "ou-0000-00000000"));
+    let run = run_vss(&ws, &["graph"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(run.stderr.contains("discovery of dynamic targets `workloads` in ou-0000-00000000"), "{}", run.stderr);
+}

@@ -1,4 +1,5 @@
-//! Every file in `examples/` is a valid config (validated without touching any store).
+//! Every file in `examples/` is a valid config (validated `--offline`: without touching
+//! any store, nor discovering dynamic targets).
 
 mod common;
 
@@ -8,9 +9,9 @@ fn every_example_validates() {
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
-        let run = common::Vss::new().args(["validate", "--config"]).args([&path]).run();
+        let run = common::Vss::new().args(["validate", "--offline", "--config"]).args([&path]).run();
         assert_eq!(run.code, 0, "{}:\n{}", path.display(), run.transcript());
-        let graph = common::Vss::new().args(["graph", "--format", "json", "--config"]).args([&path]).run();
+        let graph = common::Vss::new().args(["graph", "--offline", "--format", "json", "--config"]).args([&path]).run();
         assert_eq!(graph.code, 0, "{}:\n{}", path.display(), graph.transcript());
         seen += 1;
     }

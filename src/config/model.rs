@@ -37,6 +37,10 @@ pub struct Config {
     pub targets: Vec<Target>,
     /// Dependencies, levels and execution order.
     pub graph: Graph,
+    /// Templates of targets discovered at plan time ([`crate::discovery::expand`] turns them
+    /// into targets).
+    #[cfg(feature = "aws")]
+    pub dynamic: Vec<crate::discovery::DynamicTarget>,
 }
 
 /// `pipeline.merge`, with defaults applied.

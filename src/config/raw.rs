@@ -43,6 +43,31 @@ pub struct RawConfig {
     pub sources: Option<BTreeMap<Spanned<String>, Lenient<StoreConfig>>>,
     /// Named merge results, each optionally synced to one destination store.
     pub targets: Option<BTreeMap<Spanned<String>, Spanned<Lenient<RawTarget>>>>,
+    /// Targets discovered at plan time: one per AWS account of an Organizations OU.
+    #[cfg(feature = "aws")]
+    pub dynamic_targets: Option<BTreeMap<Spanned<String>, Spanned<Lenient<RawDynamicTarget>>>>,
+}
+
+/// `dynamic_targets.NAME:` — the template of the targets discovered for each account.
+#[cfg(feature = "aws")]
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "DynamicTarget")]
+pub struct RawDynamicTarget {
+    /// Sources or targets every discovered target merges, in order.
+    pub imports: Option<Spanned<Vec<Spanned<String>>>>,
+    /// The target every discovered target starts from.
+    pub inherits: Option<Spanned<String>>,
+    /// Merge semantics.
+    pub merge: Option<Lenient<RawMergeOptions>>,
+    /// Where the accounts come from.
+    pub discovery: crate::discovery::Discovery,
+    /// Account ids to leave out.
+    pub exclude: Option<Vec<String>>,
+    /// Secret name prefix in each account.
+    pub prefix: Option<String>,
+    /// Region in each account (default: the top-level `aws.region`).
+    pub region: Option<String>,
 }
 
 /// `pipeline:` — the two phases.

@@ -301,6 +301,14 @@ impl Checker<'_> {
             targets.push(Target { name: name.value.clone(), inherits, imports, destination, merge });
         }
 
+        #[cfg(feature = "aws")]
+        let dynamic = self.dynamic_targets(
+            raw.dynamic_targets.unwrap_or_default(),
+            &source_index,
+            &target_index,
+            &broken,
+            defaults,
+        );
         let graph = match Graph::build(&target_names, dependencies) {
             Ok(graph) => Some(graph),
             Err(cycles) => {
@@ -325,6 +333,8 @@ impl Checker<'_> {
             sources: sources.into_iter().map(|(_, s)| s).collect(),
             targets,
             graph: graph?,
+            #[cfg(feature = "aws")]
+            dynamic,
         })
     }
 
@@ -461,6 +471,83 @@ impl Checker<'_> {
 
 #[cfg(feature = "aws")]
 impl Checker<'_> {
+    fn dynamic_targets(
+        &mut self,
+        raw: BTreeMap<Spanned<String>, Spanned<Lenient<crate::config::raw::RawDynamicTarget>>>,
+        sources: &BTreeMap<&str, SourceId>,
+        targets: &BTreeMap<&str, TargetId>,
+        broken: &[String],
+        defaults: MergeOptions,
+    ) -> Vec<crate::discovery::DynamicTarget> {
+        let mut out = Vec::new();
+        for (name, spec) in raw {
+            if !valid_name(&name.value) {
+                self.error(
+                    Diagnostic::at(name.span, format!("invalid dynamic target name `{}`", name.value))
+                        .with_label("names use only letters, digits, `_`, `.` and `-`"),
+                );
+            }
+            if targets.contains_key(name.value.as_str()) || sources.contains_key(name.value.as_str()) {
+                self.error(Diagnostic::at(
+                    name.span,
+                    format!("`{}` is already the name of a source or target", name.value),
+                ));
+            }
+            let Lenient(Some(spec)) = spec.value else { continue };
+            if self.defaults.aws.execution_role_pattern.is_none() {
+                self.error(
+                    Diagnostic::at(name.span, format!("dynamic targets `{}` cannot reach their accounts", name.value))
+                        .with_label("set the top-level `aws.execution_role_pattern`"),
+                );
+            }
+            let inherits = spec.inherits.as_ref().and_then(|parent| match targets.get(parent.value.as_str()) {
+                Some(&id) => Some(id),
+                None => {
+                    if !broken.contains(&parent.value) {
+                        self.unknown(
+                            parent,
+                            "target",
+                            targets.keys().copied(),
+                            sources.contains_key(parent.value.as_str()),
+                        );
+                    }
+                    None
+                }
+            });
+            let mut imports = Vec::new();
+            for import in spec.imports.as_ref().map(|i| i.value.as_slice()).unwrap_or_default() {
+                if let Some(&id) = sources.get(import.value.as_str()) {
+                    imports.push(Import::Source(id));
+                } else if let Some(&id) = targets.get(import.value.as_str()) {
+                    imports.push(Import::Target(id));
+                } else if !broken.contains(&import.value) {
+                    let known: Vec<&str> = sources.keys().chain(targets.keys()).copied().collect();
+                    self.unknown(import, "source or target", known.into_iter(), false);
+                }
+            }
+            if spec.imports.is_none() && spec.inherits.is_none() {
+                self.error(
+                    Diagnostic::at(name.span, format!("dynamic targets `{}` have nothing to merge", name.value))
+                        .with_label("add `imports` or `inherits`"),
+                );
+            }
+            if spec.discovery.organizations.ou.value.trim().is_empty() {
+                self.error(Diagnostic::at(spec.discovery.organizations.ou.span, "`ou` is empty"));
+            }
+            out.push(crate::discovery::DynamicTarget {
+                name: name.value,
+                inherits,
+                imports,
+                merge: merge_options(spec.merge.as_ref().and_then(|m| m.0.as_ref()), defaults),
+                discovery: spec.discovery,
+                exclude: spec.exclude.unwrap_or_default(),
+                prefix: spec.prefix,
+                region: spec.region,
+            });
+        }
+        out
+    }
+
     fn check_aws(&mut self, aws: &crate::store::aws::AwsConfig, span: Span, role: Role) {
         if let Some(account) = &aws.account_id {
             if account.value.len() != 12 || !account.value.bytes().all(|b| b.is_ascii_digit()) {

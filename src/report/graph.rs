@@ -45,6 +45,13 @@ pub fn text(config: &Config) -> String {
             let _ = writeln!(out, "  {}  {}  {dest}", t.name, parts.join("; "));
         }
     }
+    #[cfg(feature = "aws")]
+    for d in &config.dynamic {
+        let org = &d.discovery.organizations;
+        let scope = if org.recursive == Some(true) { " and below" } else { "" };
+        let _ =
+            writeln!(out, "dynamic targets {}: one per account of {}{scope} (not discovered)", d.name, org.ou.value);
+    }
     out
 }
 
@@ -126,6 +133,18 @@ pub fn json(config: &Config) -> String {
         "dependencies": edges,
         "order": config.graph.order.iter().map(|&id| config.target(id).name.clone()).collect::<Vec<_>>(),
     });
+    #[cfg(feature = "aws")]
+    let doc = {
+        let mut doc = doc;
+        if !config.dynamic.is_empty() {
+            doc["dynamic_targets"] = config
+                .dynamic
+                .iter()
+                .map(|d| json!({"name": d.name, "ou": d.discovery.organizations.ou.value, "discovered": false}))
+                .collect();
+        }
+        doc
+    };
     let mut text = serde_json::to_string_pretty(&doc).expect("JSON serializes");
     text.push('\n');
     text

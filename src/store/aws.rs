@@ -318,7 +318,7 @@ where
 
 /// An error and its causes, each by its `Display`, joined with `: ` (the SDK's own
 /// rendering appends a `Debug` dump that is long and unhelpful).
-fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+pub fn causes(error: &(dyn std::error::Error + 'static)) -> String {
     let mut parts = vec![error.to_string()];
     let mut source = error.source();
     while let Some(cause) = source {

@@ -625,3 +625,43 @@ async fn dynamic_targets_from_organizations() {
     assert_eq!(run.code, 2, "{}", run.transcript());
     assert!(run.stderr.contains("discovery of dynamic targets `workloads` in ou-0000-00000000"), "{}", run.stderr);
 }
+
+#[tokio::test]
+async fn kms_key_replicas_force_delete_and_the_endpoint_from_the_environment() {
+    let u = unique("settings");
+    let ws = Workspace::new();
+    ws.write("s.yaml", "a: {k: 1}\nb: {k: 2}\n");
+    // No endpoint in the config: AWS_ENDPOINT_URL, as the SDK reads it.
+    ws.write(
+        "vss.yaml",
+        &format!(
+            "pipeline: {{sync: {{delete_orphans: true}}}}\nsource: {{file: {{path: s.yaml}}}}\ntargets:\n  T: {{aws: {{prefix: {u}/, kms_key_id: alias/vss-test, replica_regions: [us-west-2], force_delete: true}}}}\n"
+        ),
+    );
+    let run = |args: &[&str]| {
+        Vss::new()
+            .cwd(ws.dir.path())
+            .env("HOME", ws.dir.path())
+            .env("AWS_ENDPOINT_URL", endpoint())
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .args(args)
+            .run()
+    };
+    let first = run(&["pipeline", "--output", "json"]);
+    assert_eq!(first.code, 0, "{}", first.transcript());
+    let client = sm(None).await;
+    let described = client.describe_secret().secret_id(format!("{u}/a")).send().await.unwrap();
+    assert_eq!(described.kms_key_id(), Some("alias/vss-test"));
+    let replicas: Vec<&str> = described.replication_status().iter().filter_map(|r| r.region()).collect();
+    assert_eq!(replicas, ["us-west-2"]);
+    // force_delete: gone at once, not scheduled.
+    ws.write("s.yaml", "a: {k: 1}\n");
+    let second = run(&["pipeline", "--output", "json"]);
+    assert_eq!(second.code, 0, "{}", second.transcript());
+    let gone = client.describe_secret().secret_id(format!("{u}/b")).send().await;
+    assert!(gone.is_err(), "deleted without a recovery window: {gone:?}");
+    assert_eq!(run(&["pipeline", "--dry-run", "--exit-code"]).code, 0);
+}

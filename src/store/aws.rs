@@ -715,7 +715,36 @@ impl Store for SecretsManagerStore {
 
     async fn delete(&self, path: &SecretPath) -> Result<(), StoreError> {
         let name = self.name(path);
-        let mut request = self.client.delete_secret().secret_id(&name);
+        match self.delete_once(path, &name).await {
+            // A replicated secret cannot be deleted: remove its replicas, then delete.
+            Err(StoreError::Invalid(message)) if message.contains("replica regions") => {
+                self.calls.count(Call::Read);
+                let described = self.client.describe_secret().secret_id(&name).send().await.map_err(|e| {
+                    self.err(&e, "DescribeSecret", &name).unwrap_or_else(|| self.not_found("DescribeSecret", &name))
+                })?;
+                let regions: Vec<String> =
+                    described.replication_status().iter().filter_map(|r| r.region().map(str::to_string)).collect();
+                self.calls.count(Call::Write);
+                self.client
+                    .remove_regions_from_replication()
+                    .secret_id(&name)
+                    .set_remove_replica_regions(Some(regions))
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        self.err(&e, "RemoveRegionsFromReplication", &name)
+                            .unwrap_or_else(|| self.not_found("RemoveRegionsFromReplication", &name))
+                    })?;
+                self.delete_once(path, &name).await
+            }
+            other => other,
+        }
+    }
+}
+
+impl SecretsManagerStore {
+    async fn delete_once(&self, path: &SecretPath, name: &str) -> Result<(), StoreError> {
+        let mut request = self.client.delete_secret().secret_id(name);
         request = if self.settings.force_delete == Some(true) {
             request.force_delete_without_recovery(true)
         } else {
@@ -735,7 +764,7 @@ impl Store for SecretsManagerStore {
             {
                 Ok(())
             }
-            Err(e) => match self.err(&e, "DeleteSecret", &name) {
+            Err(e) => match self.err(&e, "DeleteSecret", name) {
                 None => Ok(()),
                 Some(error) => Err(error),
             },

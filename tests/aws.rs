@@ -518,27 +518,13 @@ async fn two_concurrent_runs_on_one_s3_merge_store_lose_no_update() {
     assert_eq!(run_vss(&ws, &["pipeline"]).code, 0);
     for round in 1..=3 {
         write_source(round);
-        let spawn = || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_vss"))
-                .current_dir(ws.dir.path())
+        common::run_concurrently(2, || {
+            Vss::new()
+                .cwd(ws.dir.path())
                 .env("HOME", ws.dir.path())
                 .env("VSS_TEST_AWS_ENDPOINT", endpoint())
                 .args(["-v", "pipeline", "--output", "compact"])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        };
-        let (first, second) = (spawn(), spawn());
-        for child in [first, second] {
-            let out = child.wait_with_output().unwrap();
-            assert!(
-                out.status.success(),
-                "{}\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        });
         let object = s3().await.get_object().bucket(&bucket).key("m/A.json").send().await.unwrap();
         let bundle: Value = serde_json::from_slice(&object.body.collect().await.unwrap().into_bytes()).unwrap();
         assert_eq!(bundle["secrets"]["s7"], json!({"v": 7, "round": round}));

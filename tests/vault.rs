@@ -341,27 +341,13 @@ async fn two_concurrent_runs_on_one_merge_store_lose_no_update() {
         for i in 0..40 {
             one.put_secret(&format!("secret/{u}/src/s{i}"), json!({"v": i, "round": round})).await;
         }
-        let spawn = || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_vss"))
-                .current_dir(ws.dir.path())
+        common::run_concurrently(2, || {
+            Vss::new()
+                .cwd(ws.dir.path())
                 .env("VSS_TEST_VAULT_ADDR", &s.first)
                 .env("VSS_TEST_VAULT_TOKEN", &s.token)
                 .args(["-v", "pipeline", "--output", "compact", "--parallel", "16"])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        };
-        let (first, second) = (spawn(), spawn());
-        for child in [first, second] {
-            let out = child.wait_with_output().unwrap();
-            assert!(
-                out.status.success(),
-                "{}\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        });
         for target in ["merged/A", "merged/B", "a", "b"] {
             for i in [0, 17, 39] {
                 let (value, _) = one.secret(&format!("secret/{u}/{target}/s{i}")).await.unwrap();

@@ -80,6 +80,14 @@ pub fn load_str(
     }
 }
 
+/// The names references resolve against.
+struct Names<'a> {
+    sources: &'a BTreeMap<&'a str, SourceId>,
+    targets: &'a BTreeMap<&'a str, TargetId>,
+    /// Declared but unparsable: references to them are not reported again.
+    broken: &'a [String],
+}
+
 struct Checker<'d> {
     diagnostics: &'d mut Vec<Diagnostic>,
     /// The config's store defaults, once read (roles depend on them).
@@ -200,7 +208,6 @@ impl Checker<'_> {
             sources.iter().enumerate().map(|(i, (_, s))| (s.name.as_str(), SourceId(i))).collect();
         let target_index: BTreeMap<&str, TargetId> =
             target_names.iter().enumerate().map(|(i, n)| (n.as_str(), TargetId(i))).collect();
-        let known: Vec<&str> = source_index.keys().chain(target_index.keys()).copied().collect();
 
         let mut targets = Vec::new();
         let mut dependencies = Vec::new();
@@ -227,37 +234,19 @@ impl Checker<'_> {
                 continue;
             };
             let this = TargetId(index);
-            let mut inherits = None;
-            if let Some(parent) = &raw_target.inherits {
-                match target_index.get(parent.value.as_str()) {
-                    Some(&id) => {
-                        inherits = Some(id);
-                        dependencies.push(Dependency {
-                            from: this,
-                            to: id,
-                            kind: EdgeKind::Inherits,
-                            span: parent.span,
-                        });
-                    }
-                    None => self.unknown(
-                        parent,
-                        "target",
-                        target_index.keys().copied(),
-                        source_index.contains_key(parent.value.as_str()),
-                    ),
+            let names = Names { sources: &source_index, targets: &target_index, broken: &broken };
+            let inherits = self.resolve_parent(raw_target.inherits.as_ref(), &names);
+            let resolved = self.resolve_imports(raw_target.imports.as_ref(), &names);
+            if let Some((parent, span)) = inherits {
+                dependencies.push(Dependency { from: this, to: parent, kind: EdgeKind::Inherits, span });
+            }
+            for (import, span) in &resolved {
+                if let Import::Target(to) = *import {
+                    dependencies.push(Dependency { from: this, to, kind: EdgeKind::Imports, span: *span });
                 }
             }
-            let mut imports = Vec::new();
-            for import in raw_target.imports.as_ref().map(|i| i.value.as_slice()).unwrap_or_default() {
-                if let Some(&id) = source_index.get(import.value.as_str()) {
-                    imports.push(Import::Source(id));
-                } else if let Some(&id) = target_index.get(import.value.as_str()) {
-                    imports.push(Import::Target(id));
-                    dependencies.push(Dependency { from: this, to: id, kind: EdgeKind::Imports, span: import.span });
-                } else if !broken.contains(&import.value) {
-                    self.unknown(import, "source or target", known.iter().copied(), false);
-                }
-            }
+            let inherits = inherits.map(|(id, _)| id);
+            let mut imports: Vec<Import> = resolved.into_iter().map(|(import, _)| import).collect();
             if raw_target.imports.is_none() && raw_target.inherits.is_none() {
                 if let Some(&id) = source_index.get(DEFAULT_SOURCE).filter(|_| has_default_source) {
                     imports.push(Import::Source(id));
@@ -336,6 +325,40 @@ impl Checker<'_> {
             #[cfg(feature = "aws")]
             dynamic,
         })
+    }
+
+    /// The target named by `inherits`, or an error (none for a name whose own definition
+    /// failed to parse: that error is reported already).
+    fn resolve_parent(&mut self, parent: Option<&Spanned<String>>, names: &Names<'_>) -> Option<(TargetId, Span)> {
+        let parent = parent?;
+        if let Some(&id) = names.targets.get(parent.value.as_str()) {
+            return Some((id, parent.span));
+        }
+        if !names.broken.contains(&parent.value) {
+            let is_source = names.sources.contains_key(parent.value.as_str());
+            self.unknown(parent, "target", names.targets.keys().copied(), is_source);
+        }
+        None
+    }
+
+    /// The sources and targets named by `imports`, in order, each with where it is written.
+    fn resolve_imports(
+        &mut self,
+        imports: Option<&Spanned<Vec<Spanned<String>>>>,
+        names: &Names<'_>,
+    ) -> Vec<(Import, Span)> {
+        let mut resolved = Vec::new();
+        for import in imports.map(|i| i.value.as_slice()).unwrap_or_default() {
+            if let Some(&id) = names.sources.get(import.value.as_str()) {
+                resolved.push((Import::Source(id), import.span));
+            } else if let Some(&id) = names.targets.get(import.value.as_str()) {
+                resolved.push((Import::Target(id), import.span));
+            } else if !names.broken.contains(&import.value) {
+                let known: Vec<&str> = names.sources.keys().chain(names.targets.keys()).copied().collect();
+                self.unknown(import, "source or target", known.into_iter(), false);
+            }
+        }
+        resolved
     }
 
     fn parallel(&mut self, value: Option<&Spanned<u32>>, default: usize) -> usize {
@@ -500,31 +523,10 @@ impl Checker<'_> {
                         .with_label("set the top-level `aws.execution_role_pattern`"),
                 );
             }
-            let inherits = spec.inherits.as_ref().and_then(|parent| match targets.get(parent.value.as_str()) {
-                Some(&id) => Some(id),
-                None => {
-                    if !broken.contains(&parent.value) {
-                        self.unknown(
-                            parent,
-                            "target",
-                            targets.keys().copied(),
-                            sources.contains_key(parent.value.as_str()),
-                        );
-                    }
-                    None
-                }
-            });
-            let mut imports = Vec::new();
-            for import in spec.imports.as_ref().map(|i| i.value.as_slice()).unwrap_or_default() {
-                if let Some(&id) = sources.get(import.value.as_str()) {
-                    imports.push(Import::Source(id));
-                } else if let Some(&id) = targets.get(import.value.as_str()) {
-                    imports.push(Import::Target(id));
-                } else if !broken.contains(&import.value) {
-                    let known: Vec<&str> = sources.keys().chain(targets.keys()).copied().collect();
-                    self.unknown(import, "source or target", known.into_iter(), false);
-                }
-            }
+            let names = Names { sources, targets, broken };
+            let inherits = self.resolve_parent(spec.inherits.as_ref(), &names).map(|(id, _)| id);
+            let imports =
+                self.resolve_imports(spec.imports.as_ref(), &names).into_iter().map(|(import, _)| import).collect();
             if spec.imports.is_none() && spec.inherits.is_none() {
                 self.error(
                     Diagnostic::at(name.span, format!("dynamic targets `{}` have nothing to merge", name.value))

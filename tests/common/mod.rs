@@ -60,6 +60,12 @@ impl Vss {
         self
     }
 
+    /// Starts the command without waiting for it.
+    pub fn spawn(mut self) -> std::process::Child {
+        self.command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        self.command.spawn().expect("the vss binary starts")
+    }
+
     pub fn run(mut self) -> Run {
         let out = self.command.output().expect("the vss binary runs");
         Run {
@@ -119,5 +125,19 @@ impl Workspace {
     /// Runs `vss` in this workspace.
     pub fn vss<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(&self, args: I) -> Run {
         Vss::new().cwd(self.dir.path()).args(args).run()
+    }
+}
+
+/// Runs the commands `make` builds, all at once, and asserts that every one succeeds.
+pub fn run_concurrently(count: usize, make: impl Fn() -> Vss) {
+    let children: Vec<std::process::Child> = (0..count).map(|_| make().spawn()).collect();
+    for child in children {
+        let out = child.wait_with_output().expect("vss finishes");
+        assert!(
+            out.status.success(),
+            "a concurrent run failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

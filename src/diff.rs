@@ -111,8 +111,9 @@ pub fn diff(live: &LiveState, desired: &SecretMap, options: DiffOptions<'_>) -> 
                 metadata: false,
             },
             Some(have) => {
-                let (keys_added, keys_removed, keys_modified) = key_changes(&have.value, want);
-                let equal = json_eq(have.value.expose(), want.expose());
+                let equal = have.value == *want;
+                let (keys_added, keys_removed, keys_modified) =
+                    if equal { Default::default() } else { key_changes(&have.value, want) };
                 // Metadata drift counts only on secrets this target owns: an unowned secret
                 // with the desired value stays untouched (a migration stays zero-sum).
                 let metadata = equal && have.drift && have.owner.as_deref() == Some(options.owner);

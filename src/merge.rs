@@ -75,6 +75,10 @@ pub fn merge_maps(mut base: SecretMap, layer: &SecretMap, options: MergeOptions)
                 merge_value(&mut merged, value.expose(), options);
                 *existing = SecretValue::new(merged);
             }
+            // Shared, not copied, unless tombstones must be dropped from it.
+            None if options.nulls == NullMode::Keep => {
+                base.insert(path.clone(), value.clone());
+            }
             None => {
                 base.insert(path.clone(), SecretValue::new(strip_nulls(value.expose(), options)));
             }

@@ -6,6 +6,7 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
 use schemars::JsonSchema;
@@ -65,14 +66,16 @@ impl<'de> Deserialize<'de> for SecretPath {
 /// A secret's value: usually a JSON object (the KV2 `data` map, a parsed `SecretString`),
 /// possibly a scalar. It has no `Display`, and its `Debug` prints `<redacted>`, so a value
 /// cannot end up in a log line or an error message by accident.
-#[derive(Clone, Default, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct SecretValue(Value);
+///
+/// The value is shared (`Arc`): cloning a secret, or a whole map of them, copies no JSON;
+/// a merge copies a value only when it changes it.
+#[derive(Clone, Default)]
+pub struct SecretValue(Arc<Value>);
 
 impl SecretValue {
     /// Wraps a JSON value.
     pub fn new(value: Value) -> Self {
-        Self(value)
+        Self(Arc::new(value))
     }
 
     /// The JSON value, for stores and for merging. Never print it.
@@ -80,14 +83,26 @@ impl SecretValue {
         &self.0
     }
 
-    /// Consumes the wrapper and returns the JSON value. Never print it.
+    /// The JSON value, owned (copied only if it is shared). Never print it.
     pub fn into_inner(self) -> Value {
-        self.0
+        Arc::try_unwrap(self.0).unwrap_or_else(|shared| (*shared).clone())
     }
 
     /// The top-level keys when the value is an object, sorted.
     pub fn keys(&self) -> Option<impl Iterator<Item = &String>> {
         self.0.as_object().map(|map| map.keys())
+    }
+}
+
+impl Serialize for SecretValue {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Value::deserialize(deserializer).map(SecretValue::new)
     }
 }
 
@@ -99,13 +114,13 @@ impl fmt::Debug for SecretValue {
 
 impl PartialEq for SecretValue {
     fn eq(&self, other: &Self) -> bool {
-        json_eq(&self.0, &other.0)
+        Arc::ptr_eq(&self.0, &other.0) || json_eq(&self.0, &other.0)
     }
 }
 
 impl From<Value> for SecretValue {
     fn from(value: Value) -> Self {
-        Self(value)
+        Self::new(value)
     }
 }
 

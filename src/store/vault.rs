@@ -28,6 +28,8 @@
 //! - **Reads**: one `GET <mount>/data/<path>` per secret returns the value, its version
 //!   (kept for check-and-set) and its `custom_metadata` (the ownership marker); listing is
 //!   recursive (`LIST <mount>/metadata/<path>/`), folders listed concurrently.
+//! - **Merge bundles** (`<mount>/<prefix>/<target>/…`) belong to vss entirely: every secret
+//!   in a bundle counts as owned by its target, and no per-secret marker is written.
 //! - **Writes** use check-and-set (`cas` = the version read, 0 for a new secret): a secret
 //!   changed since it was read fails with a conflict, and the engine retries from a fresh
 //!   read. The marker (`managed-by=vss`, `vss-target=<target>`) is written to
@@ -507,6 +509,9 @@ pub struct VaultStore {
     client: Arc<VaultClient>,
     mount: String,
     prefix: String,
+    /// The target, when this location is its merge bundle: everything in it belongs to
+    /// that target, so no per-secret marker is written (one call saved per secret).
+    bundle: Option<String>,
     /// What the last read saw of each secret: its version (for check-and-set) and its
     /// custom metadata (to keep it when the marker is written).
     seen: Mutex<HashMap<SecretPath, Seen>>,
@@ -552,7 +557,7 @@ impl VaultStore {
             (None, None) => return Err(StoreError::Invalid("a `vault` store needs `path` or `mount`".into())),
         };
         let prefix = join(&[&prefix, extra.unwrap_or("")]);
-        Ok(Self { client, mount, prefix, seen: Mutex::new(HashMap::new()) })
+        Ok(Self { client, mount, prefix, bundle: extra.map(str::to_string), seen: Mutex::new(HashMap::new()) })
     }
 
     fn full(&self, path: &SecretPath) -> String {
@@ -643,9 +648,10 @@ impl Store for VaultStore {
         let version = metadata["version"].as_u64().unwrap_or(0);
         match answer.status {
             200 if !body["data"]["data"].is_null() => {
-                let owner = (custom.get("managed-by").map(String::as_str) == Some("vss"))
+                let marked = (custom.get("managed-by").map(String::as_str) == Some("vss"))
                     .then(|| custom.get("vss-target").cloned())
                     .flatten();
+                let owner = self.bundle.clone().or(marked);
                 let value = body["data"]["data"].clone();
                 self.remember(path, Seen { version, custom });
                 Ok(Some(LiveSecret { value: SecretValue::new(value), owner, drift: false }))
@@ -684,8 +690,9 @@ impl Store for VaultStore {
         }
         let version = answer.json()["data"]["version"].as_u64().unwrap_or(seen.version + 1);
         let mut custom = seen.custom;
-        let marked = custom.get("managed-by").map(String::as_str) == Some("vss")
-            && custom.get("vss-target").map(String::as_str) == Some(owner);
+        let marked = self.bundle.is_some()
+            || (custom.get("managed-by").map(String::as_str) == Some("vss")
+                && custom.get("vss-target").map(String::as_str) == Some(owner));
         if !marked {
             custom.insert("managed-by".into(), "vss".into());
             custom.insert("vss-target".into(), owner.into());

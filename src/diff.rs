@@ -176,11 +176,12 @@ pub fn apply(live: &SecretMap, diff: &TargetDiff) -> SecretMap {
 }
 
 fn keys_of(value: &SecretValue) -> Vec<String> {
-    value.keys().map(|keys| keys.cloned().collect()).unwrap_or_default()
+    value.keys().unwrap_or_default()
 }
 
 fn key_changes(have: &SecretValue, want: &SecretValue) -> (Vec<String>, Vec<String>, Vec<String>) {
-    let (Some(old), Some(new)) = (have.expose().as_object(), want.expose().as_object()) else {
+    let (have, want) = (have.expose(), want.expose());
+    let (Some(old), Some(new)) = (have.as_object(), want.as_object()) else {
         return (Vec::new(), Vec::new(), Vec::new());
     };
     let mut added: Vec<String> = new.keys().filter(|k| !old.contains_key(*k)).cloned().collect();

@@ -65,14 +65,14 @@ pub fn merge_all<'a>(
 /// Merges one layer of secrets on top of `base`: secrets on both sides are deep-merged.
 pub fn merge_maps(mut base: SecretMap, layer: &SecretMap, options: MergeOptions) -> SecretMap {
     for (path, value) in layer {
-        if options.nulls == NullMode::Delete && value.expose().is_null() {
+        if options.nulls == NullMode::Delete && value.is_null() {
             base.remove(path);
             continue;
         }
         match base.get_mut(path) {
             Some(existing) => {
-                let mut merged = std::mem::take(existing).into_inner();
-                merge_value(&mut merged, value.expose(), options);
+                let mut merged = existing.expose();
+                merge_value(&mut merged, &value.expose(), options);
                 *existing = SecretValue::new(merged);
             }
             // Shared, not copied, unless tombstones must be dropped from it.
@@ -80,7 +80,7 @@ pub fn merge_maps(mut base: SecretMap, layer: &SecretMap, options: MergeOptions)
                 base.insert(path.clone(), value.clone());
             }
             None => {
-                base.insert(path.clone(), SecretValue::new(strip_nulls(value.expose(), options)));
+                base.insert(path.clone(), SecretValue::new(strip_nulls(&value.expose(), options)));
             }
         }
     }
@@ -230,6 +230,6 @@ mod tests {
             [&map(json!({"s": {"a": 1}})), &map(json!({"s": {"a": 2}}))],
             DEFAULT,
         );
-        assert_eq!(out[&SecretPath::parse("s").unwrap()].expose(), &json!({"a": 2}));
+        assert_eq!(out[&SecretPath::parse("s").unwrap()].expose(), json!({"a": 2}));
     }
 }

@@ -67,36 +67,61 @@ impl<'de> Deserialize<'de> for SecretPath {
 /// possibly a scalar. It has no `Display`, and its `Debug` prints `<redacted>`, so a value
 /// cannot end up in a log line or an error message by accident.
 ///
-/// The value is shared (`Arc`): cloning a secret, or a whole map of them, copies no JSON;
-/// a merge copies a value only when it changes it.
-#[derive(Clone, Default)]
-pub struct SecretValue(Arc<Value>);
+/// It is held as canonical JSON text ([`canonical_json`]: sorted keys, integral numbers
+/// without a fraction), shared behind an `Arc`: about as small in memory as the JSON
+/// itself, cloned without copying, compared as text (which is numbers-by-value equality),
+/// and parsed only where a merge or a key-level diff needs the structure.
+#[derive(Clone)]
+pub struct SecretValue(Arc<str>);
+
+impl Default for SecretValue {
+    fn default() -> Self {
+        Self(Arc::from("null"))
+    }
+}
 
 impl SecretValue {
-    /// Wraps a JSON value.
+    /// Wraps a JSON value (canonicalised).
     pub fn new(value: Value) -> Self {
-        Self(Arc::new(value))
+        let mut text = String::new();
+        canonical_json(&value, &mut text);
+        Self(Arc::from(text))
     }
 
-    /// The JSON value, for stores and for merging. Never print it.
-    pub fn expose(&self) -> &Value {
+    /// The JSON value, parsed. Never print it.
+    pub fn expose(&self) -> Value {
+        serde_json::from_str(&self.0).expect("canonical JSON parses")
+    }
+
+    /// The canonical JSON text. Never print it.
+    pub fn canonical(&self) -> &str {
         &self.0
     }
 
-    /// The JSON value, owned (copied only if it is shared). Never print it.
+    /// Whether the value is a JSON object.
+    pub fn is_object(&self) -> bool {
+        self.0.starts_with('{')
+    }
+
+    /// Whether the value is `null`.
+    pub fn is_null(&self) -> bool {
+        &*self.0 == "null"
+    }
+
+    /// The JSON value, owned. Never print it.
     pub fn into_inner(self) -> Value {
-        Arc::try_unwrap(self.0).unwrap_or_else(|shared| (*shared).clone())
+        self.expose()
     }
 
     /// The top-level keys when the value is an object, sorted.
-    pub fn keys(&self) -> Option<impl Iterator<Item = &String>> {
-        self.0.as_object().map(|map| map.keys())
+    pub fn keys(&self) -> Option<Vec<String>> {
+        self.expose().as_object().map(|map| map.keys().cloned().collect())
     }
 }
 
 impl Serialize for SecretValue {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(serializer)
+        self.expose().serialize(serializer)
     }
 }
 
@@ -114,7 +139,7 @@ impl fmt::Debug for SecretValue {
 
 impl PartialEq for SecretValue {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0) || json_eq(&self.0, &other.0)
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
     }
 }
 
@@ -230,6 +255,15 @@ impl Fingerprinter {
     pub fn fingerprint(&self, value: &Value) -> String {
         let mut canonical = String::new();
         canonical_json(value, &mut canonical);
+        self.fingerprint_canonical(&canonical)
+    }
+
+    /// The fingerprint of a secret value (its canonical text).
+    pub fn fingerprint_secret(&self, value: &SecretValue) -> String {
+        self.fingerprint_canonical(value.canonical())
+    }
+
+    fn fingerprint_canonical(&self, canonical: &str) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC accepts keys of any length");
         mac.update(canonical.as_bytes());
         let digest = mac.finalize().into_bytes();
@@ -284,6 +318,18 @@ mod tests {
         let value = SecretValue::new(json!({"password": "hunter2"}));
         assert_eq!(format!("{value:?}"), "<redacted>");
         assert_eq!(format!("{:?}", Some(value)), "Some(<redacted>)");
+    }
+
+    #[test]
+    fn secret_values_compare_by_value_and_round_trip() {
+        let a = SecretValue::new(json!({"b": [1, 2.0, "x"], "a": {"z": null, "y": 1e3}}));
+        let b = SecretValue::new(json!({"a": {"y": 1000, "z": null}, "b": [1.0, 2, "x"]}));
+        assert!(a == b);
+        assert!(json_eq(&a.expose(), &json!({"a": {"y": 1000, "z": null}, "b": [1, 2, "x"]})));
+        assert!(SecretValue::new(json!(1.5)) != SecretValue::new(json!(1)));
+        assert!(SecretValue::new(json!({})).is_object() && SecretValue::new(json!(null)).is_null());
+        assert_eq!(SecretValue::new(json!({"b": 1, "a": 2})).keys(), Some(vec!["a".to_string(), "b".to_string()]));
+        assert_eq!(SecretValue::new(json!(u64::MAX)).expose(), json!(u64::MAX));
     }
 
     #[test]

@@ -74,7 +74,7 @@ fn bytes(map: &SecretMap) -> String {
     for (path, value) in map {
         out.push_str(path.as_str());
         out.push('=');
-        canonical_json(value.expose(), &mut out);
+        canonical_json(&value.expose(), &mut out);
         out.push('\n');
     }
     out
@@ -120,7 +120,7 @@ proptest! {
                 _ => false,
             }
         }
-        prop_assert!(out.values().all(|v| !v.expose().is_null() && !has_null_member(v.expose())));
+        prop_assert!(out.values().all(|v| !v.is_null() && !has_null_member(&v.expose())));
     }
 
     #[test]

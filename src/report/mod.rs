@@ -213,8 +213,8 @@ impl Report {
                         .before
                         .as_ref()
                         .filter(|_| c.kind != ChangeKind::Added)
-                        .map(|v| fingerprints.fingerprint(v.expose())),
-                    after: c.after.as_ref().map(|v| fingerprints.fingerprint(v.expose())),
+                        .map(|v| fingerprints.fingerprint_secret(v)),
+                    after: c.after.as_ref().map(|v| fingerprints.fingerprint_secret(v)),
                 })
                 .collect();
             targets.push(TargetReport {

@@ -624,7 +624,7 @@ impl Store for SecretsManagerStore {
 
     async fn write(&self, path: &SecretPath, value: &SecretValue, owner: &str) -> Result<(), StoreError> {
         let name = self.name(path);
-        let (string, binary) = encode(value.expose())?;
+        let (string, binary) = encode(&value.expose())?;
         let mut tags: BTreeMap<String, String> = self.settings.tags.clone().unwrap_or_default();
         tags.insert("managed-by".into(), "vss".into());
         tags.insert("vss-target".into(), owner.into());
@@ -669,7 +669,7 @@ impl Store for SecretsManagerStore {
             Some(current) => Some(current),
             None => self.read(path).await?.map(|live| live.value.into_inner()),
         };
-        if !current.is_some_and(|c| crate::secret::json_eq(&c, value.expose())) {
+        if !current.is_some_and(|c| crate::secret::json_eq(&c, &value.expose())) {
             self.calls.count(Call::Write);
             self.client
                 .put_secret_value()

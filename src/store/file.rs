@@ -169,7 +169,7 @@ impl Store for FileStore {
 
     async fn write(&self, path: &SecretPath, value: &SecretValue, owner: &str) -> Result<(), StoreError> {
         let (path, value, owner) = (path.clone(), value.clone(), owner.to_string());
-        self.blocking(move |inner| inner.write(&path, value.expose(), &owner)).await
+        self.blocking(move |inner| inner.write(&path, &value.expose(), &owner)).await
     }
 
     async fn delete(&self, path: &SecretPath) -> Result<(), StoreError> {

@@ -120,7 +120,7 @@ pub fn sanitize(name: &str) -> String {
 }
 
 /// Lists the ACTIVE accounts of a dynamic target's OU that match its tags and are not
-/// excluded, sorted by id.
+/// excluded, sorted by name (then id).
 pub async fn discover(
     spec: &DynamicTarget,
     defaults: &AwsDefaults,
@@ -185,7 +185,7 @@ pub async fn discover(
         }
         matching.push(account);
     }
-    matching.sort_by(|a, b| a.id.cmp(&b.id));
+    matching.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
     matching.dedup();
     Ok(matching)
 }

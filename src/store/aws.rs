@@ -265,7 +265,7 @@ pub fn classify(
         )
     );
     match (status, code) {
-        (_, Some("PreconditionFailed")) | (Some(412), _) => {
+        (_, Some("PreconditionFailed" | "ResourceExistsException")) | (Some(412), _) => {
             StoreError::Conflict(format!("{detail} (changed since it was read)"))
         }
         _ if throttled => StoreError::Unavailable(detail),
@@ -362,6 +362,9 @@ pub struct SecretsManagerStore {
     settings: AwsConfig,
     calls: Arc<CallCounter>,
     listed: Mutex<HashMap<SecretPath, Listed>>,
+    /// Whether `listed` holds a whole listing: a path missing from it does not exist (a
+    /// concurrent creation then fails with a conflict, and the target starts over).
+    listed_all: std::sync::atomic::AtomicBool,
     values: Mutex<HashMap<SecretPath, Value>>,
 }
 
@@ -395,6 +398,7 @@ impl SecretsManagerStore {
             settings: config.clone(),
             calls,
             listed: Mutex::new(HashMap::new()),
+            listed_all: std::sync::atomic::AtomicBool::new(false),
             values: Mutex::new(HashMap::new()),
         })
     }
@@ -443,6 +447,9 @@ impl SecretsManagerStore {
     async fn describe(&self, path: &SecretPath) -> Result<Option<Listed>, StoreError> {
         if let Some(listed) = self.listed.lock().unwrap_or_else(|e| e.into_inner()).get(path) {
             return Ok(Some(listed.clone()));
+        }
+        if self.listed_all.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(None);
         }
         let name = self.name(path);
         self.calls.count(Call::Read);
@@ -556,6 +563,7 @@ impl Store for SecretsManagerStore {
         let mut paths: Vec<SecretPath> = listed.iter().filter(|(_, l)| !l.deleted).map(|(p, _)| p.clone()).collect();
         paths.sort();
         *self.listed.lock().unwrap_or_else(|e| e.into_inner()) = listed;
+        self.listed_all.store(true, std::sync::atomic::Ordering::Release);
         Ok(paths)
     }
 
@@ -753,7 +761,18 @@ impl SecretsManagerStore {
         };
         self.calls.count(Call::Delete);
         let result = request.send().await;
-        self.listed.lock().unwrap_or_else(|e| e.into_inner()).remove(path);
+        // A recovery window leaves the secret scheduled for deletion (restorable, and its
+        // name taken); a forced delete frees the name.
+        {
+            let mut listed = self.listed.lock().unwrap_or_else(|e| e.into_inner());
+            if self.settings.force_delete == Some(true) {
+                listed.remove(path);
+            } else if let Some(entry) = listed.get_mut(path) {
+                entry.deleted = true;
+            } else {
+                listed.insert(path.clone(), Listed { name: name.to_string(), deleted: true, ..Listed::default() });
+            }
+        }
         self.values.lock().unwrap_or_else(|e| e.into_inner()).remove(path);
         match result {
             Ok(_) => Ok(()),

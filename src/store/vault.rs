@@ -515,6 +515,9 @@ pub struct VaultStore {
     /// What the last read saw of each secret: its version (for check-and-set) and its
     /// custom metadata (to keep it when the marker is written).
     seen: Mutex<HashMap<SecretPath, Seen>>,
+    /// Every path the last listing found (soft-deleted ones included): a path not in it is
+    /// new, so its write needs no read first (check-and-set 0 still guards a race).
+    listed: Mutex<Option<std::collections::HashSet<SecretPath>>>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -557,7 +560,14 @@ impl VaultStore {
             (None, None) => return Err(StoreError::Invalid("a `vault` store needs `path` or `mount`".into())),
         };
         let prefix = join(&[&prefix, extra.unwrap_or("")]);
-        Ok(Self { client, mount, prefix, bundle: extra.map(str::to_string), seen: Mutex::new(HashMap::new()) })
+        Ok(Self {
+            client,
+            mount,
+            prefix,
+            bundle: extra.map(str::to_string),
+            seen: Mutex::new(HashMap::new()),
+            listed: Mutex::new(None),
+        })
     }
 
     fn full(&self, path: &SecretPath) -> String {
@@ -633,6 +643,7 @@ impl Store for VaultStore {
         }
         paths.sort();
         paths.dedup();
+        *self.listed.lock().unwrap_or_else(|e| e.into_inner()) = Some(paths.iter().cloned().collect());
         Ok(paths)
     }
 
@@ -673,8 +684,11 @@ impl Store for VaultStore {
             )));
         }
         let full = self.full(path);
+        let known_new =
+            self.listed.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|l| !l.contains(path));
         let seen = match self.recall(path) {
             Some(seen) => seen,
+            None if known_new => Seen::default(),
             None => {
                 self.read(path).await?;
                 self.recall(path).unwrap_or_default()
@@ -719,6 +733,10 @@ impl Store for VaultStore {
         let api = self.api("metadata", &self.full(path));
         let answer = self.client.send(reqwest::Method::DELETE, &api, None, Call::Delete).await?;
         self.seen.lock().unwrap_or_else(|e| e.into_inner()).remove(path);
+        // A metadata delete removes every version: the path is new again.
+        if let Some(listed) = self.listed.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            listed.remove(path);
+        }
         match answer.status {
             200 | 204 | 404 => Ok(()),
             status => Err(classify(status, &answer.body, Op::Delete, &format!("DELETE {api}"), &self.client.address)),

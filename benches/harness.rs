@@ -492,7 +492,7 @@ pub async fn moto(env: &Env, scale: Scale) -> Vec<Row> {
         .load()
         .await;
     let client = aws_sdk_secretsmanager::Client::new(&sdk);
-    let (mut apply, mut floor, mut noop) = (vec![], vec![], vec![]);
+    let (mut apply, mut floor, mut noop, mut dry_fresh, mut dry_zero) = (vec![], vec![], vec![], vec![], vec![]);
     let mut noop_report = Value::Null;
     for run in 0..env.runs {
         let mut text = format!(
@@ -503,10 +503,14 @@ pub async fn moto(env: &Env, scale: Scale) -> Vec<Row> {
             text.push_str(&format!("  t{t}: {{imports: [src], aws: {{prefix: {tag}/r{run}/t{t}/}}}}\n"));
         }
         let config = write(&env.work.join(format!("sm-{run}.yaml")), &text);
+        dry_fresh.push(run_vss(env, &config, &["--dry-run"]).0);
         apply.push(run_vss(env, &config, &[]).0);
         let (secs, report) = run_vss(env, &config, &[]);
         noop.push(secs);
         noop_report = report;
+        let (secs, report) = run_vss(env, &config, &["--dry-run", "--exit-code"]);
+        assert_eq!(report["zero_sum"], true, "the dry run after an apply is zero-sum");
+        dry_zero.push(secs);
         // The floor: one ListSecrets per target, one CreateSecret (with the tags) per secret.
         let started = Instant::now();
         for t in 0..scale.targets {
@@ -574,6 +578,28 @@ pub async fn moto(env: &Env, scale: Scale) -> Vec<Row> {
                 calls(&noop_report, "aws", "read"),
                 calls(&noop_report, "aws", "list")
             ),
+        },
+        Row {
+            scenario: "moto Secrets Manager dry run, nothing applied".into(),
+            vss: dry_fresh,
+            baseline: vec![],
+            baseline_name: String::new(),
+            ratio_name: String::new(),
+            ratio: None,
+            target: "-".into(),
+            met: None,
+            notes: String::new(),
+        },
+        Row {
+            scenario: "moto Secrets Manager dry run after apply".into(),
+            vss: dry_zero,
+            baseline: vec![],
+            baseline_name: String::new(),
+            ratio_name: String::new(),
+            ratio: None,
+            target: "-".into(),
+            met: None,
+            notes: String::new(),
         },
     ]
 }

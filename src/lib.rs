@@ -31,6 +31,8 @@
 //! - [`store`] holds the one registering enum ([`store::StoreConfig`]), the [`store::Store`]
 //!   trait, and the stores themselves; [`store::conformance`] is the suite every store passes.
 //! - [`report`] renders human, JSON, GitHub Actions and compact output.
+//! - `discovery` (with the `aws` feature) expands `dynamic_targets` from AWS Organizations
+//!   at plan time, before the engine sees the config.
 //!
 //! Secret values never reach a log, an error or a report: [`secret::SecretValue`] has no
 //! `Display` and its `Debug` prints `<redacted>`; reports carry keyed fingerprints.

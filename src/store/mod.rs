@@ -2,9 +2,10 @@
 //! it does not retry, sleep, print, or know about dry runs. [`retry`] wraps every call,
 //! [`stats`] counts them, and the engine decides what to call.
 //!
-//! Adding a store = one file here, one variant of [`StoreConfig`] (plus its name in
-//! [`StoreConfig::KINDS`]) and one arm in [`AnyStore`]; the conformance suite
-//! ([`conformance`]) then runs against it.
+//! Adding a store = one file here (its config struct, its `Store` impl, its `CAPABILITIES`),
+//! one variant of [`StoreConfig`] (and its name in [`StoreConfig::KINDS`], which a test
+//! checks against the schema), one variant of [`AnyStore`], their match arms in this file,
+//! and a cargo feature; the conformance suite ([`conformance`]) then runs against it.
 
 #[cfg(feature = "aws")]
 pub mod aws;

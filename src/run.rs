@@ -125,6 +125,12 @@ fn validate(args: ValidateArgs) -> Exit {
     let loaded =
         load(&args.config.config).map(|mut config| if offline { Ok(()) } else { plan(&mut config) }.map(|()| config));
     let loaded = match loaded {
+        Ok(Err(message)) if args.output == Output::Json => {
+            print_err(&format!("error: {message}\n"));
+            let doc = serde_json::json!({"valid": false, "errors": [{"message": message}]});
+            print_out(&format!("{}\n", serde_json::to_string_pretty(&doc).expect("JSON serializes")));
+            return Exit::Error;
+        }
         Ok(Err(message)) => return usage_failure(message, args.output, false),
         Ok(Ok(config)) => Ok(config),
         Err(e) => Err(e),

@@ -610,6 +610,17 @@ async fn dynamic_targets_from_organizations() {
     let run = run_vss(&ws, &["graph"]);
     assert_eq!(run.code, 2, "{}", run.transcript());
     assert!(run.stderr.contains("discovery of dynamic targets `workloads` in ou-0000-00000000"), "{}", run.stderr);
+    let json = run_vss(&ws, &["validate", "--output", "json"]);
+    assert_eq!(json.code, 2);
+    assert_eq!(json.json()["valid"], false);
+    assert!(json.json()["errors"][0]["message"].as_str().unwrap().contains("ou-0000-00000000"));
+    let offline = run_vss(&ws, &["validate", "--offline"]);
+    assert_eq!(
+        offline.code,
+        0,
+        "--offline checks the template without calling Organizations: {}",
+        offline.transcript()
+    );
 }
 
 #[tokio::test]

@@ -89,6 +89,23 @@ pub struct Row {
     pub notes: String,
 }
 
+impl Row {
+    /// A measurement with no baseline and no target.
+    fn timing(scenario: impl Into<String>, vss: Vec<f64>) -> Row {
+        Row {
+            scenario: scenario.into(),
+            vss,
+            baseline: Vec::new(),
+            baseline_name: String::new(),
+            ratio_name: String::new(),
+            ratio: None,
+            target: "-".into(),
+            met: None,
+            notes: String::new(),
+        }
+    }
+}
+
 fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(|a, b| a.total_cmp(b));
@@ -369,8 +386,6 @@ pub async fn openbao(env: &Env, scale: Scale) -> Vec<Row> {
     let label = format!("{}x{} ({} target secrets)", scale.targets, scale.secrets, scale.target_secrets());
     vec![
         Row {
-            scenario: format!("OpenBao apply, {label}"),
-            vss: apply,
             baseline: floor,
             baseline_name: "floor".into(),
             ratio_name: "vss/floor".into(),
@@ -385,14 +400,9 @@ pub async fn openbao(env: &Env, scale: Scale) -> Vec<Row> {
                 scale.sources * scale.secrets,
                 3 * n
             ),
+            ..Row::timing(format!("OpenBao apply, {label}"), apply)
         },
         Row {
-            scenario: "OpenBao no-op re-run".into(),
-            vss: noop,
-            baseline: vec![],
-            baseline_name: String::new(),
-            ratio_name: String::new(),
-            ratio: None,
             target: "0 writes".into(),
             met: Some(calls(&noop_report, "vault", "write") == 0 && calls(&noop_report, "vault", "delete") == 0),
             notes: format!(
@@ -401,29 +411,10 @@ pub async fn openbao(env: &Env, scale: Scale) -> Vec<Row> {
                 calls(&noop_report, "vault", "read"),
                 calls(&noop_report, "vault", "read").saturating_sub(2 + scale.sources as u64 + 2),
             ),
+            ..Row::timing("OpenBao no-op re-run", noop)
         },
-        Row {
-            scenario: "OpenBao dry run, nothing applied yet".into(),
-            vss: dry_fresh,
-            baseline: vec![],
-            baseline_name: String::new(),
-            ratio_name: String::new(),
-            ratio: None,
-            target: "-".into(),
-            met: None,
-            notes: String::new(),
-        },
-        Row {
-            scenario: "OpenBao dry run after apply (zero-sum)".into(),
-            vss: dry_zero,
-            baseline: vec![],
-            baseline_name: String::new(),
-            ratio_name: String::new(),
-            ratio: None,
-            target: "-".into(),
-            met: None,
-            notes: String::new(),
-        },
+        Row::timing("OpenBao dry run, nothing applied yet", dry_fresh),
+        Row::timing("OpenBao dry run after apply (zero-sum)", dry_zero),
     ]
 }
 
@@ -467,8 +458,6 @@ pub async fn latency(env: &Env, scale: Scale, script: &Path) -> Vec<Row> {
     }
     let ratio = median(&theirs) / median(&ours);
     vec![Row {
-        scenario: format!("20 ms latency, {}x{} (OpenBao)", scale.targets, scale.secrets),
-        vss: ours,
         baseline: theirs,
         baseline_name: "script".into(),
         ratio_name: "script/vss".into(),
@@ -476,6 +465,7 @@ pub async fn latency(env: &Env, scale: Scale, script: &Path) -> Vec<Row> {
         target: ">= 10".into(),
         met: Some(ratio >= 10.0),
         notes: "vss does more (merge store bundles, ownership markers) and still runs calls concurrently".into(),
+        ..Row::timing(format!("20 ms latency, {}x{} (OpenBao)", scale.targets, scale.secrets), ours)
     }]
 }
 
@@ -553,8 +543,6 @@ pub async fn moto(env: &Env, scale: Scale) -> Vec<Row> {
     let min_reads = scale.targets * scale.secrets.div_ceil(20);
     vec![
         Row {
-            scenario: format!("moto Secrets Manager apply, {}x{}", scale.targets, scale.secrets),
-            vss: apply,
             baseline: floor,
             baseline_name: "floor".into(),
             ratio_name: "vss/floor".into(),
@@ -562,14 +550,9 @@ pub async fn moto(env: &Env, scale: Scale) -> Vec<Row> {
             target: "<= 1.3".into(),
             met: Some(ratio <= 1.3),
             notes: "moto serves ~300 requests/s whatever the concurrency".into(),
+            ..Row::timing(format!("moto Secrets Manager apply, {}x{}", scale.targets, scale.secrets), apply)
         },
         Row {
-            scenario: "moto Secrets Manager no-op re-run".into(),
-            vss: noop,
-            baseline: vec![],
-            baseline_name: String::new(),
-            ratio_name: String::new(),
-            ratio: None,
             target: "0 writes".into(),
             met: Some(calls(&noop_report, "aws", "write") == 0),
             notes: format!(
@@ -578,28 +561,9 @@ pub async fn moto(env: &Env, scale: Scale) -> Vec<Row> {
                 calls(&noop_report, "aws", "read"),
                 calls(&noop_report, "aws", "list")
             ),
+            ..Row::timing("moto Secrets Manager no-op re-run", noop)
         },
-        Row {
-            scenario: "moto Secrets Manager dry run, nothing applied".into(),
-            vss: dry_fresh,
-            baseline: vec![],
-            baseline_name: String::new(),
-            ratio_name: String::new(),
-            ratio: None,
-            target: "-".into(),
-            met: None,
-            notes: String::new(),
-        },
-        Row {
-            scenario: "moto Secrets Manager dry run after apply".into(),
-            vss: dry_zero,
-            baseline: vec![],
-            baseline_name: String::new(),
-            ratio_name: String::new(),
-            ratio: None,
-            target: "-".into(),
-            met: None,
-            notes: String::new(),
-        },
+        Row::timing("moto Secrets Manager dry run, nothing applied", dry_fresh),
+        Row::timing("moto Secrets Manager dry run after apply", dry_zero),
     ]
 }

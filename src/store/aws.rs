@@ -328,7 +328,14 @@ pub fn causes(error: &(dyn std::error::Error + 'static)) -> String {
         }
         source = cause.source();
     }
-    parts.join(": ")
+    let text = parts.join(": ");
+    if text.contains("loading credentials") || text.contains("no credentials found in chain") {
+        format!(
+            "{text} (no usable AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run with a role)"
+        )
+    } else {
+        text
+    }
 }
 
 /// The HTTP status of a raw SDK response.

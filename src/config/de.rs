@@ -15,6 +15,7 @@
 //! variable that holds a secret.
 
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -124,21 +125,46 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Lenient<T> {
 pub struct Ctx<'a> {
     env: &'a dyn Fn(&str) -> Option<String>,
     errors: RefCell<Vec<Diagnostic>>,
+    /// Value nodes that failed in an earlier pass: read as null in this one.
+    bad: &'a HashSet<Span>,
 }
 
 /// Deserializes `node` as `T`. Returns the value when the top level succeeded, and every
 /// error recorded on the way (also when it succeeded: skipped unknown keys, failed
 /// [`Lenient`] parts), sorted by position.
+///
+/// A type error stops serde in the middle of a struct, which would hide the errors after it
+/// in the same block. So parsing is repeated: each pass reads the nodes that failed before
+/// as null (an optional field is then simply absent) and records the errors found beyond
+/// them, until a pass finds nothing new.
 pub fn from_node<T: DeserializeOwned>(
     node: &Node,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> (Option<T>, Vec<Diagnostic>) {
-    let ctx = Ctx { env, errors: RefCell::new(Vec::new()) };
-    let value = T::deserialize(NodeDe { node, ctx: &ctx, path: String::new(), key: false }).ok();
-    let mut errors = ctx.errors.into_inner();
-    errors.sort_by_key(|d| d.span.map(|s| s.start));
-    errors.dedup();
-    (value, errors)
+    const PASSES: usize = 32;
+    let mut bad: HashSet<Span> = HashSet::new();
+    let mut all: Vec<Diagnostic> = Vec::new();
+    let mut pass = 0;
+    loop {
+        pass += 1;
+        let ctx = Ctx { env, errors: RefCell::new(Vec::new()), bad: &bad };
+        let root = NodeDe { node, ctx: &ctx, path: String::new(), key: false, nulled: false };
+        let value = T::deserialize(root).ok();
+        let new: Vec<Diagnostic> =
+            ctx.errors.into_inner().into_iter().filter(|d| d.span.is_none_or(|s| !bad.contains(&s))).collect();
+        let done = new.is_empty() || pass == PASSES;
+        for diagnostic in new {
+            if let Some(span) = diagnostic.span {
+                bad.insert(span);
+            }
+            all.push(diagnostic);
+        }
+        if done {
+            all.sort_by_key(|d| d.span.map(|s| s.start));
+            all.dedup();
+            return (value, all);
+        }
+    }
 }
 
 /// A deserialization error; see the module docs.
@@ -245,16 +271,44 @@ struct NodeDe<'n, 'c> {
     ctx: &'c Ctx<'c>,
     path: String,
     key: bool,
+    /// The node failed in an earlier pass: read it as null (keeping its span).
+    nulled: bool,
 }
+
+/// What a nulled node reads as.
+static NULL: NodeKind = NodeKind::Scalar { text: String::new(), plain: true };
 
 impl<'n, 'c> NodeDe<'n, 'c> {
     fn child(&self, node: &'n Node, segment: &str) -> Self {
         let path = if self.path.is_empty() { segment.to_string() } else { format!("{}.{segment}", self.path) };
-        NodeDe { node, ctx: self.ctx, path, key: false }
+        self.at(node, path)
+    }
+
+    /// A value node, nulled when it failed in an earlier pass.
+    fn at(&self, node: &'n Node, path: String) -> Self {
+        NodeDe { node, ctx: self.ctx, path, key: false, nulled: self.ctx.bad.contains(&node.span) }
     }
 
     fn key_of(&self, node: &'n Node) -> Self {
-        NodeDe { node, ctx: self.ctx, path: self.path.clone(), key: true }
+        NodeDe { node, ctx: self.ctx, path: self.path.clone(), key: true, nulled: false }
+    }
+
+    /// This node again (for a visitor that needs a fresh deserializer).
+    fn same(&self) -> Self {
+        NodeDe { node: self.node, ctx: self.ctx, path: self.path.clone(), key: self.key, nulled: self.nulled }
+    }
+
+    /// The node's content, or null when nulled.
+    fn kind(&self) -> &'n NodeKind {
+        if self.nulled { &NULL } else { &self.node.kind }
+    }
+
+    fn is_null(&self) -> bool {
+        self.nulled || self.node.is_null()
+    }
+
+    fn kind_name(&self) -> &'static str {
+        if self.nulled { "null" } else { self.node.kind_name() }
     }
 
     /// Gives an error the span of this node (unless it has a more precise one) and records
@@ -281,9 +335,13 @@ impl<'n, 'c> NodeDe<'n, 'c> {
         });
     }
 
-    /// The scalar's text, expanded unless it is a key.
+    /// The scalar's text, expanded unless it is a key. A nulled node has none: it only
+    /// satisfies an optional field.
     fn text(&self) -> Result<Option<String>, DeError> {
-        let NodeKind::Scalar { text, .. } = &self.node.kind else { return Ok(None) };
+        if self.nulled {
+            return Ok(None);
+        }
+        let NodeKind::Scalar { text, .. } = self.kind() else { return Ok(None) };
         if self.key {
             return Ok(Some(text.clone()));
         }
@@ -307,11 +365,11 @@ impl<'n, 'c> NodeDe<'n, 'c> {
     }
 
     fn mismatch(&self, exp: &dyn de::Expected) -> DeError {
-        DeError::new(format!("expected {}, found {}", friendly(exp), self.node.kind_name()))
+        DeError::new(format!("expected {}, found {}", friendly(exp), self.kind_name()))
     }
 
     fn any<'de, V: Visitor<'de>>(&self, visitor: V) -> Result<V::Value, DeError> {
-        match &self.node.kind {
+        match self.kind() {
             NodeKind::Scalar { plain: false, .. } => visitor.visit_string(self.text()?.unwrap_or_default()),
             NodeKind::Scalar { plain: true, .. } => {
                 let text = self.text()?.unwrap_or_default();
@@ -361,10 +419,10 @@ impl<'de> Deserializer<'de> for NodeDe<'_, '_> {
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        if self.node.is_null() {
+        if self.is_null() {
             return visitor.visit_none();
         }
-        let r = visitor.visit_some(NodeDe { node: self.node, ctx: self.ctx, path: self.path.clone(), key: self.key });
+        let r = visitor.visit_some(self.same());
         self.attach(r)
     }
 
@@ -374,7 +432,7 @@ impl<'de> Deserializer<'de> for NodeDe<'_, '_> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, DeError> {
-        let NodeKind::Map(entries) = &self.node.kind else {
+        let NodeKind::Map(entries) = self.kind() else {
             let e = self.mismatch(&visitor);
             return self.attach(Err(e));
         };
@@ -408,10 +466,8 @@ impl<'de> Deserializer<'de> for NodeDe<'_, '_> {
         variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, DeError> {
-        let r = match &self.node.kind {
-            NodeKind::Scalar { .. } => visitor.visit_enum(UnitVariant {
-                de: NodeDe { node: self.node, ctx: self.ctx, path: self.path.clone(), key: false },
-            }),
+        let r = match self.kind() {
+            NodeKind::Scalar { .. } => visitor.visit_enum(UnitVariant { de: NodeDe { key: false, ..self.same() } }),
             NodeKind::Map(entries) if entries.len() == 1 => {
                 let (key, value) = &entries[0];
                 let name = key.scalar_text().unwrap_or("");
@@ -434,7 +490,7 @@ impl<'de> Deserializer<'de> for NodeDe<'_, '_> {
                 e.span = Some(entries[1].0.span);
                 Err(e)
             }
-            _ => Err(DeError::new(format!("{}, found {}", one_of(variants), self.node.kind_name()))),
+            _ => Err(DeError::new(format!("{}, found {}", one_of(variants), self.kind_name()))),
         };
         self.attach(r)
     }
@@ -443,20 +499,11 @@ impl<'de> Deserializer<'de> for NodeDe<'_, '_> {
         match name {
             SPANNED => {
                 let span = self.node.span;
-                let r = visitor.visit_map(SpanAcc {
-                    de: Some(NodeDe { node: self.node, ctx: self.ctx, path: self.path.clone(), key: self.key }),
-                    span,
-                    step: 0,
-                });
+                let r = visitor.visit_map(SpanAcc { de: Some(self.same()), span, step: 0 });
                 self.attach(r)
             }
             _ => {
-                let r = visitor.visit_newtype_struct(NodeDe {
-                    node: self.node,
-                    ctx: self.ctx,
-                    path: self.path.clone(),
-                    key: self.key,
-                });
+                let r = visitor.visit_newtype_struct(self.same());
                 self.attach(r)
             }
         }
@@ -481,14 +528,9 @@ impl<'de> de::SeqAccess<'de> for SeqAcc<'_, '_, '_> {
     type Error = DeError;
     fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, DeError> {
         let Some(item) = self.items.next() else { return Ok(None) };
-        let child = NodeDe {
-            node: item,
-            ctx: self.parent.ctx,
-            path: format!("{}[{}]", self.parent.path, self.index),
-            key: false,
-        };
+        let child = self.parent.at(item, format!("{}[{}]", self.parent.path, self.index));
         self.index += 1;
-        let span_holder = NodeDe { node: item, ctx: child.ctx, path: String::new(), key: false };
+        let span_holder = self.parent.at(item, String::new());
         span_holder.attach(seed.deserialize(child)).map(Some)
     }
     fn size_hint(&self) -> Option<usize> {
@@ -560,7 +602,7 @@ impl<'de> de::EnumAccess<'de> for UnitVariant<'_, '_> {
     type Error = DeError;
     type Variant = Self;
     fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self), DeError> {
-        let de = NodeDe { node: self.de.node, ctx: self.de.ctx, path: self.de.path.clone(), key: false };
+        let de = NodeDe { key: false, ..self.de.same() };
         Ok((seed.deserialize(de)?, self))
     }
 }
@@ -601,7 +643,7 @@ impl<'de, 'n, 'c> de::EnumAccess<'de> for MapVariant<'n, 'c> {
 impl<'de> de::VariantAccess<'de> for NodeDe<'_, '_> {
     type Error = DeError;
     fn unit_variant(self) -> Result<(), DeError> {
-        if self.node.is_null() { Ok(()) } else { self.attach(Err(DeError::new("expected nothing here"))) }
+        if self.is_null() { Ok(()) } else { self.attach(Err(DeError::new("expected nothing here"))) }
     }
     fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, DeError> {
         seed.deserialize(self)
@@ -655,6 +697,8 @@ mod tests {
             [
                 ("unknown key `cuont`".to_string(), "cuont"),
                 ("expected a string, found a list".to_string(), "[1]"),
+                // Found once the failing `count` no longer stops the parse of `c`.
+                ("missing key `name`".to_string(), "count: ${UNSET}"),
                 ("environment variable `UNSET` is not set (used by `items.c.count`)".to_string(), "${UNSET}"),
                 ("unknown key `extra`".to_string(), "extra"),
             ]

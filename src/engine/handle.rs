@@ -65,13 +65,6 @@ impl Handle {
         self.retry.run("list", || self.store.list()).await
     }
 
-    /// Reads one secret.
-    pub async fn read(&self, path: &SecretPath) -> Result<Option<LiveSecret>, StoreError> {
-        let _permit = self.permit().await?;
-        tracing::trace!(store = self.store.kind(), %path, "read");
-        self.retry.run("read", || self.store.read(path)).await
-    }
-
     /// Writes one secret with its ownership marker.
     pub async fn write(&self, path: &SecretPath, value: &SecretValue, owner: &str) -> Result<(), StoreError> {
         let _permit = self.permit().await?;

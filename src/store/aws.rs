@@ -372,7 +372,8 @@ pub struct SecretsManagerStore {
     /// Whether `listed` holds a whole listing: a path missing from it does not exist (a
     /// concurrent creation then fails with a conflict, and the target starts over).
     listed_all: std::sync::atomic::AtomicBool,
-    values: Mutex<HashMap<SecretPath, Value>>,
+    /// The values the last reads returned (shared, not copied), to skip an unchanged put.
+    values: Mutex<HashMap<SecretPath, SecretValue>>,
 }
 
 /// `BatchGetSecretValue` reads at most this many secrets per call.
@@ -443,11 +444,21 @@ impl SecretsManagerStore {
     }
 
     fn live(&self, path: &SecretPath, value: Value, listed: &Listed) -> LiveSecret {
+        let value = SecretValue::new(value);
         self.values.lock().unwrap_or_else(|e| e.into_inner()).insert(path.clone(), value.clone());
         let owner = (listed.tags.get("managed-by").map(String::as_str) == Some("vss"))
             .then(|| listed.tags.get("vss-target").cloned())
             .flatten();
-        LiveSecret { value: SecretValue::new(value), owner, drift: self.drifted(listed) }
+        LiveSecret { value, owner, drift: self.drifted(listed) }
+    }
+
+    /// A failed call as a store error; "not found" here means the secret vanished mid-call.
+    fn fail<E, R>(&self, error: &SdkError<E, R>, action: &str, resource: &str) -> StoreError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + HttpStatus + 'static,
+    {
+        self.err(error, action, resource).unwrap_or_else(|| self.not_found(action, resource))
     }
 
     /// What is known of a secret: from the last listing, else `DescribeSecret`.
@@ -542,9 +553,7 @@ impl Store for SecretsManagerStore {
                 }
                 Some(Err(e)) => {
                     let resource = format!("secrets named {}*", self.prefix);
-                    return Err(self
-                        .err(&e, "ListSecrets", &resource)
-                        .unwrap_or_else(|| self.not_found("ListSecrets", &resource)));
+                    return Err(self.fail(&e, "ListSecrets", &resource));
                 }
             };
             for entry in page.secret_list() {
@@ -610,9 +619,7 @@ impl Store for SecretsManagerStore {
                 Ok(answer) => answer,
                 Err(e) => {
                     let resource = format!("{} secrets named {}*", chunk.len(), self.prefix);
-                    return Err(self
-                        .err(&e, "BatchGetSecretValue", &resource)
-                        .unwrap_or_else(|| self.not_found("BatchGetSecretValue", &resource)));
+                    return Err(self.fail(&e, "BatchGetSecretValue", &resource));
                 }
             };
             for error in answer.errors() {
@@ -657,9 +664,7 @@ impl Store for SecretsManagerStore {
                 create = create.add_replica_regions(ReplicaRegionType::builder().region(region).build());
             }
             self.calls.count(Call::Write);
-            create.send().await.map_err(|e| {
-                self.err(&e, "CreateSecret", &name).unwrap_or_else(|| self.not_found("CreateSecret", &name))
-            })?;
+            create.send().await.map_err(|e| self.fail(&e, "CreateSecret", &name))?;
             let created = Listed {
                 name,
                 tags,
@@ -668,23 +673,26 @@ impl Store for SecretsManagerStore {
                 deleted: false,
             };
             self.listed.lock().unwrap_or_else(|e| e.into_inner()).insert(path.clone(), created);
-            self.values.lock().unwrap_or_else(|e| e.into_inner()).insert(path.clone(), value.expose().clone());
+            self.values.lock().unwrap_or_else(|e| e.into_inner()).insert(path.clone(), value.clone());
             return Ok(());
         };
         let mut listed = listed;
         if listed.deleted {
             self.calls.count(Call::Write);
-            self.client.restore_secret().secret_id(&name).send().await.map_err(|e| {
-                self.err(&e, "RestoreSecret", &name).unwrap_or_else(|| self.not_found("RestoreSecret", &name))
-            })?;
+            self.client
+                .restore_secret()
+                .secret_id(&name)
+                .send()
+                .await
+                .map_err(|e| self.fail(&e, "RestoreSecret", &name))?;
             listed.deleted = false;
         }
         let current = self.values.lock().unwrap_or_else(|e| e.into_inner()).get(path).cloned();
         let current = match current {
             Some(current) => Some(current),
-            None => self.read(path).await?.map(|live| live.value.into_inner()),
+            None => self.read(path).await?.map(|live| live.value),
         };
-        if !current.is_some_and(|c| crate::secret::json_eq(&c, &value.expose())) {
+        if current.as_ref() != Some(value) {
             self.calls.count(Call::Write);
             self.client
                 .put_secret_value()
@@ -693,17 +701,19 @@ impl Store for SecretsManagerStore {
                 .set_secret_binary(binary)
                 .send()
                 .await
-                .map_err(|e| {
-                    self.err(&e, "PutSecretValue", &name).unwrap_or_else(|| self.not_found("PutSecretValue", &name))
-                })?;
+                .map_err(|e| self.fail(&e, "PutSecretValue", &name))?;
         }
         let missing: Vec<Tag> =
             tags.iter().filter(|(k, v)| listed.tags.get(*k) != Some(*v)).map(|(k, v)| tag(k, v)).collect();
         if !missing.is_empty() {
             self.calls.count(Call::Write);
-            self.client.tag_resource().secret_id(&name).set_tags(Some(missing)).send().await.map_err(|e| {
-                self.err(&e, "TagResource", &name).unwrap_or_else(|| self.not_found("TagResource", &name))
-            })?;
+            self.client
+                .tag_resource()
+                .secret_id(&name)
+                .set_tags(Some(missing))
+                .send()
+                .await
+                .map_err(|e| self.fail(&e, "TagResource", &name))?;
             listed.tags.extend(tags.clone());
         }
         let description = self.settings.description.clone().filter(|d| listed.description.as_ref() != Some(d));
@@ -717,14 +727,12 @@ impl Store for SecretsManagerStore {
                 .set_kms_key_id(kms.clone())
                 .send()
                 .await
-                .map_err(|e| {
-                    self.err(&e, "UpdateSecret", &name).unwrap_or_else(|| self.not_found("UpdateSecret", &name))
-                })?;
+                .map_err(|e| self.fail(&e, "UpdateSecret", &name))?;
             listed.description = description.or(listed.description);
             listed.kms_key_id = kms.or(listed.kms_key_id);
         }
         self.listed.lock().unwrap_or_else(|e| e.into_inner()).insert(path.clone(), listed);
-        self.values.lock().unwrap_or_else(|e| e.into_inner()).insert(path.clone(), value.expose().clone());
+        self.values.lock().unwrap_or_else(|e| e.into_inner()).insert(path.clone(), value.clone());
         Ok(())
     }
 
@@ -734,9 +742,13 @@ impl Store for SecretsManagerStore {
             // A replicated secret cannot be deleted: remove its replicas, then delete.
             Err(StoreError::Invalid(message)) if message.contains("replica regions") => {
                 self.calls.count(Call::Read);
-                let described = self.client.describe_secret().secret_id(&name).send().await.map_err(|e| {
-                    self.err(&e, "DescribeSecret", &name).unwrap_or_else(|| self.not_found("DescribeSecret", &name))
-                })?;
+                let described = self
+                    .client
+                    .describe_secret()
+                    .secret_id(&name)
+                    .send()
+                    .await
+                    .map_err(|e| self.fail(&e, "DescribeSecret", &name))?;
                 let regions: Vec<String> =
                     described.replication_status().iter().filter_map(|r| r.region().map(str::to_string)).collect();
                 self.calls.count(Call::Write);
@@ -746,10 +758,7 @@ impl Store for SecretsManagerStore {
                     .set_remove_replica_regions(Some(regions))
                     .send()
                     .await
-                    .map_err(|e| {
-                        self.err(&e, "RemoveRegionsFromReplication", &name)
-                            .unwrap_or_else(|| self.not_found("RemoveRegionsFromReplication", &name))
-                    })?;
+                    .map_err(|e| self.fail(&e, "RemoveRegionsFromReplication", &name))?;
                 self.delete_once(path, &name).await
             }
             other => other,

@@ -58,7 +58,7 @@ impl S3Config {
 #[derive(Clone, Debug, Default)]
 struct Loaded {
     etag: Option<String>,
-    secrets: BTreeMap<SecretPath, Value>,
+    secrets: BTreeMap<SecretPath, SecretValue>,
 }
 
 /// One target's bundle object.
@@ -147,7 +147,8 @@ impl S3BundleStore {
                 })?;
                 let mut parsed = BTreeMap::new();
                 for (path, value) in secrets {
-                    parsed.insert(SecretPath::parse(path).map_err(StoreError::Invalid)?, value.clone());
+                    parsed
+                        .insert(SecretPath::parse(path).map_err(StoreError::Invalid)?, SecretValue::new(value.clone()));
                 }
                 Loaded { etag, secrets: parsed }
             }
@@ -161,14 +162,14 @@ impl S3BundleStore {
     }
 
     /// Writes the whole bundle with a conditional PUT.
-    async fn put(&self, secrets: BTreeMap<SecretPath, Value>, etag: Option<String>) -> Result<(), StoreError> {
+    async fn put(&self, secrets: BTreeMap<SecretPath, SecretValue>, etag: Option<String>) -> Result<(), StoreError> {
         let now = aws_smithy_types::DateTime::from(std::time::SystemTime::now());
         let generated_at = now.fmt(aws_smithy_types::date_time::Format::DateTime).unwrap_or_default();
         let body = json!({
             "target": self.target,
             "sources": self.sources,
             "generated_at": generated_at,
-            "secrets": secrets.iter().map(|(k, v)| (k.to_string(), v.clone())).collect::<serde_json::Map<_, _>>(),
+            "secrets": secrets.iter().map(|(k, v)| (k.to_string(), v.expose())).collect::<serde_json::Map<_, _>>(),
         });
         let bytes = serde_json::to_vec_pretty(&body).expect("JSON serializes");
         let mut request = self
@@ -216,7 +217,7 @@ impl Store for S3BundleStore {
     async fn read(&self, path: &SecretPath) -> Result<Option<LiveSecret>, StoreError> {
         let loaded = self.load().await?;
         Ok(loaded.secrets.get(path).map(|value| LiveSecret {
-            value: SecretValue::new(value.clone()),
+            value: value.clone(),
             owner: Some(self.target.clone()),
             drift: false,
         }))
@@ -239,7 +240,7 @@ impl Store for S3BundleStore {
         let loaded = self.load().await?;
         let mut secrets = loaded.secrets.clone();
         for (path, value) in writes {
-            secrets.insert(path.clone(), value.expose().clone());
+            secrets.insert(path.clone(), value.clone());
         }
         for path in deletes {
             secrets.remove(path);

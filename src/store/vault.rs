@@ -678,7 +678,7 @@ impl Store for VaultStore {
     }
 
     async fn write(&self, path: &SecretPath, value: &SecretValue, owner: &str) -> Result<(), StoreError> {
-        if !value.expose().is_object() {
+        if !value.is_object() {
             return Err(StoreError::Invalid(format!(
                 "secret `{path}` is not an object: Vault KV2 stores objects only"
             )));

@@ -528,6 +528,10 @@ fn tag(key: &str, value: &str) -> Tag {
 }
 
 impl Store for SecretsManagerStore {
+    fn capabilities(&self) -> Capabilities {
+        Self::CAPABILITIES
+    }
+
     fn kind(&self) -> &'static str {
         "aws"
     }

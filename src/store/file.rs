@@ -154,6 +154,10 @@ impl FileStore {
 }
 
 impl Store for FileStore {
+    fn capabilities(&self) -> Capabilities {
+        Self::CAPABILITIES
+    }
+
     fn kind(&self) -> &'static str {
         "file"
     }

@@ -4,8 +4,9 @@
 //!
 //! Adding a store = one file here (its config struct, its `Store` impl, its `CAPABILITIES`),
 //! one variant of [`StoreConfig`] (and its name in [`StoreConfig::KINDS`], which a test
-//! checks against the schema), one variant of [`AnyStore`], their match arms in this file,
-//! and a cargo feature; the conformance suite ([`conformance`]) then runs against it.
+//! checks against the schema) with its arms in `kind`, `capabilities`, `describe` and
+//! `AnyStore::open`, one variant of [`AnyStore`] with one arm in `dispatch!`, and a cargo
+//! feature; the conformance suite ([`conformance`]) then runs against it.
 
 #[cfg(feature = "aws")]
 pub mod aws;
@@ -196,6 +197,9 @@ pub trait Store: Send + Sync {
     /// The config key of the store (`file`, `vault`, …), used in reports and stats.
     fn kind(&self) -> &'static str;
 
+    /// What the store can do.
+    fn capabilities(&self) -> Capabilities;
+
     /// Every secret path below the location, sorted.
     fn list(&self) -> impl Future<Output = Result<Vec<SecretPath>, StoreError>> + Send;
 
@@ -344,92 +348,49 @@ impl AnyStore {
     }
 }
 
-impl AnyStore {
-    /// What the opened store can do.
-    pub fn capabilities(&self) -> Capabilities {
-        match self {
-            AnyStore::File(_) => FileStore::CAPABILITIES,
+/// Runs `$body` with `$s` bound to the store inside any [`AnyStore`] variant: the one place
+/// the variants are listed for delegation.
+macro_rules! dispatch {
+    ($store:expr, $s:ident => $body:expr) => {
+        match $store {
+            AnyStore::File($s) => $body,
             #[cfg(feature = "vault")]
-            AnyStore::Vault(_) => VaultStore::CAPABILITIES,
+            AnyStore::Vault($s) => $body,
             #[cfg(feature = "aws")]
-            AnyStore::Aws(_) => SecretsManagerStore::CAPABILITIES,
+            AnyStore::Aws($s) => $body,
             #[cfg(feature = "aws")]
-            AnyStore::S3(_) => S3BundleStore::CAPABILITIES,
+            AnyStore::S3($s) => $body,
         }
-    }
+    };
 }
 
 impl Store for AnyStore {
     fn kind(&self) -> &'static str {
-        match self {
-            AnyStore::File(s) => s.kind(),
-            #[cfg(feature = "vault")]
-            AnyStore::Vault(s) => s.kind(),
-            #[cfg(feature = "aws")]
-            AnyStore::Aws(s) => s.kind(),
-            #[cfg(feature = "aws")]
-            AnyStore::S3(s) => s.kind(),
-        }
+        dispatch!(self, s => s.kind())
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        dispatch!(self, s => s.capabilities())
     }
 
     async fn list(&self) -> Result<Vec<SecretPath>, StoreError> {
-        match self {
-            AnyStore::File(s) => s.list().await,
-            #[cfg(feature = "vault")]
-            AnyStore::Vault(s) => s.list().await,
-            #[cfg(feature = "aws")]
-            AnyStore::Aws(s) => s.list().await,
-            #[cfg(feature = "aws")]
-            AnyStore::S3(s) => s.list().await,
-        }
+        dispatch!(self, s => s.list().await)
     }
 
     async fn read(&self, path: &SecretPath) -> Result<Option<LiveSecret>, StoreError> {
-        match self {
-            AnyStore::File(s) => s.read(path).await,
-            #[cfg(feature = "vault")]
-            AnyStore::Vault(s) => s.read(path).await,
-            #[cfg(feature = "aws")]
-            AnyStore::Aws(s) => s.read(path).await,
-            #[cfg(feature = "aws")]
-            AnyStore::S3(s) => s.read(path).await,
-        }
+        dispatch!(self, s => s.read(path).await)
     }
 
     async fn write(&self, path: &SecretPath, value: &SecretValue, owner: &str) -> Result<(), StoreError> {
-        match self {
-            AnyStore::File(s) => s.write(path, value, owner).await,
-            #[cfg(feature = "vault")]
-            AnyStore::Vault(s) => s.write(path, value, owner).await,
-            #[cfg(feature = "aws")]
-            AnyStore::Aws(s) => s.write(path, value, owner).await,
-            #[cfg(feature = "aws")]
-            AnyStore::S3(s) => s.write(path, value, owner).await,
-        }
+        dispatch!(self, s => s.write(path, value, owner).await)
     }
 
     fn batch_size(&self) -> usize {
-        match self {
-            AnyStore::File(s) => s.batch_size(),
-            #[cfg(feature = "vault")]
-            AnyStore::Vault(s) => s.batch_size(),
-            #[cfg(feature = "aws")]
-            AnyStore::Aws(s) => s.batch_size(),
-            #[cfg(feature = "aws")]
-            AnyStore::S3(s) => s.batch_size(),
-        }
+        dispatch!(self, s => s.batch_size())
     }
 
     async fn read_batch(&self, paths: &[SecretPath]) -> Result<Vec<(SecretPath, LiveSecret)>, StoreError> {
-        match self {
-            AnyStore::File(s) => s.read_batch(paths).await,
-            #[cfg(feature = "vault")]
-            AnyStore::Vault(s) => s.read_batch(paths).await,
-            #[cfg(feature = "aws")]
-            AnyStore::Aws(s) => s.read_batch(paths).await,
-            #[cfg(feature = "aws")]
-            AnyStore::S3(s) => s.read_batch(paths).await,
-        }
+        dispatch!(self, s => s.read_batch(paths).await)
     }
 
     async fn commit(
@@ -438,27 +399,11 @@ impl Store for AnyStore {
         deletes: &[SecretPath],
         owner: &str,
     ) -> Result<(), StoreError> {
-        match self {
-            AnyStore::File(s) => s.commit(writes, deletes, owner).await,
-            #[cfg(feature = "vault")]
-            AnyStore::Vault(s) => s.commit(writes, deletes, owner).await,
-            #[cfg(feature = "aws")]
-            AnyStore::Aws(s) => s.commit(writes, deletes, owner).await,
-            #[cfg(feature = "aws")]
-            AnyStore::S3(s) => s.commit(writes, deletes, owner).await,
-        }
+        dispatch!(self, s => s.commit(writes, deletes, owner).await)
     }
 
     async fn delete(&self, path: &SecretPath) -> Result<(), StoreError> {
-        match self {
-            AnyStore::File(s) => s.delete(path).await,
-            #[cfg(feature = "vault")]
-            AnyStore::Vault(s) => s.delete(path).await,
-            #[cfg(feature = "aws")]
-            AnyStore::Aws(s) => s.delete(path).await,
-            #[cfg(feature = "aws")]
-            AnyStore::S3(s) => s.delete(path).await,
-        }
+        dispatch!(self, s => s.delete(path).await)
     }
 }
 

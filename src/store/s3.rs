@@ -206,6 +206,10 @@ impl S3BundleStore {
 }
 
 impl Store for S3BundleStore {
+    fn capabilities(&self) -> Capabilities {
+        Self::CAPABILITIES
+    }
+
     fn kind(&self) -> &'static str {
         "s3"
     }

@@ -616,6 +616,10 @@ type Listing = (Vec<String>, Vec<String>);
 const LIST_CONCURRENCY: usize = 16;
 
 impl Store for VaultStore {
+    fn capabilities(&self) -> Capabilities {
+        Self::CAPABILITIES
+    }
+
     fn kind(&self) -> &'static str {
         "vault"
     }

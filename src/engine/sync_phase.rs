@@ -40,8 +40,8 @@ pub async fn run(
     }
     let limiter = Arc::new(Semaphore::new(parallel.max(1)));
     let from = &from;
-    let mut outcomes: Vec<TargetOutcome> = futures::stream::iter(targets.iter().copied())
-        .map(|id| {
+    let mut outcomes: Vec<(usize, TargetOutcome)> = futures::stream::iter(targets.iter().copied().enumerate())
+        .map(|(position, id)| {
             let limiter = limiter.clone();
             async move {
                 let target = config.target(id);
@@ -77,15 +77,15 @@ pub async fn run(
                     Ok(diff) => (diff, None),
                     Err((diff, error)) => (diff, Some(error)),
                 };
-                TargetOutcome { target: target.name.clone(), phase: Phase::Sync, location, diff, error }
+                (position, TargetOutcome { target: target.name.clone(), phase: Phase::Sync, location, diff, error })
             }
         })
         .buffer_unordered(parallel.max(1))
         .collect()
         .await;
     // Execution order (graph level, then name), whatever order they finished in.
-    outcomes.sort_by_key(|o| targets.iter().position(|&t| config.target(t).name == o.target));
-    outcomes
+    outcomes.sort_by_key(|(position, _)| *position);
+    outcomes.into_iter().map(|(_, outcome)| outcome).collect()
 }
 
 /// A target's bundle, read back from the merge store. An empty bundle is an error: it means

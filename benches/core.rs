@@ -7,16 +7,15 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use vss::diff::{DiffOptions, LiveSecret, LiveState, diff};
+use vss::diff::{DiffOptions, diff};
 use vss::merge::{MergeOptions, merge_all};
+use vss::secret::{LiveSecret, LiveState};
 
 fn merge_and_diff(c: &mut Criterion) {
     let base = data::secrets(100_000, 10, "base");
     let layer = data::overlay(&base, 10);
-    let live: LiveState = base
-        .iter()
-        .map(|(p, v)| (p.clone(), LiveSecret { value: v.clone(), owner: Some("T".into()), drift: false }))
-        .collect();
+    let live: LiveState =
+        base.iter().map(|(p, v)| (p.clone(), LiveSecret::with_value(v.clone(), Some("T".into())))).collect();
     let mut group = c.benchmark_group("100k secrets x 10 keys");
     group.sample_size(10);
     group.bench_function("merge", |b| {
@@ -24,12 +23,14 @@ fn merge_and_diff(c: &mut Criterion) {
     });
     let desired = merge_all(base.clone(), [&layer], MergeOptions::default());
     group.bench_function("diff", |b| {
-        b.iter(|| black_box(diff(&live, &desired, DiffOptions { delete_orphans: true, owner: "T" })));
+        b.iter(|| {
+            black_box(diff(&live, &desired, DiffOptions { delete_orphans: true, owner: "T", fingerprints: None }))
+        });
     });
     group.bench_function("merge + diff", |b| {
         b.iter(|| {
             let desired = merge_all(base.clone(), [&layer], MergeOptions::default());
-            black_box(diff(&live, &desired, DiffOptions { delete_orphans: true, owner: "T" }))
+            black_box(diff(&live, &desired, DiffOptions { delete_orphans: true, owner: "T", fingerprints: None }))
         });
     });
     group.finish();

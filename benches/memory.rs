@@ -4,8 +4,9 @@
 
 mod data;
 
-use vss::diff::{DiffOptions, LiveSecret, LiveState, diff};
+use vss::diff::{DiffOptions, diff};
 use vss::merge::{MergeOptions, merge_all};
+use vss::secret::{LiveSecret, LiveState};
 
 fn kib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -45,14 +46,12 @@ fn main() {
     serde_json::to_writer(&mut count, &base).unwrap();
     serde_json::to_writer(&mut count, &layer).unwrap();
     let data_bytes = count.0;
-    let live: LiveState = base
-        .iter()
-        .map(|(p, v)| (p.clone(), LiveSecret { value: v.clone(), owner: Some("T".into()), drift: false }))
-        .collect();
+    let live: LiveState =
+        base.iter().map(|(p, v)| (p.clone(), LiveSecret::with_value(v.clone(), Some("T".into())))).collect();
     step("the live state");
     let desired = merge_all(base, [&layer], MergeOptions::default());
     step("the merge");
-    let plan = diff(&live, &desired, DiffOptions { delete_orphans: true, owner: "T" });
+    let plan = diff(&live, &desired, DiffOptions { delete_orphans: true, owner: "T", fingerprints: None });
     step("the diff");
     let peak = kib("VmHWM:") * 1024 - baseline;
     println!("changes: {}", plan.changes.len());

@@ -6,26 +6,9 @@
 //! marker names this target; other live secrets that are not desired are left alone and
 //! counted (`unmanaged`, or `orphans` when vss owns them but deletion is off).
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
-use crate::secret::{SecretMap, SecretPath, SecretValue, json_eq};
-
-/// A secret as a store holds it, with the ownership marker it carries, if any.
-#[derive(Clone, Debug, PartialEq)]
-pub struct LiveSecret {
-    /// The stored value.
-    pub value: SecretValue,
-    /// The target named by the secret's `managed-by=vss` marker, when it has one.
-    pub owner: Option<String>,
-    /// The store's metadata of the secret (tags, description, encryption key) differs from
-    /// what the config asks for.
-    pub drift: bool,
-}
-
-/// What a store holds below a target's root: path -> live secret.
-pub type LiveState = BTreeMap<SecretPath, LiveSecret>;
+use crate::secret::{Fingerprinter, LiveState, LiveValue, SecretMap, SecretPath, SecretValue, json_eq};
 
 /// How one secret differs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema)]
@@ -39,6 +22,16 @@ pub enum ChangeKind {
     Removed,
     /// In both with equal values: never written.
     Unchanged,
+    /// Desired and present, but the store does not return values and nothing proves it
+    /// equal or different: not written, and reported as such.
+    Unverified,
+}
+
+impl ChangeKind {
+    /// Whether it writes or deletes something.
+    pub fn is_change(self) -> bool {
+        matches!(self, ChangeKind::Added | ChangeKind::Modified | ChangeKind::Removed)
+    }
 }
 
 /// The change of one secret. Values are carried for applying and fingerprinting and are
@@ -70,6 +63,8 @@ pub struct DiffOptions<'a> {
     pub delete_orphans: bool,
     /// The target whose ownership marker allows a removal.
     pub owner: &'a str,
+    /// The key of the fingerprints stores return instead of values, if any.
+    pub fingerprints: Option<&'a Fingerprinter>,
 }
 
 /// The diff of one target: every path, sorted, and the counts of live secrets left alone.
@@ -91,7 +86,7 @@ impl TargetDiff {
 
     /// Whether anything would be written or deleted.
     pub fn has_changes(&self) -> bool {
-        self.changes.iter().any(|c| c.kind != ChangeKind::Unchanged)
+        self.changes.iter().any(|c| c.kind.is_change())
     }
 }
 
@@ -111,20 +106,32 @@ pub fn diff(live: &LiveState, desired: &SecretMap, options: DiffOptions<'_>) -> 
                 metadata: false,
             },
             Some(have) => {
-                let equal = have.value == *want;
-                let (keys_added, keys_removed, keys_modified) =
-                    if equal { Default::default() } else { key_changes(&have.value, want) };
+                let equal = match &have.value {
+                    LiveValue::Value(value) => Some(value == want),
+                    LiveValue::Fingerprint(fingerprint) => {
+                        options.fingerprints.map(|f| f.fingerprint_secret(want) == *fingerprint)
+                    }
+                    LiveValue::Unreadable { .. } => None,
+                };
+                let (keys_added, keys_removed, keys_modified) = match (&have.value, equal) {
+                    (LiveValue::Value(value), Some(false)) => key_changes(value, want),
+                    _ => Default::default(),
+                };
                 // Metadata drift counts only on secrets this target owns: an unowned secret
                 // with the desired value stays untouched (a migration stays zero-sum).
-                let metadata = equal && have.drift && have.owner.as_deref() == Some(options.owner);
-                let kind = if equal && !metadata { ChangeKind::Unchanged } else { ChangeKind::Modified };
+                let metadata = equal == Some(true) && have.drift && have.owner.as_deref() == Some(options.owner);
+                let kind = match equal {
+                    None => ChangeKind::Unverified,
+                    Some(true) if !metadata => ChangeKind::Unchanged,
+                    Some(_) => ChangeKind::Modified,
+                };
                 Change {
                     path: path.clone(),
                     kind,
                     keys_added,
                     keys_removed,
                     keys_modified,
-                    before: Some(have.value.clone()),
+                    before: have.value().cloned(),
                     after: Some(want.clone()),
                     metadata,
                 }
@@ -146,9 +153,9 @@ pub fn diff(live: &LiveState, desired: &SecretMap, options: DiffOptions<'_>) -> 
                 path: path.clone(),
                 kind: ChangeKind::Removed,
                 keys_added: Vec::new(),
-                keys_removed: keys_of(&have.value),
+                keys_removed: have.value().map(keys_of).unwrap_or_default(),
                 keys_modified: Vec::new(),
-                before: Some(have.value.clone()),
+                before: have.value().cloned(),
                 after: None,
                 metadata: false,
             });
@@ -197,6 +204,7 @@ fn key_changes(have: &SecretValue, want: &SecretValue) -> (Vec<String>, Vec<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::LiveSecret;
     use serde_json::{Value, json};
 
     fn path(p: &str) -> SecretPath {
@@ -206,9 +214,7 @@ mod tests {
     fn live(entries: &[(&str, Value, Option<&str>)]) -> LiveState {
         entries
             .iter()
-            .map(|(p, v, o)| {
-                (path(p), LiveSecret { value: SecretValue::new(v.clone()), owner: o.map(str::to_string), drift: false })
-            })
+            .map(|(p, v, o)| (path(p), LiveSecret::with_value(SecretValue::new(v.clone()), o.map(str::to_string))))
             .collect()
     }
 
@@ -216,7 +222,7 @@ mod tests {
         entries.iter().map(|(p, v)| (path(p), SecretValue::new(v.clone()))).collect()
     }
 
-    const OPTS: DiffOptions<'static> = DiffOptions { delete_orphans: true, owner: "T" };
+    const OPTS: DiffOptions<'static> = DiffOptions { delete_orphans: true, owner: "T", fingerprints: None };
 
     #[test]
     fn classifies_every_path_with_key_changes() {
@@ -259,7 +265,8 @@ mod tests {
         assert_eq!((d.changes[0].path.as_str(), d.changes[0].kind), ("mine", ChangeKind::Removed));
         assert_eq!((d.unmanaged, d.orphans), (2, 0));
 
-        let kept = diff(&state, &SecretMap::new(), DiffOptions { delete_orphans: false, owner: "T" });
+        let kept =
+            diff(&state, &SecretMap::new(), DiffOptions { delete_orphans: false, owner: "T", fingerprints: None });
         assert!(kept.changes.is_empty());
         assert_eq!((kept.unmanaged, kept.orphans), (2, 1));
     }
@@ -287,5 +294,35 @@ mod tests {
         let d = diff(&live(&[("s", json!("a"), Some("T"))]), &desired(&[("s", json!("b"))]), OPTS);
         assert_eq!(d.changes[0].kind, ChangeKind::Modified);
         assert!(d.changes[0].keys_modified.is_empty());
+    }
+
+    #[test]
+    fn unreadable_values_are_unverified_never_unchanged_or_rewritten() {
+        let mut state = live(&[("s", json!({"a": 1}), Some("T")), ("gone", json!({"x": 1}), Some("T"))]);
+        for secret in state.values_mut() {
+            secret.value = LiveValue::Unreadable { version: Some("2024-01-01T00:00:00Z".into()) };
+        }
+        let d = diff(&state, &desired(&[("s", json!({"a": 1}))]), OPTS);
+        assert_eq!(d.changes[1].kind, ChangeKind::Unverified);
+        assert!(d.changes[1].before.is_none() && d.changes[1].keys_modified.is_empty());
+        assert_eq!((d.changes[0].path.as_str(), d.changes[0].kind), ("gone", ChangeKind::Removed));
+        let only_unverified = diff(&state, &desired(&[("s", json!({"a": 1})), ("gone", json!({"x": 1}))]), OPTS);
+        assert!(!only_unverified.has_changes(), "an unverified secret is never written");
+    }
+
+    #[test]
+    fn fingerprints_compare_with_the_desired_value() {
+        let key = Fingerprinter::with_key(b"ledger");
+        let want = SecretValue::new(json!({"a": 1}));
+        let mut state = live(&[("same", json!(null), Some("T")), ("changed", json!(null), Some("T"))]);
+        state.get_mut(&path("same")).unwrap().value = LiveValue::Fingerprint(key.fingerprint_secret(&want));
+        state.get_mut(&path("changed")).unwrap().value =
+            LiveValue::Fingerprint(key.fingerprint_secret(&SecretValue::new(json!({"a": 2}))));
+        let wanted = desired(&[("same", json!({"a": 1})), ("changed", json!({"a": 1}))]);
+        let d = diff(&state, &wanted, DiffOptions { fingerprints: Some(&key), ..OPTS });
+        let kinds: Vec<ChangeKind> = d.changes.iter().map(|c| c.kind).collect();
+        assert_eq!(kinds, [ChangeKind::Modified, ChangeKind::Unchanged]);
+        let unkeyed = diff(&state, &wanted, OPTS);
+        assert!(unkeyed.changes.iter().all(|c| c.kind == ChangeKind::Unverified));
     }
 }

@@ -6,8 +6,9 @@
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use crate::config::diagnostic::{Diagnostic, Span};
 use crate::config::model::TargetId;
+use crate::diagnostic::Diagnostic;
+use crate::span::Span;
 
 /// Why one target depends on another.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -19,9 +19,9 @@
 //!
 //! - [`run`] turns arguments into a config, runs the engine, renders the report and returns
 //!   the exit code ([`error::Exit`]); `main.rs` only calls it.
-//! - [`config`] parses YAML with spans ([`config::yaml`], [`config::de`]), validates it
+//! - [`config`] parses YAML with spans ([`yaml`], [`config::de`]), validates it
 //!   into typed ids ([`config::validate`]) and reports every error at once with
-//!   `file:line:col` and a caret ([`config::diagnostic`]).
+//!   `file:line:col` and a caret ([`diagnostic`]).
 //! - [`graph`] orders targets by dependency level and reports cycles as full chains.
 //! - [`merge`] and [`diff`] are pure functions over [`secret::SecretMap`]s.
 //! - [`engine`] is where side effects start: [`engine::desired`] computes desired state
@@ -39,16 +39,18 @@
 
 pub mod cli;
 pub mod config;
+pub mod diagnostic;
 pub mod diff;
-#[cfg(feature = "aws")]
-pub mod discovery;
 pub mod engine;
 pub mod error;
+pub mod flatten;
 pub mod graph;
 pub mod merge;
 pub mod report;
 pub mod run;
 pub mod secret;
+pub mod span;
 pub mod store;
+pub mod yaml;
 
 pub use run::run;

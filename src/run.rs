@@ -8,10 +8,10 @@ use std::sync::Arc;
 use clap::Parser;
 
 use crate::cli::{Cli, Command, GraphArgs, GraphFormat, Output, PipelineArgs, ValidateArgs};
-use crate::config::diagnostic::suggest;
 use crate::config::{Config, ConfigError};
+use crate::diagnostic::suggest;
 use crate::engine::{self, NoProgress, Phase, Progress, RunOptions};
-use crate::error::Exit;
+use crate::error::{ErrorKind, Exit};
 use crate::report::{self, Report, human::Style};
 use crate::secret::Fingerprinter;
 use crate::store::StoreConfig;
@@ -96,7 +96,7 @@ fn plan(config: &mut Config) -> Result<(), String> {
             .build()
             .map_err(|e| format!("cannot start the async runtime: {e}"))?;
         let sessions = crate::store::aws::AwsSessions::default();
-        return runtime.block_on(crate::discovery::expand(config, &sessions));
+        return runtime.block_on(crate::store::aws::organizations::expand(config, &sessions));
     }
     let _ = config;
     Ok(())
@@ -189,10 +189,15 @@ fn graph(args: GraphArgs) -> Exit {
 
 /// A usage error found after parsing (unknown `--targets` name, impossible phase choice).
 fn usage_failure(message: String, output: Output, dry_run: bool) -> Exit {
+    failure(ErrorKind::Usage, message, output, dry_run)
+}
+
+/// A failure before any target ran, of `kind`.
+fn failure(kind: ErrorKind, message: String, output: Output, dry_run: bool) -> Exit {
     print_err(&format!("error: {message}\n"));
     match output {
         Output::Human => {}
-        Output::Json => print_out(&report::json::render(&Report::from_message(message, dry_run))),
+        Output::Json => print_out(&report::json::render(&Report::from_message(kind, message, dry_run))),
         Output::Github => print_out(&format!("::error title=vss::{message}\n")),
         Output::Compact => print_out("FAILED: 1 error\n"),
     }

@@ -152,6 +152,60 @@ impl From<Value> for SecretValue {
 /// A set of secrets: path -> value, sorted by path.
 pub type SecretMap = BTreeMap<SecretPath, SecretValue>;
 
+/// What a store's read says of a secret's value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LiveValue {
+    /// The value as stored.
+    Value(SecretValue),
+    /// A keyed fingerprint of the value, as recorded when vss wrote it (a store that keeps
+    /// a hash rather than the value); compared with the desired value's fingerprint.
+    Fingerprint(String),
+    /// Present, but the store never returns values (GitHub secrets): only its version or
+    /// `updated_at`. The diff reports such a secret as `unverified`, never as unchanged.
+    Unreadable {
+        /// The store's version or `updated_at` of the secret, when it has one.
+        version: Option<String>,
+    },
+}
+
+/// A secret as a store holds it, with the ownership marker it carries, if any.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LiveSecret {
+    /// What the read says of its value.
+    pub value: LiveValue,
+    /// The target named by the secret's `managed-by=vss` marker, when it has one.
+    pub owner: Option<String>,
+    /// The store's metadata of the secret (tags, description, encryption key) differs from
+    /// what the config asks for.
+    pub drift: bool,
+}
+
+impl LiveSecret {
+    /// A secret read with its value.
+    pub fn with_value(value: SecretValue, owner: Option<String>) -> Self {
+        Self { value: LiveValue::Value(value), owner, drift: false }
+    }
+
+    /// The value, when the store returned it.
+    pub fn value(&self) -> Option<&SecretValue> {
+        match &self.value {
+            LiveValue::Value(value) => Some(value),
+            _ => None,
+        }
+    }
+
+    /// The value, when the store returned it.
+    pub fn into_value(self) -> Option<SecretValue> {
+        match self.value {
+            LiveValue::Value(value) => Some(value),
+            _ => None,
+        }
+    }
+}
+
+/// What a store holds below a location: path -> live secret.
+pub type LiveState = BTreeMap<SecretPath, LiveSecret>;
+
 /// JSON equality where numbers compare by value (`1 == 1.0`); objects compare regardless
 /// of key order, lists element by element.
 pub fn json_eq(a: &Value, b: &Value) -> bool {

@@ -5,9 +5,9 @@
 //!   [`Ctx`] the moment it gets that span;
 //! - unknown keys of a struct are recorded (with a "did you mean") and skipped, so parsing
 //!   goes on;
-//! - [`Lenient<T>`] turns a failed `T` into `None`: each source and target is parsed on its
+//! - [`Lenient<T>`](crate::span::Lenient) turns a failed `T` into `None`: each source and target is parsed on its
 //!   own, so an error in one does not hide the errors in the others;
-//! - [`Spanned<T>`] keeps a value's span for the checks that run after parsing;
+//! - [`Spanned<T>`](crate::span::Spanned) keeps a value's span for the checks that run after parsing;
 //! - string scalars are expanded (`${VAR}`), and an unset variable is an error naming the
 //!   key that uses it.
 //!
@@ -17,109 +17,14 @@
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::fmt;
-use std::marker::PhantomData;
 
+use serde::Deserializer;
 use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, Visitor};
-use serde::{Deserialize, Deserializer};
 
-use crate::config::diagnostic::{Diagnostic, Span, suggest};
 use crate::config::interpolate::{InterpolateError, interpolate};
-use crate::config::yaml::{Node, NodeKind, Plain, resolve_plain};
-
-const SPANNED: &str = "$__vss_private_Spanned";
-const LENIENT: &str = "$__vss_private_Lenient";
-
-/// A value with the span of the YAML node it was read from.
-#[derive(Clone, Debug)]
-pub struct Spanned<T> {
-    /// Where the value was written.
-    pub span: Span,
-    /// The value.
-    pub value: T,
-}
-
-impl<T: PartialEq> PartialEq for Spanned<T> {
-    fn eq(&self, other: &Self) -> bool {
-        self.value == other.value
-    }
-}
-impl<T: Eq> Eq for Spanned<T> {}
-impl<T: Ord> PartialOrd for Spanned<T> {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl<T: Ord> Ord for Spanned<T> {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.value.cmp(&other.value)
-    }
-}
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Spanned<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct SpannedVisitor<T>(PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for SpannedVisitor<T> {
-            type Value = Spanned<T>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a value")
-            }
-            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let (_, start) = map.next_entry::<String, usize>()?.ok_or_else(|| de::Error::custom("span start"))?;
-                let (_, end) = map.next_entry::<String, usize>()?.ok_or_else(|| de::Error::custom("span end"))?;
-                let _: Option<String> = map.next_key()?;
-                let value = map.next_value()?;
-                Ok(Spanned { span: Span::new(start, end), value })
-            }
-            fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-                Ok(Spanned { span: Span::default(), value: T::deserialize(d)? })
-            }
-        }
-        deserializer.deserialize_newtype_struct(SPANNED, SpannedVisitor(PhantomData))
-    }
-}
-
-/// Wrappers that only carry parse metadata have the schema of what they wrap.
-macro_rules! transparent_schema {
-    ($wrapper:ident) => {
-        impl<T: schemars::JsonSchema> schemars::JsonSchema for $wrapper<T> {
-            fn schema_name() -> std::borrow::Cow<'static, str> {
-                T::schema_name()
-            }
-            fn schema_id() -> std::borrow::Cow<'static, str> {
-                T::schema_id()
-            }
-            fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-                T::json_schema(generator)
-            }
-            fn inline_schema() -> bool {
-                T::inline_schema()
-            }
-        }
-    };
-}
-
-transparent_schema!(Spanned);
-transparent_schema!(Lenient);
-
-/// A value that failed to parse becomes `None`; its errors are already recorded.
-#[derive(Clone, Debug)]
-pub struct Lenient<T>(pub Option<T>);
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Lenient<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct LenientVisitor<T>(PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for LenientVisitor<T> {
-            type Value = Lenient<T>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a value")
-            }
-            fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-                Ok(Lenient(T::deserialize(d).ok()))
-            }
-        }
-        deserializer.deserialize_newtype_struct(LENIENT, LenientVisitor(PhantomData))
-    }
-}
+use crate::diagnostic::{Diagnostic, suggest};
+use crate::span::{SPANNED, Span};
+use crate::yaml::{Node, NodeKind, Plain, resolve_plain};
 
 /// Where errors are collected while a tree is deserialized, and how variables are found.
 pub struct Ctx<'a> {
@@ -131,7 +36,7 @@ pub struct Ctx<'a> {
 
 /// Deserializes `node` as `T`. Returns the value when the top level succeeded, and every
 /// error recorded on the way (also when it succeeded: skipped unknown keys, failed
-/// [`Lenient`] parts), sorted by position.
+/// [`Lenient`](crate::span::Lenient) parts), sorted by position.
 ///
 /// A type error stops serde in the middle of a struct, which would hide the errors after it
 /// in the same block. So parsing is repeated: each pass reads the nodes that failed before
@@ -659,7 +564,9 @@ impl<'de> de::VariantAccess<'de> for NodeDe<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::yaml::parse;
+    use crate::span::{Lenient, Spanned};
+    use crate::yaml::parse;
+    use serde::Deserialize;
     use std::collections::BTreeMap;
 
     #[derive(Deserialize, Debug)]

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::config::diagnostic::SourceFile;
+use crate::diagnostic::SourceFile;
 use crate::graph::Graph;
 use crate::merge::MergeOptions;
 use crate::store::{StoreConfig, StoreDefaults};
@@ -37,10 +37,10 @@ pub struct Config {
     pub targets: Vec<Target>,
     /// Dependencies, levels and execution order.
     pub graph: Graph,
-    /// Templates of targets discovered at plan time ([`crate::discovery::expand`] turns them
+    /// Templates of targets discovered at plan time ([`crate::store::aws::organizations::expand`] turns them
     /// into targets).
     #[cfg(feature = "aws")]
-    pub dynamic: Vec<crate::discovery::DynamicTarget>,
+    pub dynamic: Vec<crate::store::aws::organizations::DynamicTarget>,
 }
 
 /// `pipeline.merge`, with defaults applied.

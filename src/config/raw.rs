@@ -6,30 +6,27 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use schemars::JsonSchema;
 use serde::de::{self, IntoDeserializer, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use crate::config::de::{Lenient, Spanned};
 use crate::merge::{ListMode, NullMode};
-use crate::store::StoreConfig;
+use crate::span::Lenient;
+use crate::span::Spanned;
+use crate::store::{DefaultsBlock, StoreConfig, StoreDefaults};
 
 /// A vss pipeline: sources, an optional merge store, and targets.
-#[derive(Debug, Deserialize, JsonSchema)]
+///
+/// Each store's top-level defaults block (`vault:`, `aws:`) is read too, under the key the
+/// store declares.
+#[derive(Debug, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(title = "vss pipeline configuration")]
+#[schemars(title = "vss pipeline configuration", transform = add_defaults_blocks)]
 pub struct RawConfig {
     /// Config format version. Only `1` exists.
     pub version: Option<Spanned<u32>>,
-    /// The default connection of every `vault` store (each may override `address`,
-    /// `namespace` and `auth`).
-    #[cfg(feature = "vault")]
-    pub vault: Option<Lenient<crate::store::vault::VaultDefaults>>,
-    /// Defaults of every AWS store: region, endpoint, the role assumed per account.
-    #[cfg(feature = "aws")]
-    pub aws: Option<Lenient<crate::store::aws::AwsDefaults>>,
     /// Where MERGE writes one bundle per target. Without it, SYNC computes each target's
     /// desired state straight from the sources.
     pub merge_store: Option<Spanned<Lenient<StoreConfig>>>,
@@ -46,6 +43,84 @@ pub struct RawConfig {
     /// Targets discovered at plan time: one per AWS account of an Organizations OU.
     #[cfg(feature = "aws")]
     pub dynamic_targets: Option<BTreeMap<Spanned<String>, Spanned<Lenient<RawDynamicTarget>>>>,
+    /// The top-level defaults blocks written, parsed as their stores' `Defaults` types.
+    #[schemars(skip)]
+    pub defaults: Vec<(&'static str, Arc<dyn DefaultsBlock>)>,
+}
+
+#[cfg(not(feature = "aws"))]
+const CONFIG_FIELDS: &[&str] = &["version", "merge_store", "pipeline", "merge", "source", "sources", "targets"];
+#[cfg(feature = "aws")]
+const CONFIG_FIELDS: &[&str] =
+    &["version", "merge_store", "pipeline", "merge", "source", "sources", "targets", "dynamic_targets"];
+
+/// The keys the top level accepts: its own fields, then each store's defaults block.
+static CONFIG_KEYS: LazyLock<Vec<&'static str>> =
+    LazyLock::new(|| [CONFIG_FIELDS, StoreDefaults::keys().as_slice()].concat());
+
+impl<'de> Deserialize<'de> for RawConfig {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ConfigVisitor;
+        impl<'de> Visitor<'de> for ConfigVisitor {
+            type Value = RawConfig;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a vss config mapping")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<RawConfig, A::Error> {
+                let mut config = RawConfig::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "version" => config.version = Some(map.next_value()?),
+                        "merge_store" => config.merge_store = Some(map.next_value()?),
+                        "pipeline" => config.pipeline = Some(map.next_value()?),
+                        "merge" => config.merge = Some(map.next_value()?),
+                        "source" => config.source = Some(map.next_value()?),
+                        "sources" => config.sources = Some(map.next_value()?),
+                        "targets" => config.targets = Some(map.next_value()?),
+                        #[cfg(feature = "aws")]
+                        "dynamic_targets" => config.dynamic_targets = Some(map.next_value()?),
+                        other => match CONFIG_KEYS.iter().find(|k| **k == other) {
+                            Some(key) => {
+                                if let Some(block) = map.next_value_seed(DefaultsSeed(key))? {
+                                    config.defaults.push((key, block));
+                                }
+                            }
+                            None => return Err(de::Error::unknown_field(other, &CONFIG_KEYS)),
+                        },
+                    }
+                }
+                Ok(config)
+            }
+        }
+        deserializer.deserialize_struct("RawConfig", &CONFIG_KEYS, ConfigVisitor)
+    }
+}
+
+/// Deserializes a top-level defaults block as the type its stores declare.
+struct DefaultsSeed(&'static str);
+
+impl<'de> de::DeserializeSeed<'de> for DefaultsSeed {
+    type Value = Option<Arc<dyn DefaultsBlock>>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        StoreDefaults::parse_block(self.0, deserializer)
+    }
+}
+
+/// Adds one property per store defaults block to the config's schema.
+fn add_defaults_blocks(schema: &mut schemars::Schema) {
+    let mut generator = schemars::generate::SchemaSettings::draft2020_12().into_generator();
+    let blocks = StoreDefaults::schemas(&mut generator);
+    let definitions = generator.take_definitions(true);
+    if let Some(properties) = schema.get_mut("properties").and_then(|p| p.as_object_mut()) {
+        for (key, block) in blocks {
+            properties.insert(key.to_string(), block.to_value());
+        }
+    }
+    if let Some(defs) = schema.ensure_object().entry("$defs").or_insert_with(|| serde_json::json!({})).as_object_mut() {
+        for (name, definition) in definitions {
+            defs.entry(name).or_insert(definition);
+        }
+    }
 }
 
 /// `dynamic_targets.NAME:` — the template of the targets discovered for each account.
@@ -61,7 +136,7 @@ pub struct RawDynamicTarget {
     /// Merge semantics.
     pub merge: Option<Lenient<RawMergeOptions>>,
     /// Where the accounts come from.
-    pub discovery: crate::discovery::Discovery,
+    pub discovery: crate::store::aws::organizations::Discovery,
     /// Account ids to leave out.
     pub exclude: Option<Vec<String>>,
     /// Secret name prefix in each account.
@@ -130,17 +205,17 @@ pub struct RawTarget {
     /// Every destination block written (the key's span, the store); more than one is an
     /// error reported by validation.
     pub destinations: Vec<(Spanned<String>, StoreConfig)>,
-    /// Shorthand for `aws: { account_id: ... }`.
-    pub account_id: Option<Spanned<String>>,
+    /// Target-level shorthands of a destination store (`account_id: "…"`), key and value.
+    pub shorthands: Vec<(Spanned<String>, Spanned<String>)>,
 }
 
-#[cfg(not(feature = "aws"))]
 const TARGET_FIELDS: &[&str] = &["imports", "inherits", "merge"];
-#[cfg(feature = "aws")]
-const TARGET_FIELDS: &[&str] = &["imports", "inherits", "merge", "account_id"];
 
-/// The keys a target accepts: its own fields, then one per store kind.
-static TARGET_KEYS: LazyLock<Vec<&'static str>> = LazyLock::new(|| [TARGET_FIELDS, StoreConfig::KINDS].concat());
+/// The keys a target accepts: its own fields, each store's shorthands, then one per store.
+static TARGET_KEYS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    let shorthands: Vec<&'static str> = StoreConfig::shorthands().into_iter().map(|(key, _)| key).collect();
+    [TARGET_FIELDS, shorthands.as_slice(), StoreConfig::KINDS].concat()
+});
 
 impl<'de> Deserialize<'de> for RawTarget {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -157,7 +232,10 @@ impl<'de> Deserialize<'de> for RawTarget {
                         "imports" => target.imports = Some(map.next_value()?),
                         "inherits" => target.inherits = Some(map.next_value()?),
                         "merge" => target.merge = Some(map.next_value()?),
-                        "account_id" => target.account_id = Some(map.next_value()?),
+                        other if StoreConfig::shorthands().iter().any(|(key, _)| *key == other) => {
+                            let value = map.next_value()?;
+                            target.shorthands.push((key, value));
+                        }
                         other => match StoreConfig::KINDS.iter().find(|k| **k == other) {
                             Some(kind) => {
                                 let store = map.next_value_seed(StoreSeed(kind))?;
@@ -230,11 +308,11 @@ impl JsonSchema for RawTarget {
             );
         }
         properties.insert("merge".into(), merge);
-        if TARGET_FIELDS.contains(&"account_id") {
+        for (key, store) in StoreConfig::shorthands() {
             properties.insert(
-                "account_id".into(),
+                key.into(),
                 serde_json::json!({
-                    "description": "Shorthand for `aws: { account_id: ... }`: sync to Secrets Manager in this account.",
+                    "description": format!("Shorthand for `{store}: {{ {key}: ... }}` as the destination."),
                     "type": "string"
                 }),
             );

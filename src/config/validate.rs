@@ -4,14 +4,17 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::config::de::{Lenient, Spanned, from_node};
-use crate::config::diagnostic::{Diagnostic, SourceFile, Span, suggest};
+use crate::config::de::from_node;
 use crate::config::model::{Config, Import, MergePhase, Source, SourceId, SyncPhase, Target, TargetId};
 use crate::config::raw::{RawConfig, RawMergeOptions, RawTarget};
-use crate::config::yaml;
+use crate::diagnostic::{Diagnostic, SourceFile, suggest};
 use crate::graph::{Dependency, EdgeKind, Graph};
 use crate::merge::MergeOptions;
-use crate::store::StoreConfig;
+use crate::span::Lenient;
+use crate::span::Span;
+use crate::span::Spanned;
+use crate::store::{Role, StoreConfig, StoreDefaults};
+use crate::yaml;
 
 /// A config that could not be loaded: the file and every diagnostic.
 #[derive(Clone, Debug)]
@@ -90,8 +93,8 @@ struct Names<'a> {
 
 struct Checker<'d> {
     diagnostics: &'d mut Vec<Diagnostic>,
-    /// The config's store defaults, once read (roles depend on them).
-    defaults: crate::store::StoreDefaults,
+    /// The config's store defaults, once read (store checks depend on them).
+    defaults: StoreDefaults,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -113,24 +116,11 @@ impl Checker<'_> {
             );
         }
 
-        #[cfg_attr(not(any(feature = "vault", feature = "aws")), allow(unused_mut))]
-        let mut store_defaults = crate::store::StoreDefaults::default();
-        #[cfg(feature = "vault")]
-        if let Some(Lenient(Some(vault))) = raw.vault {
-            store_defaults.vault = vault;
+        let mut store_defaults = StoreDefaults::default();
+        for (key, block) in raw.defaults {
+            store_defaults.set(key, block);
         }
-        #[cfg(feature = "aws")]
-        if let Some(Lenient(Some(aws))) = raw.aws {
-            if let Some(pattern) = &aws.execution_role_pattern
-                && !pattern.value.contains("{account_id}")
-            {
-                self.error(
-                    Diagnostic::at(pattern.span, "`execution_role_pattern` has no `{account_id}` placeholder")
-                        .with_label("for example arn:aws:iam::{account_id}:role/SecretsSync"),
-                );
-            }
-            store_defaults.aws = aws;
-        }
+        store_defaults.check(self.diagnostics);
         self.defaults = store_defaults.clone();
         let pipeline = raw.pipeline.and_then(|p| p.0).unwrap_or_default();
         let merge_phase = pipeline.merge.unwrap_or_default();
@@ -258,8 +248,10 @@ impl Checker<'_> {
                 }
             }
             let mut destinations = raw_target.destinations.clone();
-            if let Some(account) = &raw_target.account_id {
-                self.account_shorthand(&name.value, account, &mut destinations);
+            for (key, value) in &raw_target.shorthands {
+                if let Err(diagnostic) = StoreConfig::apply_shorthand(&name.value, key, value, &mut destinations) {
+                    self.error(diagnostic);
+                }
             }
             let mut destination = None;
             for (i, (key, store)) in destinations.iter().enumerate() {
@@ -392,103 +384,17 @@ impl Checker<'_> {
         self.error(Diagnostic::at(name.span, format!("unknown {what} `{}`", name.value)).with_label(label));
     }
 
-    /// Applies a target's `account_id` shorthand to its destinations: it makes an `aws`
-    /// destination, or fills in the account of the one written.
-    fn account_shorthand(
-        &mut self,
-        target: &str,
-        account: &Spanned<String>,
-        destinations: &mut Vec<(Spanned<String>, StoreConfig)>,
-    ) {
-        #[cfg(feature = "aws")]
-        {
-            match destinations.first_mut() {
-                None => {
-                    let config =
-                        crate::store::aws::AwsConfig { account_id: Some(account.clone()), ..Default::default() };
-                    destinations.push((
-                        Spanned { span: account.span, value: "aws".into() },
-                        StoreConfig::Aws(Box::new(config)),
-                    ));
-                }
-                Some((_, StoreConfig::Aws(config))) => match &config.account_id {
-                    None => config.account_id = Some(account.clone()),
-                    Some(other) if other.value == account.value => {}
-                    Some(other) => self.error(
-                        Diagnostic::at(
-                            account.span,
-                            format!("target `{target}` names two accounts, {} and {}", account.value, other.value),
-                        )
-                        .with_note(other.span, "the `aws` block names the other one here"),
-                    ),
-                },
-                Some((key, _)) => self.error(
-                    Diagnostic::at(
-                        account.span,
-                        format!(
-                            "`account_id` is shorthand for an `aws` destination, but target `{target}` syncs to `{}`",
-                            key.value
-                        ),
-                    )
-                    .with_label("move it into the destination block, or remove it"),
-                ),
-            }
-        }
-        #[cfg(not(feature = "aws"))]
-        {
-            let _ = (target, destinations);
-            self.error(Diagnostic::at(
-                account.span,
-                "`account_id` needs the `aws` store, which this vss was built without",
-            ));
-        }
-    }
-
     fn check_store(&mut self, store: &StoreConfig, span: Span, role: Role) {
-        let caps = store.capabilities();
+        let roles = store.capabilities().roles;
         let (allowed, what) = match role {
-            Role::Source => (caps.source, "a source"),
-            Role::MergeStore => (caps.merge_store, "the merge store"),
-            Role::Target => (caps.target, "a target"),
+            Role::Source => (roles.source, "a source"),
+            Role::MergeStore => (roles.merge_store, "the merge store"),
+            Role::Target => (roles.target, "a target"),
         };
         if !allowed {
             self.error(Diagnostic::at(span, format!("the `{}` store cannot be {what}", store.kind())));
         }
-        match store {
-            #[cfg(feature = "vault")]
-            StoreConfig::Vault(vault) => match (&vault.path, &vault.mount, &vault.prefix) {
-                (Some(path), None, None) if path.value.trim_matches('/').trim().is_empty() => {
-                    self.error(Diagnostic::at(path.span, "`path` is empty"));
-                }
-                (Some(_), None, None) | (None, Some(_), _) => {}
-                (None, None, _) => self.error(
-                    Diagnostic::at(span, "a `vault` store needs a location")
-                        .with_label("write `path: <mount>/<folder>`, or `mount:` and `prefix:`"),
-                ),
-                (Some(path), _, _) => self.error(
-                    Diagnostic::at(path.span, "`path` and `mount`/`prefix` exclude each other")
-                        .with_label("`path` already names the mount: the server is asked which part is the mount"),
-                ),
-            },
-            #[cfg(feature = "aws")]
-            StoreConfig::Aws(aws) => self.check_aws(aws, span, role),
-            #[cfg(feature = "aws")]
-            StoreConfig::S3(s3) => {
-                if s3.bucket.value.trim().is_empty() {
-                    self.error(Diagnostic::at(s3.bucket.span, "`bucket` is empty"));
-                }
-            }
-            StoreConfig::File(file) => {
-                if file.path.value.trim().is_empty() {
-                    self.error(Diagnostic::at(file.path.span, "`path` is empty"));
-                } else if role == Role::MergeStore && file.is_single_file() {
-                    self.error(
-                        Diagnostic::at(file.path.span, "a `file` merge store must be a directory")
-                            .with_label("bundles are written to <dir>/<target>/<secret path>.json"),
-                    );
-                }
-            }
-        }
+        store.check(role, &self.defaults, span, self.diagnostics);
     }
 }
 
@@ -501,7 +407,7 @@ impl Checker<'_> {
         targets: &BTreeMap<&str, TargetId>,
         broken: &[String],
         defaults: MergeOptions,
-    ) -> Vec<crate::discovery::DynamicTarget> {
+    ) -> Vec<crate::store::aws::organizations::DynamicTarget> {
         let mut out = Vec::new();
         for (name, spec) in raw {
             if !valid_name(&name.value) {
@@ -517,7 +423,9 @@ impl Checker<'_> {
                 ));
             }
             let Lenient(Some(spec)) = spec.value else { continue };
-            if self.defaults.aws.execution_role_pattern.is_none() {
+            let aws = self.defaults.get::<crate::store::aws::secrets_manager::SecretsManagerStore>();
+            if aws.execution_role_pattern.is_none() {
+                let _ = aws;
                 self.error(
                     Diagnostic::at(name.span, format!("dynamic targets `{}` cannot reach their accounts", name.value))
                         .with_label("set the top-level `aws.execution_role_pattern`"),
@@ -536,7 +444,7 @@ impl Checker<'_> {
             if spec.discovery.organizations.ou.value.trim().is_empty() {
                 self.error(Diagnostic::at(spec.discovery.organizations.ou.span, "`ou` is empty"));
             }
-            out.push(crate::discovery::DynamicTarget {
+            out.push(crate::store::aws::organizations::DynamicTarget {
                 name: name.value,
                 inherits,
                 imports,
@@ -549,56 +457,6 @@ impl Checker<'_> {
         }
         out
     }
-
-    fn check_aws(&mut self, aws: &crate::store::aws::AwsConfig, span: Span, role: Role) {
-        if let Some(account) = &aws.account_id {
-            if account.value.len() != 12 || !account.value.bytes().all(|b| b.is_ascii_digit()) {
-                self.error(
-                    Diagnostic::at(account.span, format!("`{}` is not an AWS account id", account.value))
-                        .with_label("12 digits, quoted"),
-                );
-            }
-            if aws.role(&self.defaults.aws).is_none() {
-                self.error(
-                    Diagnostic::at(
-                        account.span,
-                        format!("account {} cannot be reached: no role to assume", account.value),
-                    )
-                    .with_label("set the top-level `aws.execution_role_pattern`, or `role_arn`"),
-                );
-            }
-        }
-        if let Some(days) = &aws.recovery_window_days {
-            if !(7..=30).contains(&days.value) {
-                self.error(Diagnostic::at(days.span, "`recovery_window_days` must be between 7 and 30"));
-            }
-            if aws.force_delete == Some(true) {
-                self.error(Diagnostic::at(
-                    days.span,
-                    "`recovery_window_days` and `force_delete: true` exclude each other",
-                ));
-            }
-        }
-        let target_only = aws.description.is_some()
-            || aws.tags.is_some()
-            || aws.kms_key_id.is_some()
-            || aws.replica_regions.is_some()
-            || aws.recovery_window_days.is_some()
-            || aws.force_delete.is_some();
-        if role == Role::Source && target_only {
-            self.error(
-                Diagnostic::at(span, "a source does not write secrets")
-                    .with_label("`description`, `tags`, `kms_key_id`, `replica_regions`, `recovery_window_days` and `force_delete` are for targets"),
-            );
-        }
-    }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Role {
-    Source,
-    MergeStore,
-    Target,
 }
 
 fn merge_options(raw: Option<&RawMergeOptions>, defaults: MergeOptions) -> MergeOptions {

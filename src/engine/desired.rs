@@ -11,12 +11,13 @@ use crate::config::Config;
 use crate::config::model::{Import, SourceId, TargetId};
 use crate::engine::handle::Handle;
 use crate::engine::open_store;
+use crate::error::{ErrorKind, Failure};
 use crate::merge::merge_all;
 use crate::secret::SecretMap;
 use crate::store::OpenContext;
 
 /// A computed desired state, or why it could not be computed.
-pub type Resolved = Result<Arc<SecretMap>, String>;
+pub type Resolved = Result<Arc<SecretMap>, Failure>;
 
 /// Computes and caches desired states.
 pub struct Resolver<'c> {
@@ -50,9 +51,16 @@ impl<'c> Resolver<'c> {
                     let store = open_store(&source.store, &self.ctx, None).await?;
                     Handle::new(store, self.limiter.clone(), self.parallel).read_state().await
                 };
+                let location = source.store.describe();
+                let context = format!("cannot read source `{}` ({location})", source.name);
                 match read.await {
-                    Ok(live) => Ok(Arc::new(live.into_iter().map(|(path, secret)| (path, secret.value)).collect())),
-                    Err(e) => Err(format!("cannot read source `{}` ({}): {e}", source.name, source.store.describe())),
+                    Ok(live) => values_of(live).map(Arc::new).map_err(|path| {
+                        Failure::new(
+                            ErrorKind::Invalid,
+                            format!("{context}: the store does not return the value of `{path}`"),
+                        )
+                    }),
+                    Err(e) => Err(e.into_failure(&context, source.store.kind(), &location)),
                 }
             })
             .await
@@ -103,8 +111,13 @@ impl<'c> Resolver<'c> {
         let name = &self.config.target(target).name;
         match self.cached(target) {
             Some(Ok(map)) => Ok(map),
-            Some(Err(_)) => Err(format!("not merged: target `{name}` it depends on failed")),
-            None => Err(format!("internal: target `{name}` was not resolved before its dependents")),
+            Some(Err(_)) => {
+                Err(Failure::new(ErrorKind::Dependency, format!("not merged: target `{name}` it depends on failed")))
+            }
+            None => Err(Failure::new(
+                ErrorKind::Internal,
+                format!("internal: target `{name}` was not resolved before its dependents"),
+            )),
         }
     }
 
@@ -126,9 +139,21 @@ impl<'c> Resolver<'c> {
                 Err(e) => failures.push(e),
             }
         }
-        if !failures.is_empty() {
-            return Err(failures.join("; "));
+        if let Some(first) = failures.first() {
+            let message = failures.iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; ");
+            return Err(Failure { message, ..first.clone() });
         }
         Ok(Arc::new(merge_all(base, layers.iter().map(|m| m.as_ref()), target.merge)))
     }
+}
+
+/// The values of a live state read from a source or a bundle; the path of a secret whose
+/// value the store did not return, if any (such a store cannot be read from).
+pub fn values_of(live: crate::secret::LiveState) -> Result<SecretMap, crate::secret::SecretPath> {
+    live.into_iter()
+        .map(|(path, secret)| match secret.into_value() {
+            Some(value) => Ok((path, value)),
+            None => Err(path),
+        })
+        .collect()
 }

@@ -6,8 +6,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use tokio::sync::Semaphore;
 
-use crate::diff::{LiveSecret, LiveState};
-use crate::secret::{SecretPath, SecretValue};
+use crate::secret::{LiveSecret, LiveState, SecretPath, SecretValue};
 use crate::store::retry::RetryPolicy;
 use crate::store::{AnyStore, Capabilities, Store, StoreError};
 
@@ -27,7 +26,10 @@ impl Handle {
     }
 
     async fn permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, StoreError> {
-        self.limiter.acquire().await.map_err(|_| StoreError::Invalid("the run is shutting down".into()))
+        self.limiter
+            .acquire()
+            .await
+            .map_err(|_| StoreError::new(crate::error::ErrorKind::Internal, "the run is shutting down"))
     }
 
     /// What the store can do.

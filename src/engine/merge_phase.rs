@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::config::model::TargetId;
 use crate::engine::desired::Resolver;
 use crate::engine::handle::Handle;
-use crate::engine::{Phase, Progress, TargetOutcome, open_store, reconcile};
+use crate::engine::{Phase, Place, Progress, TargetOutcome, open_store, reconcile};
 use crate::store::{Bundle, OpenContext};
 
 /// Merges `targets` (a dependency-closed set), level by level.
@@ -36,46 +36,28 @@ pub async fn run(
                 async move {
                     let name = &config.target(id).name;
                     let location = format!("{}/{name}", merge_store.describe());
-                    let outcome = match resolver.resolve(id).await {
-                        Err(error) => TargetOutcome {
-                            target: name.clone(),
-                            phase: Phase::Merge,
-                            location,
-                            diff: Default::default(),
-                            error: Some(error),
-                        },
+                    let result = match resolver.resolve(id).await {
+                        Err(failure) => Err((Default::default(), failure)),
                         Ok(desired) => {
-                            let result = match open_store(
-                                merge_store,
-                                &ctx,
-                                Some(&Bundle { target: name, sources: &config.merged_names(id) }),
-                            )
-                            .await
-                            {
+                            let bundle = Bundle { target: name, sources: &config.merged_names(id) };
+                            match open_store(merge_store, &ctx, Some(&bundle)).await {
                                 Ok(store) => {
-                                    reconcile(&Handle::new(store, limiter, parallel), &desired, name, true, dry_run)
-                                        .await
+                                    let place = Place { store: merge_store.kind(), location: &location };
+                                    let handle = Handle::new(store, limiter, parallel);
+                                    reconcile(&handle, &desired, name, true, dry_run, place).await
                                 }
-                                Err(e) => Err((Default::default(), format!("cannot open the merge store: {e}"))),
-                            };
-                            match result {
-                                Ok(diff) => TargetOutcome {
-                                    target: name.clone(),
-                                    phase: Phase::Merge,
-                                    location,
-                                    diff,
-                                    error: None,
-                                },
-                                Err((diff, error)) => TargetOutcome {
-                                    target: name.clone(),
-                                    phase: Phase::Merge,
-                                    location,
-                                    diff,
-                                    error: Some(error),
-                                },
+                                Err(e) => Err((
+                                    Default::default(),
+                                    e.into_failure("cannot open the merge store", merge_store.kind(), &location),
+                                )),
                             }
                         }
                     };
+                    let (diff, error) = match result {
+                        Ok(diff) => (diff, None),
+                        Err((diff, failure)) => (diff, Some(failure)),
+                    };
+                    let outcome = TargetOutcome { target: name.clone(), phase: Phase::Merge, location, diff, error };
                     progress.done(name, Phase::Merge);
                     outcome
                 }

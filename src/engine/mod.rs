@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::config::model::TargetId;
 use crate::diff::TargetDiff;
+use crate::error::{ErrorKind, Failure};
 use crate::store::retry::RetryPolicy;
 use crate::store::stats::{CallCounts, Stats};
 use crate::store::{AnyStore, Bundle, OpenContext, Sessions, StoreConfig, StoreError};
@@ -72,7 +73,7 @@ pub struct TargetOutcome {
     /// The diff (empty when the target failed before it could be computed).
     pub diff: TargetDiff,
     /// Why the target failed, if it did.
-    pub error: Option<String>,
+    pub error: Option<Failure>,
 }
 
 /// Progress notifications, for a progress bar.
@@ -166,9 +167,9 @@ pub async fn run(config: &Config, options: &RunOptions, progress: Arc<dyn Progre
         let phase = o.phase.as_str();
         match &o.error {
             None => {
-                tracing::info!(target = %o.target, phase, changes = o.diff.changes.iter().filter(|c| c.kind != crate::diff::ChangeKind::Unchanged).count(), "done")
+                tracing::info!(target = %o.target, phase, changes = o.diff.changes.iter().filter(|c| c.kind.is_change()).count(), "done")
             }
-            Some(e) => tracing::warn!(target = %o.target, phase, error = %e, "failed"),
+            Some(e) => tracing::warn!(target = %o.target, phase, kind = e.kind.as_str(), error = %e, "failed"),
         }
     }
     Outcome { dry_run: options.dry_run, targets: outcomes, calls: stats.snapshot(), duration: started.elapsed() }
@@ -180,36 +181,39 @@ pub async fn open_store(
     ctx: &OpenContext<'_>,
     bundle: Option<&Bundle<'_>>,
 ) -> Result<AnyStore, StoreError> {
-    RetryPolicy::default()
-        .run("open", || async {
-            match bundle {
-                Some(bundle) => AnyStore::open_bundle(config, ctx, bundle).await,
-                None => AnyStore::open(config, ctx).await,
-            }
-        })
-        .await
+    RetryPolicy::default().run("open", || AnyStore::open(config, ctx, bundle)).await
 }
 
 /// How often a target is reconciled again from a fresh read after a check-and-set
 /// conflict (another writer changed a secret between our read and our write).
 const CONFLICT_ATTEMPTS: u32 = 3;
 
+/// Where a reconciliation writes: the store kind and its location, for failures.
+#[derive(Clone, Copy, Debug)]
+pub struct Place<'a> {
+    /// The store kind.
+    pub store: &'static str,
+    /// The location, as reports show it.
+    pub location: &'a str,
+}
+
 /// Diffs a location's live state against `desired` and applies the difference (unless
 /// `dry_run`): creates and updates first, concurrently; deletes only after every write
 /// succeeded. A check-and-set conflict starts over from a fresh read, a bounded number of
 /// times, then is reported: an update is never lost. Returns the diff, or the diff so far
-/// and the error.
+/// and the failure.
 pub async fn reconcile(
     handle: &handle::Handle,
     desired: &crate::secret::SecretMap,
     owner: &str,
     delete_orphans: bool,
     dry_run: bool,
-) -> Result<TargetDiff, (TargetDiff, String)> {
+    place: Place<'_>,
+) -> Result<TargetDiff, (TargetDiff, Failure)> {
     let mut attempt = 1;
     loop {
-        match reconcile_once(handle, desired, owner, delete_orphans, dry_run).await {
-            Err(failure) if failure.conflict && attempt < CONFLICT_ATTEMPTS => {
+        match reconcile_once(handle, desired, owner, delete_orphans, dry_run, place).await {
+            Err((_, failure)) if failure.kind == ErrorKind::Conflict && attempt < CONFLICT_ATTEMPTS => {
                 tracing::warn!(
                     owner,
                     attempt,
@@ -217,17 +221,9 @@ pub async fn reconcile(
                 );
                 attempt += 1;
             }
-            Err(failure) => return Err((failure.diff, failure.message)),
-            Ok(diff) => return Ok(diff),
+            other => return other,
         }
     }
-}
-
-/// A failed reconciliation: the diff so far, why, and whether it was a write conflict.
-struct Failure {
-    diff: TargetDiff,
-    message: String,
-    conflict: bool,
 }
 
 async fn reconcile_once(
@@ -236,17 +232,15 @@ async fn reconcile_once(
     owner: &str,
     delete_orphans: bool,
     dry_run: bool,
-) -> Result<TargetDiff, Failure> {
+    place: Place<'_>,
+) -> Result<TargetDiff, (TargetDiff, Failure)> {
     use futures::StreamExt;
 
     use crate::diff::{ChangeKind, DiffOptions, diff};
 
-    let live = handle.read_state().await.map_err(|e| Failure {
-        diff: TargetDiff::default(),
-        message: format!("cannot read current state: {e}"),
-        conflict: false,
-    })?;
-    let plan = diff(&live, desired, DiffOptions { delete_orphans, owner });
+    let fail = |e: StoreError, context: &str| e.into_failure(context, place.store, place.location);
+    let live = handle.read_state().await.map_err(|e| (TargetDiff::default(), fail(e, "cannot read current state")))?;
+    let plan = diff(&live, desired, DiffOptions { delete_orphans, owner, fingerprints: None });
     if dry_run || !plan.has_changes() {
         return Ok(plan);
     }
@@ -264,53 +258,57 @@ async fn reconcile_once(
         return match handle.commit(&writes, &deletes, owner).await {
             Ok(()) => Ok(plan),
             Err(e) => {
-                let conflict = matches!(e, StoreError::Conflict(_));
-                Err(Failure { diff: plan, message: format!("cannot write the changes: {e}"), conflict })
+                let failure = fail(e, "cannot write the changes");
+                Err((plan, failure))
             }
         };
     }
     let writes = plan.changes.iter().filter(|c| matches!(c.kind, ChangeKind::Added | ChangeKind::Modified));
-    let failures: Vec<(String, bool)> = futures::stream::iter(writes)
+    let failures: Vec<Failure> = futures::stream::iter(writes)
         .map(|change| async move {
             let value = change.after.as_ref().expect("added and modified changes carry a value");
-            handle.write(&change.path, value, owner).await.map_err(|e| {
-                let conflict = matches!(e, StoreError::Conflict(_));
-                (format!("cannot write `{}`: {e}", change.path), conflict)
-            })
+            handle
+                .write(&change.path, value, owner)
+                .await
+                .map_err(|e| fail(e, &format!("cannot write `{}`", change.path)))
         })
         .buffer_unordered(handle.parallel())
         .filter_map(|r| async move { r.err() })
         .collect()
         .await;
     if !failures.is_empty() {
-        let conflict = failures.iter().any(|(_, c)| *c);
-        let message = summarize(failures.into_iter().map(|(m, _)| m).collect(), "deletes skipped");
-        return Err(Failure { diff: plan, message, conflict });
+        return Err((plan, summarize(failures, "deletes skipped")));
     }
     let deletes = plan.changes.iter().filter(|c| c.kind == ChangeKind::Removed);
-    let failures: Vec<String> = futures::stream::iter(deletes)
+    let failures: Vec<Failure> = futures::stream::iter(deletes)
         .map(|change| async move {
-            handle.delete(&change.path).await.map_err(|e| format!("cannot delete `{}`: {e}", change.path))
+            handle.delete(&change.path).await.map_err(|e| fail(e, &format!("cannot delete `{}`", change.path)))
         })
         .buffer_unordered(handle.parallel())
         .filter_map(|r| async move { r.err() })
         .collect()
         .await;
     if !failures.is_empty() {
-        return Err(Failure { diff: plan, message: summarize(failures, ""), conflict: false });
+        return Err((plan, summarize(failures, "")));
     }
     Ok(plan)
 }
 
-fn summarize(mut failures: Vec<String>, suffix: &str) -> String {
-    failures.sort();
+/// Several failures of one target as one: the first by message, with a count of the rest.
+/// A conflict among them makes it a conflict (the target starts over from a fresh read).
+fn summarize(mut failures: Vec<Failure>, suffix: &str) -> Failure {
+    failures.sort_by(|a, b| a.message.cmp(&b.message));
     let n = failures.len();
-    let mut message = failures.swap_remove(0);
+    let conflict = failures.iter().any(|f| f.kind == ErrorKind::Conflict);
+    let mut first = failures.swap_remove(0);
     if n > 1 {
-        message.push_str(&format!(" (and {} more failures)", n - 1));
+        first.message.push_str(&format!(" (and {} more failures)", n - 1));
     }
     if !suffix.is_empty() {
-        message.push_str(&format!("; {suffix}"));
+        first.message.push_str(&format!("; {suffix}"));
     }
-    message
+    if conflict {
+        first.kind = ErrorKind::Conflict;
+    }
+    first
 }

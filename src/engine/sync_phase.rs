@@ -10,8 +10,10 @@ use tokio::sync::Semaphore;
 use crate::config::Config;
 use crate::config::model::TargetId;
 use crate::engine::desired::Resolver;
+use crate::engine::desired::values_of;
 use crate::engine::handle::Handle;
-use crate::engine::{Phase, Progress, TargetOutcome, open_store, reconcile};
+use crate::engine::{Phase, Place, Progress, TargetOutcome, open_store, reconcile};
+use crate::error::{ErrorKind, Failure};
 use crate::secret::SecretMap;
 use crate::store::{Bundle, OpenContext};
 
@@ -49,7 +51,10 @@ pub async fn run(
                 let location = destination.describe();
                 let result = async {
                     if merge_failed.contains(&target.name) {
-                        return Err((Default::default(), "not synced: its merge failed".to_string()));
+                        return Err((
+                            Default::default(),
+                            Failure::new(ErrorKind::Dependency, "not synced: its merge failed"),
+                        ));
                     }
                     let desired: Arc<SecretMap> = match from {
                         DesiredFrom::Resolver(resolver) => {
@@ -59,15 +64,17 @@ pub async fn run(
                             .await
                             .map_err(|e| (Default::default(), e))?,
                     };
-                    let store = open_store(destination, &ctx, None)
-                        .await
-                        .map_err(|e| (Default::default(), format!("cannot open {location}: {e}")))?;
+                    let store = open_store(destination, &ctx, None).await.map_err(|e| {
+                        let context = format!("cannot open {location}");
+                        (Default::default(), e.into_failure(&context, destination.kind(), &location))
+                    })?;
                     reconcile(
                         &Handle::new(store, limiter, parallel),
                         &desired,
                         &target.name,
                         config.sync.delete_orphans,
                         dry_run,
+                        Place { store: destination.kind(), location: &location },
                     )
                     .await
                 }
@@ -96,18 +103,25 @@ async fn read_bundle(
     id: TargetId,
     limiter: Arc<Semaphore>,
     parallel: usize,
-) -> Result<Arc<SecretMap>, String> {
+) -> Result<Arc<SecretMap>, Failure> {
     let merge_store = config.merge_store.as_ref().expect("bundles are read only with a merge store");
     let target = &config.target(id).name;
     let bundle = Bundle { target, sources: &config.merged_names(id) };
-    let store =
-        open_store(merge_store, ctx, Some(&bundle)).await.map_err(|e| format!("cannot open the merge store: {e}"))?;
-    let live = Handle::new(store, limiter, parallel)
-        .read_state()
+    let location = format!("{}/{target}", merge_store.describe());
+    let store = open_store(merge_store, ctx, Some(&bundle))
         .await
-        .map_err(|e| format!("cannot read the bundle of `{target}` from {}: {e}", merge_store.describe()))?;
+        .map_err(|e| e.into_failure("cannot open the merge store", merge_store.kind(), &location))?;
+    let live = Handle::new(store, limiter, parallel).read_state().await.map_err(|e| {
+        let context = format!("cannot read the bundle of `{target}` from {}", merge_store.describe());
+        e.into_failure(&context, merge_store.kind(), &location)
+    })?;
     if live.is_empty() {
-        return Err(format!("no bundle for `{target}` in {}: run the merge phase first", merge_store.describe()));
+        return Err(Failure::new(
+            ErrorKind::NotFound,
+            format!("no bundle for `{target}` in {}: run the merge phase first", merge_store.describe()),
+        ));
     }
-    Ok(Arc::new(live.into_iter().map(|(path, secret)| (path, secret.value)).collect()))
+    values_of(live).map(Arc::new).map_err(|path| {
+        Failure::new(ErrorKind::Invalid, format!("the merge store does not return the value of `{path}`"))
+    })
 }

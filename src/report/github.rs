@@ -58,6 +58,7 @@ pub fn render(report: &Report) -> String {
                 ChangeKind::Modified => '~',
                 ChangeKind::Removed => '-',
                 ChangeKind::Unchanged => '=',
+                ChangeKind::Unverified => '?',
             };
             let _ = writeln!(out, "{mark} {}", c.path);
         }

@@ -82,6 +82,7 @@ pub fn render(report: &Report, style: Style) -> String {
                 ChangeKind::Modified => style.yellow("~"),
                 ChangeKind::Removed => style.red("-"),
                 ChangeKind::Unchanged => style.dim("="),
+                ChangeKind::Unverified => style.yellow("?"),
             };
             let mut keys = Vec::new();
             if c.change == ChangeKind::Modified {
@@ -107,12 +108,26 @@ pub fn render(report: &Report, style: Style) -> String {
         if ts.orphans > 0 {
             let _ = writeln!(out, "  {}", style.dim(&format!("{} orphan(s) kept (delete_orphans is off)", ts.orphans)));
         }
+        if ts.unverified > 0 {
+            let _ = writeln!(
+                out,
+                "  {}",
+                style.dim(&format!("{} unverified: the store does not return values", ts.unverified))
+            );
+        }
         if let Some(error) = &t.error {
             let _ = writeln!(out, "  {} {error}", style.red("error:"));
+            let hint = report.errors.iter().find(|e| e.target.as_deref() == Some(&t.name) && e.phase == Some(t.phase));
+            if let Some(hint) = hint.and_then(|e| e.hint.as_deref()) {
+                let _ = writeln!(out, "  {} {hint}", style.dim("hint:"));
+            }
         }
     }
     for e in report.errors.iter().filter(|e| e.target.is_none()) {
         let _ = writeln!(out, "{} {}", style.red("error:"), e.message);
+        if let Some(hint) = &e.hint {
+            let _ = writeln!(out, "{} {hint}", style.dim("hint:"));
+        }
     }
     out
 }

@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::config::ConfigError;
 use crate::diff::ChangeKind;
 use crate::engine::{Outcome, Phase};
+use crate::error::ErrorKind;
 use crate::secret::Fingerprinter;
 use crate::store::stats::CallCounts;
 
@@ -48,8 +49,16 @@ pub struct Summary {
     pub removed: usize,
     /// Secrets left as they were.
     pub unchanged: usize,
+    /// Secrets present in a store that does not return values, with nothing to prove them
+    /// equal or different: not written.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unverified: usize,
     /// Targets that failed in at least one phase.
     pub failed_targets: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Summary {
@@ -100,6 +109,10 @@ pub struct TargetSummary {
     pub removed: usize,
     /// Secrets left as they were.
     pub unchanged: usize,
+    /// Secrets whose value the store does not return, with nothing to prove them equal or
+    /// different: not written.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unverified: usize,
     /// Live secrets without this target's ownership marker, never touched.
     pub unmanaged: usize,
     /// Live secrets this target owns that are no longer desired, kept because
@@ -112,7 +125,7 @@ pub struct TargetSummary {
 pub struct ChangeReport {
     /// The secret's path.
     pub path: String,
-    /// `added`, `modified`, `removed` or `unchanged`.
+    /// `added`, `modified`, `removed`, `unchanged` or `unverified`.
     pub change: ChangeKind,
     /// Top-level keys created.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -137,6 +150,9 @@ pub struct ChangeReport {
 /// One error.
 #[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct ErrorEntry {
+    /// What kind of failure: `config`, `usage`, `permission`, `unavailable`, `conflict`,
+    /// `invalid`, `not_found`, `timeout`, `quota`, `io`, `dependency` or `internal`.
+    pub kind: ErrorKind,
     /// The failed target, for target errors.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
@@ -152,8 +168,35 @@ pub struct ErrorEntry {
     /// 1-based column, for config errors.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub col: Option<usize>,
+    /// The store kind that failed (`vault`, `aws`…), when a store failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
+    /// Where it failed (`vault secret/app`), when a store failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
     /// What went wrong.
     pub message: String,
+    /// What to do about it, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl ErrorEntry {
+    /// An error that is neither a target's nor in the config file (a bad flag).
+    pub fn message(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ErrorEntry {
+            kind,
+            target: None,
+            phase: None,
+            file: None,
+            line: None,
+            col: None,
+            store: None,
+            location: None,
+            message: message.into(),
+            hint: None,
+        }
+    }
 }
 
 /// How long the run took and how many API calls each store made.
@@ -178,6 +221,7 @@ impl Report {
                 modified: d.count(ChangeKind::Modified),
                 removed: d.count(ChangeKind::Removed),
                 unchanged: d.count(ChangeKind::Unchanged),
+                unverified: d.count(ChangeKind::Unverified),
                 unmanaged: d.unmanaged,
                 orphans: d.orphans,
             };
@@ -185,6 +229,7 @@ impl Report {
             summary.modified += ts.modified;
             summary.removed += ts.removed;
             summary.unchanged += ts.unchanged;
+            summary.unverified += ts.unverified;
             if let Some(error) = &t.error {
                 if !errors.iter().any(|e: &ErrorEntry| e.target.as_deref() == Some(t.target.as_str())) {
                     summary.failed_targets += 1;
@@ -192,10 +237,10 @@ impl Report {
                 errors.push(ErrorEntry {
                     target: Some(t.target.clone()),
                     phase: Some(t.phase),
-                    file: None,
-                    line: None,
-                    col: None,
-                    message: error.clone(),
+                    store: error.store.map(str::to_string),
+                    location: error.location.clone(),
+                    hint: error.hint.clone(),
+                    ..ErrorEntry::message(error.kind, error.message.clone())
                 });
             }
             let changes = d
@@ -224,7 +269,7 @@ impl Report {
                 location: t.location.clone(),
                 summary: ts,
                 changes,
-                error: t.error.clone(),
+                error: t.error.as_ref().map(|e| e.message.clone()),
             });
         }
         Report {
@@ -251,13 +296,13 @@ impl Report {
     }
 
     /// The report of a run that stopped before any target ran (for example a bad flag).
-    pub fn from_message(message: String, dry_run: bool) -> Report {
+    pub fn from_message(kind: ErrorKind, message: String, dry_run: bool) -> Report {
         Report {
             dry_run,
             zero_sum: false,
             summary: Summary::default(),
             targets: Vec::new(),
-            errors: vec![ErrorEntry { target: None, phase: None, file: None, line: None, col: None, message }],
+            errors: vec![ErrorEntry::message(kind, message)],
             stats: RunStats::default(),
         }
     }
@@ -275,12 +320,10 @@ pub fn config_error_entries(error: &ConfigError) -> Vec<ErrorEntry> {
                 None => d.message.clone(),
             };
             ErrorEntry {
-                target: None,
-                phase: None,
                 file: Some(error.file.name.clone()),
                 line: loc.map(|l| l.line),
                 col: loc.map(|l| l.col),
-                message,
+                ..ErrorEntry::message(ErrorKind::Config, message)
             }
         })
         .collect()

@@ -37,12 +37,12 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::de::Spanned;
-use crate::config::yaml;
-use crate::diff::LiveSecret;
-use crate::secret::{SecretPath, SecretValue};
+use crate::diagnostic::Diagnostic;
+use crate::secret::{LiveSecret, SecretPath, SecretValue};
+use crate::span::{Span, Spanned};
 use crate::store::stats::{Call, CallCounter};
-use crate::store::{Capabilities, Store, StoreError};
+use crate::store::{Bundle, Capabilities, OpenContext, Role, Roles, Store, StoreError, StoreKind, ValueShape};
+use crate::yaml;
 
 /// `file:` options.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
@@ -81,7 +81,7 @@ impl Format {
     }
 
     fn parse(self, bytes: &[u8], file: &Path) -> Result<Value, StoreError> {
-        let invalid = |why: String| StoreError::Invalid(format!("cannot parse {}: {why}", file.display()));
+        let invalid = |why: String| StoreError::invalid(format!("cannot parse {}: {why}", file.display()));
         match self {
             Format::Json => serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string())),
             Format::Yaml => {
@@ -105,12 +105,17 @@ impl Format {
 }
 
 /// The `file` store at one location.
-#[derive(Debug)]
 pub struct FileStore {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
+impl std::fmt::Debug for FileStore {
+    /// The location only: the cached state holds secret values.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileStore").field("root", &self.inner.root).finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     root: PathBuf,
     single: Option<Format>,
@@ -119,23 +124,14 @@ struct Inner {
     state: Mutex<State>,
 }
 
-#[derive(Debug, Default)]
+/// What was loaded: holds secret values, so it has no `Debug`.
+#[derive(Default)]
 struct State {
     owners: Option<BTreeMap<String, String>>,
     single: Option<BTreeMap<SecretPath, Value>>,
 }
 
 impl FileStore {
-    /// What the file store can do.
-    pub const CAPABILITIES: Capabilities = Capabilities {
-        source: true,
-        merge_store: true,
-        target: true,
-        ownership: true,
-        scalar_values: true,
-        atomic_commit: false,
-    };
-
     /// A store at `root` (a directory, or a single file when it ends in `.json`/`.yaml`).
     pub fn new(root: PathBuf, calls: Arc<CallCounter>) -> Result<Self, StoreError> {
         let single = Format::of(&root);
@@ -149,19 +145,49 @@ impl FileStore {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || f(&inner))
             .await
-            .map_err(|e| StoreError::Invalid(format!("file store task failed: {e}")))?
+            .map_err(|e| StoreError::new(crate::error::ErrorKind::Internal, format!("file store task failed: {e}")))?
+    }
+}
+
+impl StoreKind for FileStore {
+    const NAME: &'static str = "file";
+    const CAPABILITIES: Capabilities = Capabilities {
+        roles: Roles { source: true, merge_store: true, target: true },
+        reads_values: true,
+        value_shape: ValueShape::Any,
+        max_value_bytes: None,
+        ownership: true,
+        atomic_commit: false,
+    };
+    type Config = FileConfig;
+    type Defaults = ();
+    type Session = ();
+
+    fn describe(config: &FileConfig) -> String {
+        format!("file {}", config.path.value)
+    }
+
+    fn check(config: &FileConfig, role: Role, _: &(), _: Span, out: &mut Vec<Diagnostic>) {
+        if config.path.value.trim().is_empty() {
+            out.push(Diagnostic::at(config.path.span, "`path` is empty"));
+        } else if role == Role::MergeStore && config.is_single_file() {
+            out.push(
+                Diagnostic::at(config.path.span, "a `file` merge store must be a directory")
+                    .with_label("bundles are written to <dir>/<target>/<secret path>.json"),
+            );
+        }
+    }
+
+    async fn open(config: &FileConfig, ctx: &OpenContext<'_>, bundle: Option<&Bundle<'_>>) -> Result<Self, StoreError> {
+        let mut root = config.resolve(ctx.base_dir);
+        if let Some(bundle) = bundle {
+            root.push(bundle.target);
+        }
+        FileStore::new(root, ctx.calls::<Self>())
     }
 }
 
 impl Store for FileStore {
-    fn capabilities(&self) -> Capabilities {
-        Self::CAPABILITIES
-    }
-
-    fn kind(&self) -> &'static str {
-        "file"
-    }
-
     async fn list(&self) -> Result<Vec<SecretPath>, StoreError> {
         self.blocking(Inner::list).await
     }
@@ -183,7 +209,7 @@ impl Store for FileStore {
 }
 
 fn io_error(context: String) -> impl FnOnce(std::io::Error) -> StoreError {
-    move |source| StoreError::Io { context, source }
+    move |source| StoreError::io(context, source)
 }
 
 impl Inner {
@@ -268,7 +294,7 @@ impl Inner {
             }
         }
         if hits.len() > 1 {
-            return Err(StoreError::Invalid(format!(
+            return Err(StoreError::invalid(format!(
                 "secret `{path}` is stored twice: {} and {}; keep one",
                 hits[0].0.display(),
                 hits[1].0.display()
@@ -292,7 +318,7 @@ impl Inner {
         };
         let Some(value) = value else { return Ok(None) };
         let owner = self.owners(&mut state)?.get(path.as_str()).cloned();
-        Ok(Some(LiveSecret { value: SecretValue::new(value), owner, drift: false }))
+        Ok(Some(LiveSecret::with_value(SecretValue::new(value), owner)))
     }
 
     fn write(&self, path: &SecretPath, value: &Value, owner: &str) -> Result<(), StoreError> {
@@ -375,11 +401,11 @@ fn walk(root: &Path, dir: &Path, found: &mut BTreeMap<SecretPath, PathBuf>) -> R
         }
         let relative = path.strip_prefix(root).unwrap_or(&path).with_extension("");
         let Some(text) = relative.to_str() else {
-            return Err(StoreError::Invalid(format!("{} is not a UTF-8 path", path.display())));
+            return Err(StoreError::invalid(format!("{} is not a UTF-8 path", path.display())));
         };
-        let secret = SecretPath::parse(&text.replace(std::path::MAIN_SEPARATOR, "/")).map_err(StoreError::Invalid)?;
+        let secret = SecretPath::parse(&text.replace(std::path::MAIN_SEPARATOR, "/")).map_err(StoreError::invalid)?;
         if let Some(previous) = found.insert(secret.clone(), path.clone()) {
-            return Err(StoreError::Invalid(format!(
+            return Err(StoreError::invalid(format!(
                 "secret `{secret}` is stored twice: {} and {}; keep one",
                 previous.display(),
                 path.display()
@@ -397,15 +423,15 @@ fn parse_mapping(value: Value, file: &Path) -> Result<BTreeMap<SecretPath, Value
             .map(|(k, v)| {
                 SecretPath::parse(&k)
                     .map(|p| (p, v))
-                    .map_err(|why| StoreError::Invalid(format!("{}: {why}", file.display())))
+                    .map_err(|why| StoreError::invalid(format!("{}: {why}", file.display())))
             })
             .collect(),
-        _ => Err(StoreError::Invalid(format!("{} must hold a mapping of secret path -> value", file.display()))),
+        _ => Err(StoreError::invalid(format!("{} must hold a mapping of secret path -> value", file.display()))),
     }
 }
 
 fn parse_manifest(bytes: &[u8], file: &Path) -> Result<BTreeMap<String, String>, StoreError> {
-    let invalid = || StoreError::Invalid(format!("{} is not a vss ownership manifest", file.display()));
+    let invalid = || StoreError::invalid(format!("{} is not a vss ownership manifest", file.display()));
     let value: Value = serde_json::from_slice(bytes).map_err(|_| invalid())?;
     let secrets = value.get("secrets").and_then(Value::as_object).ok_or_else(invalid)?;
     secrets
@@ -426,8 +452,7 @@ fn atomic_write(file: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         tempfile::NamedTempFile::new_in(dir).map_err(io_error(format!("cannot write in {}", dir.display())))?;
     tmp.write_all(bytes).map_err(io_error(format!("cannot write {}", file.display())))?;
     tmp.as_file().sync_all().map_err(io_error(format!("cannot write {}", file.display())))?;
-    tmp.persist(file)
-        .map_err(|e| StoreError::Io { context: format!("cannot replace {}", file.display()), source: e.error })?;
+    tmp.persist(file).map_err(|e| StoreError::io(format!("cannot replace {}", file.display()), e.error))?;
     Ok(())
 }
 

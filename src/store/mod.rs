@@ -2,204 +2,198 @@
 //! it does not retry, sleep, print, or know about dry runs. [`retry`] wraps every call,
 //! [`stats`] counts them, and the engine decides what to call.
 //!
-//! Adding a store = one file here (its config struct, its `Store` impl, its `CAPABILITIES`),
-//! one variant of [`StoreConfig`] (and its name in [`StoreConfig::KINDS`], which a test
-//! checks against the schema) with its arms in `kind`, `capabilities`, `describe` and
-//! `AnyStore::open`, one variant of [`AnyStore`] with one arm in `dispatch!`, and a cargo
-//! feature; the conformance suite ([`conformance`]) then runs against it.
+//! ## Adding a store
+//!
+//! One file here, one line in the [`stores!`] list at the bottom of this module, and one
+//! cargo feature. The file holds the store's config type, the [`Store`] implementation
+//! (I/O only) and the [`StoreKind`] implementation: its config key, its
+//! [`Capabilities`], its top-level defaults block and per-run session (if any), its own
+//! config checks, and how it opens. The list generates everything else: the
+//! [`StoreConfig`] enum (config parsing and the JSON Schema), [`StoreConfig::KINDS`], the
+//! dispatch of [`AnyStore`], the top-level defaults blocks ([`StoreDefaults`]) and the
+//! sessions ([`Sessions`]). The conformance suite (`tests/it/conformance.rs`) then runs
+//! against it, skipping exactly what its capabilities say it cannot do.
 
 #[cfg(feature = "aws")]
 pub mod aws;
-pub mod conformance;
 pub mod file;
 pub mod retry;
-#[cfg(feature = "aws")]
-pub mod s3;
 pub mod stats;
 #[cfg(feature = "vault")]
 pub mod vault;
 
+use std::any::{Any, TypeId};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::future::Future;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use schemars::JsonSchema;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
-use crate::diff::LiveSecret;
-use crate::secret::{SecretPath, SecretValue};
-#[cfg(feature = "aws")]
-use crate::store::aws::{AwsConfig, AwsDefaults, AwsSessions, SecretsManagerStore};
-use crate::store::file::{FileConfig, FileStore};
-#[cfg(feature = "aws")]
-use crate::store::s3::{S3BundleStore, S3Config};
+use crate::diagnostic::Diagnostic;
+use crate::error::{ErrorKind, Failure};
+use crate::secret::{LiveSecret, SecretPath, SecretValue};
+use crate::span::{Lenient, Span, Spanned};
 use crate::store::stats::Stats;
-#[cfg(feature = "vault")]
-use crate::store::vault::{VaultConfig, VaultDefaults, VaultSessions, VaultStore};
 
-/// Every store vss knows, as written in a config (`file: {...}`). This enum is the one
-/// registry: config parsing, the JSON Schema and store construction all come from it.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum StoreConfig {
-    /// A YAML/JSON file (one mapping of secret path -> value) or a directory (one file per
-    /// secret). The embedded store: no server needed.
-    File(FileConfig),
-    /// HashiCorp Vault / OpenBao KV version 2.
-    #[cfg(feature = "vault")]
-    Vault(Box<VaultConfig>),
-    /// AWS Secrets Manager, in any account (source and target).
-    #[cfg(feature = "aws")]
-    Aws(Box<AwsConfig>),
-    /// S3: one JSON object per bundle (merge store only).
-    #[cfg(feature = "aws")]
-    S3(Box<S3Config>),
-}
-
-impl StoreConfig {
-    /// The config key of every variant, in declaration order.
-    pub const KINDS: &'static [&'static str] = &[
-        "file",
-        #[cfg(feature = "vault")]
-        "vault",
-        #[cfg(feature = "aws")]
-        "aws",
-        #[cfg(feature = "aws")]
-        "s3",
-    ];
-
-    /// The config key of this store, also its name in reports.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            StoreConfig::File(_) => "file",
-            #[cfg(feature = "vault")]
-            StoreConfig::Vault(_) => "vault",
-            #[cfg(feature = "aws")]
-            StoreConfig::Aws(_) => "aws",
-            #[cfg(feature = "aws")]
-            StoreConfig::S3(_) => "s3",
-        }
-    }
-
-    /// What this store can do.
-    pub fn capabilities(&self) -> Capabilities {
-        match self {
-            StoreConfig::File(_) => FileStore::CAPABILITIES,
-            #[cfg(feature = "vault")]
-            StoreConfig::Vault(_) => VaultStore::CAPABILITIES,
-            #[cfg(feature = "aws")]
-            StoreConfig::Aws(_) => SecretsManagerStore::CAPABILITIES,
-            #[cfg(feature = "aws")]
-            StoreConfig::S3(_) => S3BundleStore::CAPABILITIES,
-        }
-    }
-
-    /// A short human description of the location, e.g. `file ./out/prod`.
-    pub fn describe(&self) -> String {
-        match self {
-            StoreConfig::File(c) => format!("file {}", c.path.value),
-            #[cfg(feature = "vault")]
-            StoreConfig::Vault(c) => c.describe(),
-            #[cfg(feature = "aws")]
-            StoreConfig::Aws(c) => c.describe(),
-            #[cfg(feature = "aws")]
-            StoreConfig::S3(c) => c.describe(),
-        }
-    }
-}
-
-/// Store settings that apply to every store of a kind (the config's top-level blocks).
-#[derive(Clone, Debug, Default)]
-pub struct StoreDefaults {
-    /// The top-level `vault:` block.
-    #[cfg(feature = "vault")]
-    pub vault: VaultDefaults,
-    /// The top-level `aws:` block.
-    #[cfg(feature = "aws")]
-    pub aws: AwsDefaults,
-}
-
-/// Connections opened during one run and shared by the stores that use them (one login
-/// per distinct connection).
-#[derive(Debug, Default)]
-pub struct Sessions {
-    /// Vault clients.
-    #[cfg(feature = "vault")]
-    pub vault: VaultSessions,
-    /// AWS configuration and assumed roles.
-    #[cfg(feature = "aws")]
-    pub aws: AwsSessions,
-}
-
-/// What a store can do; validation and the engine read these instead of asking which
-/// store it is.
+/// Which roles a store can play.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Capabilities {
+pub struct Roles {
     /// Can be a source.
     pub source: bool,
     /// Can be the merge store.
     pub merge_store: bool,
     /// Can be a target.
     pub target: bool,
+}
+
+/// What values a store can hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueShape {
+    /// Any JSON value: an object, a string, a number, a list.
+    Any,
+    /// JSON objects only (Vault KV2).
+    Object,
+    /// One string per name (GitHub secrets, Kubernetes keys, environment variables):
+    /// structured secrets are flattened into names first ([`crate::flatten`]).
+    FlatStrings,
+}
+
+/// What a store can do; validation and the engine read these instead of asking which
+/// store it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// The roles it can play.
+    pub roles: Roles,
+    /// Reads return values. When false, a read says only that a secret is present (with
+    /// the store's version or `updated_at`), and the diff says so instead of guessing.
+    pub reads_values: bool,
+    /// The values it can hold.
+    pub value_shape: ValueShape,
+    /// The largest value it accepts, in bytes of its JSON text (or of the string).
+    pub max_value_bytes: Option<usize>,
     /// Stores vss's ownership marker, so orphans can be deleted safely.
     pub ownership: bool,
-    /// Can hold a secret whose value is not an object (a string, a number, a list).
-    pub scalar_values: bool,
     /// Applies all of a location's writes and deletes as one change ([`Store::commit`]),
     /// rather than secret by secret.
     pub atomic_commit: bool,
 }
 
-/// Why a store call failed. Messages name the store, the location and what to do; never a
-/// secret value.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The credentials lack a permission.
-    #[error("permission denied: {0}")]
-    PermissionDenied(String),
-    /// The store could not be reached or is temporarily failing (retried).
-    #[error("unavailable: {0}")]
-    Unavailable(String),
-    /// A conditional write lost a race with another writer (retried from a fresh read).
-    #[error("conflict: {0}")]
-    Conflict(String),
-    /// The store holds something vss cannot use, or the config points at something wrong.
-    #[error("{0}")]
-    Invalid(String),
-    /// A local I/O error.
-    #[error("{context}: {source}")]
-    Io {
-        /// What was being done, and where.
-        context: String,
-        /// The OS error.
-        source: std::io::Error,
-    },
+/// The role a store plays in a config.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// A source (`sources.NAME`, `source`).
+    Source,
+    /// The merge store.
+    MergeStore,
+    /// A target's destination.
+    Target,
+}
+
+/// Why a store call failed: a kind, a message that names the store, the location and what
+/// was being done (never a secret value), and a hint when vss knows what to do.
+#[derive(Debug)]
+pub struct StoreError {
+    kind: ErrorKind,
+    message: String,
+    hint: Option<String>,
 }
 
 impl StoreError {
+    /// An error of `kind`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into(), hint: None }
+    }
+
+    /// The credentials lack a permission, or a login failed.
+    pub fn permission(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Permission, message)
+    }
+
+    /// The store could not be reached or is failing for now (retried).
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unavailable, message)
+    }
+
+    /// A conditional write lost a race (retried by the engine from a fresh read).
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Conflict, message)
+    }
+
+    /// The store holds, or was asked to hold, something vss cannot use.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Invalid, message)
+    }
+
+    /// Something the config names does not exist.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, message)
+    }
+
+    /// A local I/O error while `context` (which names the file).
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        use std::io::ErrorKind as Io;
+        let kind = match source.kind() {
+            Io::Interrupted | Io::WouldBlock => ErrorKind::Unavailable,
+            Io::TimedOut => ErrorKind::Timeout,
+            Io::PermissionDenied => ErrorKind::Permission,
+            _ => ErrorKind::Io,
+        };
+        Self::new(kind, format!("{}: {source}", context.into()))
+    }
+
+    /// Adds what to do about it.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// What to do about it, when known.
+    pub fn hint(&self) -> Option<&str> {
+        self.hint.as_deref()
+    }
+
     /// Whether trying again may succeed.
     pub fn is_retryable(&self) -> bool {
-        match self {
-            StoreError::Unavailable(_) => true,
-            StoreError::Io { source, .. } => {
-                matches!(
-                    source.kind(),
-                    std::io::ErrorKind::Interrupted | std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-                )
-            }
-            _ => false,
-        }
+        self.kind.is_retryable()
+    }
+
+    /// This error as a target's failure: `context` says what was being done (`cannot read
+    /// source \`common\``), `store` and `location` where.
+    pub fn into_failure(self, context: &str, store: &'static str, location: &str) -> Failure {
+        let message = if context.is_empty() { self.to_string() } else { format!("{context}: {self}") };
+        Failure { kind: self.kind, store: Some(store), location: Some(location.to_string()), message, hint: self.hint }
     }
 }
 
-/// The operations every store implements, at one location (a directory, a KV prefix…).
-pub trait Store: Send + Sync {
-    /// The config key of the store (`file`, `vault`, …), used in reports and stats.
-    fn kind(&self) -> &'static str;
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let prefix = match self.kind {
+            ErrorKind::Permission => "permission denied: ",
+            ErrorKind::Unavailable => "unavailable: ",
+            ErrorKind::Conflict => "conflict: ",
+            ErrorKind::Timeout => "timed out: ",
+            ErrorKind::Quota => "rate limited: ",
+            ErrorKind::NotFound => "not found: ",
+            _ => "",
+        };
+        write!(f, "{prefix}{}", self.message)
+    }
+}
 
-    /// What the store can do.
-    fn capabilities(&self) -> Capabilities;
+impl std::error::Error for StoreError {}
 
+/// The I/O every store implements, at one location (a directory, a KV prefix…). `Debug`
+/// must not print values (stores that cache values implement it by hand).
+pub trait Store: Send + Sync + fmt::Debug {
     /// Every secret path below the location, sorted.
     fn list(&self) -> impl Future<Output = Result<Vec<SecretPath>, StoreError>> + Send;
 
@@ -259,6 +253,63 @@ pub trait Store: Send + Sync {
     }
 }
 
+/// A kind of store, as registered in the [`stores!`] list: everything about it that is not
+/// I/O.
+pub trait StoreKind: Store + Sized + 'static {
+    /// The config key (`file`, `vault`…), also its name in reports and stats.
+    const NAME: &'static str;
+    /// What it can do.
+    const CAPABILITIES: Capabilities;
+    /// The key of its top-level defaults block (`vault:`), if it has one. Stores that share
+    /// a block (`aws` and `s3` share `aws:`) name the same key and the same `Defaults`.
+    const DEFAULTS_KEY: Option<&'static str> = None;
+    /// Target-level keys that are shorthand for this store as the destination
+    /// (`account_id: "…"` for `aws: { account_id: "…" }`); see [`StoreKind::shorthand`].
+    const SHORTHANDS: &'static [&'static str] = &[];
+
+    /// Its options (`file: { path: … }`).
+    type Config: DeserializeOwned + JsonSchema + Clone + fmt::Debug + Send + Sync + 'static;
+    /// Its top-level defaults block (`()` when it has none).
+    type Defaults: DeserializeOwned + JsonSchema + Clone + fmt::Debug + Default + Send + Sync + 'static;
+    /// What one run shares between the locations of this store (logins, credentials);
+    /// stores that share a session name the same type.
+    type Session: Default + fmt::Debug + Send + Sync + 'static;
+
+    /// A short description of a location, for reports: `file ./out/prod`.
+    fn describe(config: &Self::Config) -> String;
+
+    /// Its own config rules, beyond the types (`span` is where the store block is written).
+    fn check(config: &Self::Config, role: Role, defaults: &Self::Defaults, span: Span, out: &mut Vec<Diagnostic>) {
+        let _ = (config, role, defaults, span, out);
+    }
+
+    /// Rules of its top-level defaults block.
+    fn check_defaults(defaults: &Self::Defaults, out: &mut Vec<Diagnostic>) {
+        let _ = (defaults, out);
+    }
+
+    /// Applies the target-level shorthand `key` (one of [`StoreKind::SHORTHANDS`]) of
+    /// target `target`: returns a new destination when the target has none (`existing` is
+    /// `None`), or fills in the one it has.
+    fn shorthand(
+        target: &str,
+        key: &Spanned<String>,
+        value: &Spanned<String>,
+        existing: Option<&mut Self::Config>,
+    ) -> Result<Option<Self::Config>, Diagnostic> {
+        let _ = (target, value, existing);
+        Err(Diagnostic::at(key.span, format!("`{}` is not a shorthand of the `{}` store", key.value, Self::NAME)))
+    }
+
+    /// Opens the store at its location, or at the location of one target's bundle when it
+    /// is the merge store.
+    fn open(
+        config: &Self::Config,
+        ctx: &OpenContext<'_>,
+        bundle: Option<&Bundle<'_>>,
+    ) -> impl Future<Output = Result<Self, StoreError>> + Send;
+}
+
 /// Which bundle of the merge store to open: the target, and the names it merges.
 #[derive(Clone, Copy, Debug)]
 pub struct Bundle<'a> {
@@ -268,22 +319,6 @@ pub struct Bundle<'a> {
     pub sources: &'a [String],
 }
 
-/// A store opened at one location: one arm per store, each delegating.
-#[derive(Debug)]
-pub enum AnyStore {
-    /// The `file` store.
-    File(FileStore),
-    /// The `vault` store.
-    #[cfg(feature = "vault")]
-    Vault(VaultStore),
-    /// The `aws` store (Secrets Manager).
-    #[cfg(feature = "aws")]
-    Aws(Box<SecretsManagerStore>),
-    /// The `s3` merge store.
-    #[cfg(feature = "aws")]
-    S3(S3BundleStore),
-}
-
 /// What opening a store needs besides its config.
 #[derive(Clone, Copy, Debug)]
 pub struct OpenContext<'a> {
@@ -291,120 +326,340 @@ pub struct OpenContext<'a> {
     pub base_dir: &'a Path,
     /// Where the store counts its calls.
     pub stats: &'a Stats,
-    /// The config's defaults for each kind of store.
+    /// The config's top-level defaults blocks.
     pub defaults: &'a StoreDefaults,
     /// The run's shared connections.
     pub sessions: &'a Sessions,
 }
 
-impl AnyStore {
-    /// Opens `config` at its own location (a source or a target).
-    pub async fn open(config: &StoreConfig, ctx: &OpenContext<'_>) -> Result<Self, StoreError> {
-        Self::open_at(config, ctx, None).await
+impl OpenContext<'_> {
+    /// The defaults block of store `K`.
+    pub fn defaults<K: StoreKind>(&self) -> &K::Defaults {
+        self.defaults.get::<K>()
     }
 
-    /// Opens `config` at the location of one target's bundle in a merge store.
-    pub async fn open_bundle(
-        config: &StoreConfig,
-        ctx: &OpenContext<'_>,
-        bundle: &Bundle<'_>,
-    ) -> Result<Self, StoreError> {
-        Self::open_at(config, ctx, Some(bundle)).await
+    /// The run's session of store `K`.
+    pub fn session<K: StoreKind>(&self) -> Arc<K::Session> {
+        self.sessions.get::<K::Session>()
     }
 
-    async fn open_at(
-        config: &StoreConfig,
-        ctx: &OpenContext<'_>,
-        bundle: Option<&Bundle<'_>>,
-    ) -> Result<Self, StoreError> {
-        let calls = ctx.stats.counter(config.kind());
-        match config {
-            StoreConfig::File(c) => {
-                let mut root = c.resolve(ctx.base_dir);
-                if let Some(bundle) = bundle {
-                    root.push(bundle.target);
-                }
-                Ok(AnyStore::File(FileStore::new(root, calls)?))
-            }
-            #[cfg(feature = "vault")]
-            StoreConfig::Vault(c) => {
-                let client = ctx.sessions.vault.client(c, &ctx.defaults.vault, calls).await?;
-                Ok(AnyStore::Vault(VaultStore::open(client, c, bundle.map(|b| b.target)).await?))
-            }
-            #[cfg(feature = "aws")]
-            StoreConfig::Aws(c) => Ok(AnyStore::Aws(Box::new(
-                SecretsManagerStore::open(c, &ctx.defaults.aws, &ctx.sessions.aws, calls).await?,
-            ))),
-            #[cfg(feature = "aws")]
-            StoreConfig::S3(c) => {
-                let bundle =
-                    bundle.ok_or_else(|| StoreError::Invalid("the `s3` store only holds merge bundles".into()))?;
-                let store =
-                    S3BundleStore::open(c, &ctx.defaults.aws, &ctx.sessions.aws, calls, bundle.target, bundle.sources)
-                        .await?;
-                Ok(AnyStore::S3(store))
-            }
-        }
+    /// The call counter of store `K`.
+    pub fn calls<K: StoreKind>(&self) -> Arc<stats::CallCounter> {
+        self.stats.counter(K::NAME)
     }
 }
 
-/// Runs `$body` with `$s` bound to the store inside any [`AnyStore`] variant: the one place
-/// the variants are listed for delegation.
-macro_rules! dispatch {
-    ($store:expr, $s:ident => $body:expr) => {
-        match $store {
-            AnyStore::File($s) => $body,
-            #[cfg(feature = "vault")]
-            AnyStore::Vault($s) => $body,
-            #[cfg(feature = "aws")]
-            AnyStore::Aws($s) => $body,
-            #[cfg(feature = "aws")]
-            AnyStore::S3($s) => $body,
+/// One parsed top-level defaults block, typed by the store that owns its key.
+pub trait DefaultsBlock: Any + fmt::Debug + Send + Sync {
+    /// For downcasting to the store's `Defaults`.
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<T: Any + fmt::Debug + Default + Send + Sync> DefaultsBlock for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// The config's top-level defaults blocks (`vault:`, `aws:`), by key; a block not written
+/// holds its type's default.
+#[derive(Debug)]
+pub struct StoreDefaults {
+    blocks: BTreeMap<&'static str, Arc<dyn DefaultsBlock>>,
+}
+
+impl Clone for StoreDefaults {
+    fn clone(&self) -> Self {
+        Self { blocks: self.blocks.clone() }
+    }
+}
+
+impl StoreDefaults {
+    /// The defaults of store `K` (its type's default when `K` has no block).
+    pub fn get<K: StoreKind>(&self) -> &K::Defaults {
+        static NONE: LazyLock<Mutex<HashMap<TypeId, &'static (dyn Any + Send + Sync)>>> =
+            LazyLock::new(Default::default);
+        match K::DEFAULTS_KEY.and_then(|key| self.blocks.get(key)) {
+            Some(block) => (**block)
+                .as_any()
+                .downcast_ref::<K::Defaults>()
+                .expect("stores that share a defaults key share its type (checked by a unit test)"),
+            None => {
+                // A store without a block: one leaked default value per type, for the process.
+                let mut none = NONE.lock().unwrap_or_else(|e| e.into_inner());
+                let value = *none
+                    .entry(TypeId::of::<K::Defaults>())
+                    .or_insert_with(|| Box::leak(Box::new(K::Defaults::default())));
+                value.downcast_ref::<K::Defaults>().expect("keyed by its own type")
+            }
+        }
+    }
+
+    /// Sets the block under `key` (a value of the type its stores declare).
+    pub fn set(&mut self, key: &'static str, block: Arc<dyn DefaultsBlock>) {
+        self.blocks.insert(key, block);
+    }
+}
+
+/// Connections opened during one run and shared by the stores that use them (one login
+/// per distinct connection), one per session type.
+#[derive(Default)]
+pub struct Sessions {
+    sessions: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+}
+
+impl fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.sessions.lock().map(|s| s.len()).unwrap_or(0);
+        write!(f, "Sessions({n} open)")
+    }
+}
+
+impl Sessions {
+    /// The session of type `S`, created on first use.
+    pub fn get<S: Default + Send + Sync + 'static>(&self) -> Arc<S> {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let session = sessions.entry(TypeId::of::<S>()).or_insert_with(|| Arc::new(S::default())).clone();
+        session.downcast::<S>().expect("keyed by its own type")
+    }
+}
+
+/// Generates, from the one list of stores, the [`StoreConfig`] enum, [`AnyStore`] and
+/// their dispatch, and the defaults blocks. Each line: the doc comment, the variant, the
+/// store type, and the cargo feature that builds it (if any).
+macro_rules! stores {
+    ($( $(#[doc = $doc:literal])* $variant:ident($store:ty) $(if $cfg:meta)?; )*) => {
+        /// Every store vss knows, as written in a config (`file: {...}`): config parsing and
+        /// the JSON Schema come from this enum.
+        #[derive(Clone, Debug, Deserialize, JsonSchema)]
+        #[serde(rename_all = "snake_case", deny_unknown_fields)]
+        pub enum StoreConfig {
+            $( $(#[doc = $doc])* $(#[cfg($cfg)])? $variant(Box<<$store as StoreKind>::Config>), )*
+        }
+
+        /// A store opened at one location.
+        #[derive(Debug)]
+        pub enum AnyStore {
+            $( $(#[doc = $doc])* $(#[cfg($cfg)])? $variant(Box<$store>), )*
+        }
+
+        impl StoreConfig {
+            /// The config key of every store, in list order.
+            pub const KINDS: &'static [&'static str] = &[ $( $(#[cfg($cfg)])? <$store as StoreKind>::NAME, )* ];
+
+            /// The config key of this store, also its name in reports.
+            pub fn kind(&self) -> &'static str {
+                match self { $( $(#[cfg($cfg)])? StoreConfig::$variant(_) => <$store as StoreKind>::NAME, )* }
+            }
+
+            /// What this store can do.
+            pub fn capabilities(&self) -> Capabilities {
+                match self { $( $(#[cfg($cfg)])? StoreConfig::$variant(_) => <$store as StoreKind>::CAPABILITIES, )* }
+            }
+
+            /// A short human description of the location, e.g. `file ./out/prod`.
+            pub fn describe(&self) -> String {
+                match self { $( $(#[cfg($cfg)])? StoreConfig::$variant(c) => <$store as StoreKind>::describe(c), )* }
+            }
+
+            /// The store's own config rules for this location in `role`.
+            pub fn check(&self, role: Role, defaults: &StoreDefaults, span: Span, out: &mut Vec<Diagnostic>) {
+                match self {
+                    $( $(#[cfg($cfg)])? StoreConfig::$variant(c) => {
+                        <$store as StoreKind>::check(c, role, defaults.get::<$store>(), span, out)
+                    } )*
+                }
+            }
+
+            /// Every target-level shorthand key of every store, with the store's name.
+            pub fn shorthands() -> Vec<(&'static str, &'static str)> {
+                let mut keys = Vec::new();
+                $( $(#[cfg($cfg)])? for key in <$store as StoreKind>::SHORTHANDS {
+                    keys.push((*key, <$store as StoreKind>::NAME));
+                } )*
+                keys
+            }
+
+            /// Applies the target-level shorthand `key: value` of `target` to its
+            /// destinations: makes the owning store's destination, or fills in the one
+            /// written (reporting a conflict with another store).
+            pub fn apply_shorthand(
+                target: &str,
+                key: &Spanned<String>,
+                value: &Spanned<String>,
+                destinations: &mut Vec<(Spanned<String>, StoreConfig)>,
+            ) -> Result<(), Diagnostic> {
+                $( $(#[cfg($cfg)])? if <$store as StoreKind>::SHORTHANDS.contains(&key.value.as_str()) {
+                    let kind = <$store as StoreKind>::NAME;
+                    return match destinations.first_mut() {
+                        None => {
+                            if let Some(config) = <$store as StoreKind>::shorthand(target, key, value, None)? {
+                                let key = Spanned { span: key.span, value: kind.to_string() };
+                                destinations.push((key, StoreConfig::$variant(Box::new(config))));
+                            }
+                            Ok(())
+                        }
+                        Some((_, StoreConfig::$variant(config))) => {
+                            <$store as StoreKind>::shorthand(target, key, value, Some(config)).map(|_| ())
+                        }
+                        #[allow(unreachable_patterns)]
+                        Some((other, _)) => Err(Diagnostic::at(
+                            key.span,
+                            format!(
+                                "`{}` is shorthand for a `{kind}` destination, but target `{target}` syncs to `{}`",
+                                key.value, other.value
+                            ),
+                        )
+                        .with_label("move it into the destination block, or remove it")),
+                    };
+                } )*
+                Err(Diagnostic::at(key.span, format!("`{}` is not a shorthand of any store", key.value)))
+            }
+        }
+
+        impl StoreDefaults {
+            /// Every top-level defaults key, in list order, without repeats.
+            pub fn keys() -> Vec<&'static str> {
+                let mut keys: Vec<&'static str> = Vec::new();
+                $( $(#[cfg($cfg)])? if let Some(key) = <$store as StoreKind>::DEFAULTS_KEY {
+                    if !keys.contains(&key) { keys.push(key); }
+                } )*
+                keys
+            }
+
+            /// Parses the top-level block `key` as the type of the first store that owns it;
+            /// `None` when it failed to parse (its errors are recorded).
+            pub fn parse_block<'de, D: serde::Deserializer<'de>>(
+                key: &str,
+                deserializer: D,
+            ) -> Result<Option<Arc<dyn DefaultsBlock>>, D::Error> {
+                $( $(#[cfg($cfg)])? if <$store as StoreKind>::DEFAULTS_KEY == Some(key) {
+                    let parsed = Lenient::<<$store as StoreKind>::Defaults>::deserialize(deserializer)?;
+                    return Ok(parsed.0.map(|block| Arc::new(block) as Arc<dyn DefaultsBlock>));
+                } )*
+                Err(serde::de::Error::custom(format!("`{key}` is not a store's defaults block")))
+            }
+
+            /// Checks every block with the rules of the stores that own it.
+            pub fn check(&self, out: &mut Vec<Diagnostic>) {
+                let mut seen: Vec<&'static str> = Vec::new();
+                $( $(#[cfg($cfg)])? if let Some(key) = <$store as StoreKind>::DEFAULTS_KEY
+                    && !seen.contains(&key)
+                {
+                    seen.push(key);
+                    <$store as StoreKind>::check_defaults(self.get::<$store>(), out);
+                } )*
+            }
+
+            /// The JSON Schema of each top-level defaults block, by key.
+            pub fn schemas(generator: &mut schemars::SchemaGenerator) -> Vec<(&'static str, schemars::Schema)> {
+                let mut out: Vec<(&'static str, schemars::Schema)> = Vec::new();
+                $( $(#[cfg($cfg)])? if let Some(key) = <$store as StoreKind>::DEFAULTS_KEY
+                    && !out.iter().any(|(k, _)| *k == key)
+                {
+                    out.push((key, generator.subschema_for::<<$store as StoreKind>::Defaults>()));
+                } )*
+                out
+            }
+
+            /// Whether every store that names a key declares the same type for it.
+            #[cfg(test)]
+            fn consistent() -> bool {
+                let mut types: Vec<(&'static str, TypeId)> = Vec::new();
+                $( $(#[cfg($cfg)])? if let Some(key) = <$store as StoreKind>::DEFAULTS_KEY {
+                    let id = TypeId::of::<<$store as StoreKind>::Defaults>();
+                    if types.iter().any(|(k, t)| *k == key && *t != id) { return false; }
+                    types.push((key, id));
+                } )*
+                true
+            }
+        }
+
+        impl Default for StoreDefaults {
+            fn default() -> Self {
+                let mut defaults = StoreDefaults { blocks: BTreeMap::new() };
+                $( $(#[cfg($cfg)])? if let Some(key) = <$store as StoreKind>::DEFAULTS_KEY {
+                    defaults.blocks.entry(key).or_insert_with(|| {
+                        Arc::new(<<$store as StoreKind>::Defaults as Default>::default()) as Arc<dyn DefaultsBlock>
+                    });
+                } )*
+                defaults
+            }
+        }
+
+        impl AnyStore {
+            /// Opens `config` at its own location (a source or a target), or at the location
+            /// of one target's bundle (the merge store).
+            pub async fn open(
+                config: &StoreConfig,
+                ctx: &OpenContext<'_>,
+                bundle: Option<&Bundle<'_>>,
+            ) -> Result<Self, StoreError> {
+                match config {
+                    $( $(#[cfg($cfg)])? StoreConfig::$variant(c) => {
+                        Ok(AnyStore::$variant(Box::new(<$store as StoreKind>::open(c, ctx, bundle).await?)))
+                    } )*
+                }
+            }
+
+            /// The config key of the store.
+            pub fn kind(&self) -> &'static str {
+                match self { $( $(#[cfg($cfg)])? AnyStore::$variant(_) => <$store as StoreKind>::NAME, )* }
+            }
+
+            /// What the store can do.
+            pub fn capabilities(&self) -> Capabilities {
+                match self { $( $(#[cfg($cfg)])? AnyStore::$variant(_) => <$store as StoreKind>::CAPABILITIES, )* }
+            }
+        }
+
+        impl Store for AnyStore {
+            async fn list(&self) -> Result<Vec<SecretPath>, StoreError> {
+                match self { $( $(#[cfg($cfg)])? AnyStore::$variant(s) => s.list().await, )* }
+            }
+
+            async fn read(&self, path: &SecretPath) -> Result<Option<LiveSecret>, StoreError> {
+                match self { $( $(#[cfg($cfg)])? AnyStore::$variant(s) => s.read(path).await, )* }
+            }
+
+            async fn write(&self, path: &SecretPath, value: &SecretValue, owner: &str) -> Result<(), StoreError> {
+                match self { $( $(#[cfg($cfg)])? AnyStore::$variant(s) => s.write(path, value, owner).await, )* }
+            }
+
+            async fn delete(&self, path: &SecretPath) -> Result<(), StoreError> {
+                match self { $( $(#[cfg($cfg)])? AnyStore::$variant(s) => s.delete(path).await, )* }
+            }
+
+            fn batch_size(&self) -> usize {
+                match self { $( $(#[cfg($cfg)])? AnyStore::$variant(s) => s.batch_size(), )* }
+            }
+
+            async fn read_batch(&self, paths: &[SecretPath]) -> Result<Vec<(SecretPath, LiveSecret)>, StoreError> {
+                match self { $( $(#[cfg($cfg)])? AnyStore::$variant(s) => s.read_batch(paths).await, )* }
+            }
+
+            async fn commit(
+                &self,
+                writes: &[(SecretPath, SecretValue)],
+                deletes: &[SecretPath],
+                owner: &str,
+            ) -> Result<(), StoreError> {
+                match self { $( $(#[cfg($cfg)])? AnyStore::$variant(s) => s.commit(writes, deletes, owner).await, )* }
+            }
         }
     };
 }
 
-impl Store for AnyStore {
-    fn kind(&self) -> &'static str {
-        dispatch!(self, s => s.kind())
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        dispatch!(self, s => s.capabilities())
-    }
-
-    async fn list(&self) -> Result<Vec<SecretPath>, StoreError> {
-        dispatch!(self, s => s.list().await)
-    }
-
-    async fn read(&self, path: &SecretPath) -> Result<Option<LiveSecret>, StoreError> {
-        dispatch!(self, s => s.read(path).await)
-    }
-
-    async fn write(&self, path: &SecretPath, value: &SecretValue, owner: &str) -> Result<(), StoreError> {
-        dispatch!(self, s => s.write(path, value, owner).await)
-    }
-
-    fn batch_size(&self) -> usize {
-        dispatch!(self, s => s.batch_size())
-    }
-
-    async fn read_batch(&self, paths: &[SecretPath]) -> Result<Vec<(SecretPath, LiveSecret)>, StoreError> {
-        dispatch!(self, s => s.read_batch(paths).await)
-    }
-
-    async fn commit(
-        &self,
-        writes: &[(SecretPath, SecretValue)],
-        deletes: &[SecretPath],
-        owner: &str,
-    ) -> Result<(), StoreError> {
-        dispatch!(self, s => s.commit(writes, deletes, owner).await)
-    }
-
-    async fn delete(&self, path: &SecretPath) -> Result<(), StoreError> {
-        dispatch!(self, s => s.delete(path).await)
-    }
+stores! {
+    /// A YAML/JSON file (one mapping of secret path -> value) or a directory (one file per
+    /// secret). The embedded store: no server needed.
+    File(file::FileStore);
+    /// HashiCorp Vault / OpenBao KV version 2.
+    Vault(vault::VaultStore) if feature = "vault";
+    /// AWS Secrets Manager, in any account (source and target).
+    Aws(aws::secrets_manager::SecretsManagerStore) if feature = "aws";
+    /// S3: one JSON object per bundle (merge store only).
+    S3(aws::s3::S3BundleStore) if feature = "aws";
 }
 
 /// A shared, cheaply clonable store.
@@ -427,5 +682,38 @@ mod tests {
         let mut registered: Vec<&str> = StoreConfig::KINDS.to_vec();
         registered.sort();
         assert_eq!(kinds, registered);
+    }
+
+    #[test]
+    fn stores_sharing_a_defaults_key_share_its_type() {
+        assert!(StoreDefaults::consistent());
+        let defaults = StoreDefaults::default();
+        assert_eq!(defaults.blocks.keys().copied().collect::<Vec<_>>(), {
+            let mut keys = StoreDefaults::keys();
+            keys.sort();
+            keys
+        });
+    }
+
+    #[test]
+    fn sessions_are_shared_by_type() {
+        #[derive(Default)]
+        struct Counter(std::sync::atomic::AtomicUsize);
+        let sessions = Sessions::default();
+        sessions.get::<Counter>().0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(sessions.get::<Counter>().0.load(std::sync::atomic::Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn errors_carry_their_kind_and_hint() {
+        let e = StoreError::permission("GET x").with_hint("grant read");
+        assert_eq!(
+            (e.kind(), e.to_string().as_str(), e.hint()),
+            (ErrorKind::Permission, "permission denied: GET x", Some("grant read"))
+        );
+        let io = StoreError::io("cannot read f", std::io::Error::from(std::io::ErrorKind::Interrupted));
+        assert!(io.is_retryable());
+        let io = StoreError::io("cannot read f", std::io::Error::from(std::io::ErrorKind::NotFound));
+        assert_eq!(io.kind(), ErrorKind::Io);
     }
 }

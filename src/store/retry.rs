@@ -67,7 +67,7 @@ mod tests {
         let out = fast(5)
             .run("t", || async {
                 let n = calls.fetch_add(1, Ordering::SeqCst);
-                if n < 2 { Err(StoreError::Unavailable("busy".into())) } else { Ok(n) }
+                if n < 2 { Err(StoreError::unavailable("busy")) } else { Ok(n) }
             })
             .await;
         assert_eq!(out.unwrap(), 2);
@@ -80,7 +80,7 @@ mod tests {
         let out: Result<(), _> = fast(3)
             .run("t", || async {
                 calls.fetch_add(1, Ordering::SeqCst);
-                Err(StoreError::Unavailable("down".into()))
+                Err(StoreError::unavailable("down"))
             })
             .await;
         assert!(out.is_err());
@@ -90,7 +90,7 @@ mod tests {
         let out: Result<(), _> = fast(3)
             .run("t", || async {
                 calls.fetch_add(1, Ordering::SeqCst);
-                Err(StoreError::PermissionDenied("no".into()))
+                Err(StoreError::permission("no"))
             })
             .await;
         assert!(out.is_err());

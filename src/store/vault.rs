@@ -47,11 +47,12 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::config::de::Spanned;
-use crate::diff::LiveSecret;
-use crate::secret::{SecretPath, SecretValue, Sensitive};
+use crate::diagnostic::Diagnostic;
+use crate::error::ErrorKind;
+use crate::secret::{LiveSecret, SecretPath, SecretValue, Sensitive};
+use crate::span::{Span, Spanned};
 use crate::store::stats::{Call, CallCounter};
-use crate::store::{Capabilities, Store, StoreError};
+use crate::store::{Bundle, Capabilities, OpenContext, Role, Roles, Store, StoreError, StoreKind, ValueShape};
 
 /// `vault:` options of a source, the merge store or a target.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
@@ -222,20 +223,26 @@ pub fn classify(status: u16, body: &str, op: Op, what: &str, address: &str) -> S
         .and_then(|v| v.get("errors").and_then(Value::as_array).cloned())
         .map(|a| a.iter().filter_map(|e| e.as_str().map(str::to_string)).collect())
         .unwrap_or_default();
-    let reason = if errors.is_empty() { format!("HTTP {status}") } else { errors.join("; ") };
+    let reason = errors.join("; ");
+    // The server's reason with the status, or the status alone when it gave none.
+    let detail = if reason.is_empty() { format!("HTTP {status}") } else { format!("{reason} (HTTP {status})") };
     match status {
         400 if reason.contains("check-and-set") => {
-            StoreError::Conflict(format!("{what} at {address}: changed since it was read (check-and-set)"))
+            StoreError::conflict(format!("{what} at {address}: changed since it was read (check-and-set)"))
         }
-        403 => StoreError::PermissionDenied(format!(
-            "{what} at {address}: the token lacks the `{}` capability on this path ({reason})",
-            op.capability()
-        )),
-        503 if reason.contains("sealed") => StoreError::Unavailable(format!("Vault at {address} is sealed")),
-        412 | 429 | 500 | 502 | 503 | 504 => {
-            StoreError::Unavailable(format!("{what} at {address}: {reason} (HTTP {status})"))
+        403 => StoreError::permission(format!(
+            "{what} at {address}: the token lacks the `{}` capability on this path ({})",
+            op.capability(),
+            if reason.is_empty() { "HTTP 403" } else { &reason }
+        ))
+        .with_hint(format!("grant the token's policy `{}` on this path", op.capability())),
+        503 if reason.contains("sealed") => {
+            StoreError::unavailable(format!("Vault at {address} is sealed")).with_hint("unseal it, or wait for it")
         }
-        _ => StoreError::Invalid(format!("{what} at {address}: {reason} (HTTP {status})")),
+        429 => StoreError::new(ErrorKind::Quota, format!("{what} at {address}: {detail}")),
+        412 | 500 | 502 | 503 | 504 => StoreError::unavailable(format!("{what} at {address}: {detail}")),
+        404 => StoreError::not_found(format!("{what} at {address}: {detail}")),
+        _ => StoreError::invalid(format!("{what} at {address}: {detail}")),
     }
 }
 
@@ -248,7 +255,8 @@ fn transport(error: reqwest::Error, address: &str) -> StoreError {
         message.push_str(&format!(": {cause}"));
         source = cause.source();
     }
-    StoreError::Unavailable(format!("cannot reach Vault at {address}: {message}"))
+    let kind = if error.is_timeout() { ErrorKind::Timeout } else { ErrorKind::Unavailable };
+    StoreError::new(kind, format!("cannot reach Vault at {address}: {message}"))
 }
 
 impl VaultSessions {
@@ -266,14 +274,14 @@ impl VaultSessions {
             .map(|a| a.value.clone())
             .or_else(|| defaults.address.clone())
             .or_else(|| env("VAULT_ADDR"))
-            .ok_or_else(|| StoreError::Invalid("no Vault address: set `vault.address` or VAULT_ADDR".into()))?;
+            .ok_or_else(|| StoreError::invalid("no Vault address").with_hint("set `vault.address` or VAULT_ADDR"))?;
         let address = address.trim_end_matches('/').to_string();
         let namespace =
             store.namespace.clone().or_else(|| defaults.namespace.clone()).or_else(|| env("VAULT_NAMESPACE"));
         let auth = match store.auth.clone().or_else(|| defaults.auth.clone()) {
             Some(auth) => auth,
             None => VaultAuth::Token(token_from_env().ok_or_else(|| {
-                StoreError::Invalid(format!(
+                StoreError::invalid(format!(
                     "no Vault login for {address}: set `vault.auth`, VAULT_TOKEN or ~/.vault-token"
                 ))
             })?),
@@ -306,12 +314,10 @@ fn http_client(defaults: &VaultDefaults, address: &str) -> Result<reqwest::Clien
         .timeout(std::time::Duration::from_secs(60));
     let ca_cert = defaults.ca_cert.clone().or_else(|| std::env::var("VAULT_CACERT").ok().filter(|v| !v.is_empty()));
     if let Some(path) = ca_cert {
-        let pem = std::fs::read(&path).map_err(|source| StoreError::Io {
-            context: format!("cannot read the Vault CA certificate {path}"),
-            source,
-        })?;
+        let pem = std::fs::read(&path)
+            .map_err(|source| StoreError::io(format!("cannot read the Vault CA certificate {path}"), source))?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| StoreError::Invalid(format!("{path} is not a PEM certificate bundle: {e}")))?;
+            .map_err(|e| StoreError::invalid(format!("{path} is not a PEM certificate bundle: {e}")))?;
         builder = builder.tls_certs_merge(certs);
     }
     let skip = defaults.skip_verify.unwrap_or_else(|| {
@@ -322,7 +328,7 @@ fn http_client(defaults: &VaultDefaults, address: &str) -> Result<reqwest::Clien
         tracing::warn!(%address, "TLS verification of Vault is disabled");
         builder = builder.tls_danger_accept_invalid_certs(true);
     }
-    builder.build().map_err(|e| StoreError::Invalid(format!("cannot set up HTTPS for Vault at {address}: {e}")))
+    builder.build().map_err(|e| StoreError::invalid(format!("cannot set up HTTPS for Vault at {address}: {e}")))
 }
 
 /// A response: status and body text.
@@ -354,11 +360,7 @@ impl VaultClient {
             mounts: Mutex::new(HashMap::new()),
         };
         let failed = |reason: String| {
-            StoreError::PermissionDenied(format!(
-                "Vault login failed ({}) at {}: {reason}",
-                auth.describe(),
-                client.address
-            ))
+            StoreError::permission(format!("Vault login failed ({}) at {}: {reason}", auth.describe(), client.address))
         };
         let (mount, body) = match auth {
             VaultAuth::Token(token) => {
@@ -366,7 +368,7 @@ impl VaultClient {
                 let answer = client.send(reqwest::Method::GET, "auth/token/lookup-self", None, Call::Read).await?;
                 return match answer.status {
                     200 => Ok(client),
-                    403 => Err(StoreError::PermissionDenied(format!(
+                    403 => Err(StoreError::permission(format!(
                         "Vault rejected the token at {} (token lookup: permission denied)",
                         client.address
                     ))),
@@ -384,7 +386,7 @@ impl VaultClient {
         let answer = client.send(reqwest::Method::POST, &path, Some(&body), Call::Read).await?;
         if answer.status != 200 {
             return Err(match classify(answer.status, &answer.body, Op::Login, &path, &client.address) {
-                retryable @ StoreError::Unavailable(_) => retryable,
+                retryable if retryable.is_retryable() => retryable,
                 _ => {
                     let reasons = answer.json()["errors"]
                         .as_array()
@@ -400,11 +402,11 @@ impl VaultClient {
 
     fn url(&self, api_path: &str) -> Result<reqwest::Url, StoreError> {
         let mut url = reqwest::Url::parse(&self.address)
-            .map_err(|e| StoreError::Invalid(format!("`{}` is not a Vault address: {e}", self.address)))?;
+            .map_err(|e| StoreError::invalid(format!("`{}` is not a Vault address: {e}", self.address)))?;
         {
             let mut segments = url
                 .path_segments_mut()
-                .map_err(|_| StoreError::Invalid(format!("`{}` is not a Vault address", self.address)))?;
+                .map_err(|_| StoreError::invalid(format!("`{}` is not a Vault address", self.address)))?;
             segments.pop_if_empty().push("v1");
             segments.extend(api_path.split('/').filter(|s| !s.is_empty()));
         }
@@ -455,17 +457,17 @@ impl VaultClient {
             status => return Err(classify(status, &answer.body, Op::Read, &api, &self.address)),
         };
         let mount = info["path"].as_str().map(|m| join(&[m])).filter(|m| !m.is_empty()).ok_or_else(|| {
-            StoreError::Invalid(format!("no secrets engine is mounted at `{path}` on {}", self.address))
+            StoreError::not_found(format!("no secrets engine is mounted at `{path}` on {}", self.address))
         })?;
         let kind = info["type"].as_str().unwrap_or("");
         if kind != "kv" && kind != "generic" {
-            return Err(StoreError::Invalid(format!(
+            return Err(StoreError::invalid(format!(
                 "`{mount}` on {} is a `{kind}` secrets engine, not KV version 2",
                 self.address
             )));
         }
         if info["options"]["version"].as_str() != Some("2") {
-            return Err(StoreError::Invalid(format!(
+            return Err(StoreError::invalid(format!(
                 "`{mount}` on {} is a KV version 1 mount; vss needs KV version 2 (enable one with `-version=2`, or upgrade the mount with `kv enable-versioning`)",
                 self.address
             )));
@@ -527,18 +529,8 @@ struct Seen {
 }
 
 impl VaultStore {
-    /// What the Vault store can do.
-    pub const CAPABILITIES: Capabilities = Capabilities {
-        source: true,
-        merge_store: true,
-        target: true,
-        ownership: true,
-        scalar_values: false,
-        atomic_commit: false,
-    };
-
     /// Opens the location of `config` (plus `extra`, a bundle's target name) on `client`.
-    pub async fn open(client: Arc<VaultClient>, config: &VaultConfig, extra: Option<&str>) -> Result<Self, StoreError> {
+    pub async fn at(client: Arc<VaultClient>, config: &VaultConfig, extra: Option<&str>) -> Result<Self, StoreError> {
         let (mount, prefix) = match (&config.path, &config.mount) {
             (Some(path), _) => {
                 let mount = client.mount_of(&path.value).await?;
@@ -550,14 +542,14 @@ impl VaultStore {
                 let declared = join(&[&mount.value]);
                 let found = client.mount_of(&declared).await?;
                 if found != declared {
-                    return Err(StoreError::Invalid(format!(
+                    return Err(StoreError::invalid(format!(
                         "`{declared}` is not a mount on {} (it is inside `{found}`): write `path: {declared}` instead",
                         client.address
                     )));
                 }
                 (found, join(&[config.prefix.as_ref().map_or("", |p| &p.value)]))
             }
-            (None, None) => return Err(StoreError::Invalid("a `vault` store needs `path` or `mount`".into())),
+            (None, None) => return Err(StoreError::invalid("a `vault` store needs `path` or `mount`")),
         };
         let prefix = join(&[&prefix, extra.unwrap_or("")]);
         Ok(Self {
@@ -615,15 +607,53 @@ type Listing = (Vec<String>, Vec<String>);
 /// Folders listed at once while walking a tree.
 const LIST_CONCURRENCY: usize = 16;
 
+impl StoreKind for VaultStore {
+    const NAME: &'static str = "vault";
+    const CAPABILITIES: Capabilities = Capabilities {
+        roles: Roles { source: true, merge_store: true, target: true },
+        reads_values: true,
+        value_shape: ValueShape::Object,
+        max_value_bytes: None,
+        ownership: true,
+        atomic_commit: false,
+    };
+    const DEFAULTS_KEY: Option<&'static str> = Some("vault");
+    type Config = VaultConfig;
+    type Defaults = VaultDefaults;
+    type Session = VaultSessions;
+
+    fn describe(config: &VaultConfig) -> String {
+        config.describe()
+    }
+
+    fn check(config: &VaultConfig, _: Role, _: &VaultDefaults, span: Span, out: &mut Vec<Diagnostic>) {
+        match (&config.path, &config.mount, &config.prefix) {
+            (Some(path), None, None) if path.value.trim_matches('/').trim().is_empty() => {
+                out.push(Diagnostic::at(path.span, "`path` is empty"));
+            }
+            (Some(_), None, None) | (None, Some(_), _) => {}
+            (None, None, _) => out.push(
+                Diagnostic::at(span, "a `vault` store needs a location")
+                    .with_label("write `path: <mount>/<folder>`, or `mount:` and `prefix:`"),
+            ),
+            (Some(path), _, _) => out.push(
+                Diagnostic::at(path.span, "`path` and `mount`/`prefix` exclude each other")
+                    .with_label("`path` already names the mount: the server is asked which part is the mount"),
+            ),
+        }
+    }
+
+    async fn open(
+        config: &VaultConfig,
+        ctx: &OpenContext<'_>,
+        bundle: Option<&Bundle<'_>>,
+    ) -> Result<Self, StoreError> {
+        let client = ctx.session::<Self>().client(config, ctx.defaults::<Self>(), ctx.calls::<Self>()).await?;
+        VaultStore::at(client, config, bundle.map(|b| b.target)).await
+    }
+}
+
 impl Store for VaultStore {
-    fn capabilities(&self) -> Capabilities {
-        Self::CAPABILITIES
-    }
-
-    fn kind(&self) -> &'static str {
-        "vault"
-    }
-
     async fn list(&self) -> Result<Vec<SecretPath>, StoreError> {
         let mut found = Vec::new();
         let mut level = vec![self.prefix.clone()];
@@ -643,7 +673,7 @@ impl Store for VaultStore {
         let mut paths = Vec::with_capacity(found.len());
         for full in found {
             let relative = full.strip_prefix(&self.prefix).unwrap_or(&full);
-            paths.push(SecretPath::parse(relative).map_err(StoreError::Invalid)?);
+            paths.push(SecretPath::parse(relative).map_err(StoreError::invalid)?);
         }
         paths.sort();
         paths.dedup();
@@ -669,7 +699,7 @@ impl Store for VaultStore {
                 let owner = self.bundle.clone().or(marked);
                 let value = body["data"]["data"].clone();
                 self.remember(path, Seen { version, custom });
-                Ok(Some(LiveSecret { value: SecretValue::new(value), owner, drift: false }))
+                Ok(Some(LiveSecret::with_value(SecretValue::new(value), owner)))
             }
             // Missing, or its latest version is deleted: the next write must still name the
             // current version for check-and-set.
@@ -683,7 +713,7 @@ impl Store for VaultStore {
 
     async fn write(&self, path: &SecretPath, value: &SecretValue, owner: &str) -> Result<(), StoreError> {
         if !value.is_object() {
-            return Err(StoreError::Invalid(format!(
+            return Err(StoreError::invalid(format!(
                 "secret `{path}` is not an object: Vault KV2 stores objects only"
             )));
         }
@@ -762,7 +792,7 @@ mod tests {
     #[test]
     fn permission_denied_names_the_path_and_capability() {
         let e = classify(403, DENIED, Op::Write, "POST secret/data/app/db", "http://v:8200");
-        assert!(matches!(e, StoreError::PermissionDenied(_)));
+        assert_eq!(e.kind(), ErrorKind::Permission);
         assert_eq!(
             e.to_string(),
             "permission denied: POST secret/data/app/db at http://v:8200: the token lacks the `create/update` capability on this path (permission denied)"
@@ -773,7 +803,7 @@ mod tests {
     #[test]
     fn check_and_set_mismatch_is_a_conflict() {
         let e = classify(400, CAS, Op::Write, "POST secret/data/x", "http://v");
-        assert!(matches!(e, StoreError::Conflict(_)), "{e}");
+        assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
         assert!(!e.is_retryable(), "conflicts are retried by the engine from a fresh read, not blindly");
     }
 
@@ -793,7 +823,9 @@ mod tests {
         assert!(!e.is_retryable());
         assert!(e.to_string().contains("no handler for route"), "{e}");
         let e = classify(400, "not json", Op::Write, "POST x", "http://v");
-        assert!(e.to_string().ends_with("HTTP 400 (HTTP 400)") || e.to_string().contains("HTTP 400"), "{e}");
+        assert_eq!(e.to_string(), "POST x at http://v: HTTP 400", "the status is named once");
+        let e = classify(400, r#"{"errors":["bad input"]}"#, Op::Write, "POST x", "http://v");
+        assert_eq!(e.to_string(), "POST x at http://v: bad input (HTTP 400)");
     }
 
     #[test]

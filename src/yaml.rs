@@ -1,0 +1,396 @@
+//! YAML text -> a tree of [`Node`]s that keep their byte spans, built on `saphyr-parser`
+//! (YAML 1.2). Anchors and aliases are resolved, `<<` merge keys are applied, duplicate
+//! keys are errors. The config deserializer and the `file` store's YAML reader both start
+//! here, so every value knows where it came from.
+
+use std::collections::HashMap;
+
+use saphyr_parser::{Event, Parser, ScalarStyle, ScanError};
+use serde_json::Value;
+
+use crate::span::Span;
+
+/// One YAML node and where it is in the text.
+#[derive(Clone, Debug)]
+pub struct Node {
+    /// What the node holds.
+    pub kind: NodeKind,
+    /// Its byte range in the source text.
+    pub span: Span,
+}
+
+/// The three kinds of YAML node.
+#[derive(Clone, Debug)]
+pub enum NodeKind {
+    /// A scalar's text; `plain` scalars are typed by the YAML 1.2 core schema, quoted and
+    /// block scalars are always strings.
+    Scalar {
+        /// The scalar's text after unescaping.
+        text: String,
+        /// Whether the scalar was written plain (unquoted).
+        plain: bool,
+    },
+    /// A sequence.
+    Seq(Vec<Node>),
+    /// A mapping, in source order.
+    Map(Vec<(Node, Node)>),
+}
+
+/// A YAML syntax error with its location.
+#[derive(Clone, Debug)]
+pub struct SyntaxError {
+    /// What is wrong.
+    pub message: String,
+    /// Where.
+    pub span: Span,
+}
+
+/// The core-schema meaning of a plain scalar.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Plain {
+    /// `null`, `~` or empty.
+    Null,
+    /// `true` / `false`.
+    Bool(bool),
+    /// An integer.
+    Int(i128),
+    /// A floating-point number.
+    Float(f64),
+    /// Anything else.
+    Str,
+}
+
+/// Types a plain scalar by the YAML 1.2 core schema.
+pub fn resolve_plain(text: &str) -> Plain {
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => return Plain::Null,
+        "true" | "True" | "TRUE" => return Plain::Bool(true),
+        "false" | "False" | "FALSE" => return Plain::Bool(false),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Plain::Float(f64::INFINITY),
+        "-.inf" | "-.Inf" | "-.INF" => return Plain::Float(f64::NEG_INFINITY),
+        ".nan" | ".NaN" | ".NAN" => return Plain::Float(f64::NAN),
+        _ => {}
+    }
+    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+    let negative = text.starts_with('-');
+    if !unsigned.is_empty()
+        && unsigned.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(i) = text.parse::<i128>()
+    {
+        return Plain::Int(i);
+    }
+    if let Some(hex) = text.strip_prefix("0x").filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        && let Ok(i) = i128::from_str_radix(hex, 16)
+    {
+        return Plain::Int(i);
+    }
+    if let Some(oct) =
+        text.strip_prefix("0o").filter(|o| !o.is_empty() && o.bytes().all(|b| (b'0'..=b'7').contains(&b)))
+        && let Ok(i) = i128::from_str_radix(oct, 8)
+    {
+        return Plain::Int(i);
+    }
+    let looks_numeric = unsigned.bytes().next().is_some_and(|b| b.is_ascii_digit() || b == b'.')
+        && unsigned.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
+        && unsigned.bytes().any(|b| b.is_ascii_digit());
+    if looks_numeric && let Ok(f) = unsigned.parse::<f64>() {
+        return Plain::Float(if negative { -f } else { f });
+    }
+    Plain::Str
+}
+
+impl Node {
+    /// Converts the node to JSON, typing plain scalars by the core schema. Non-finite
+    /// floats and integers outside JSON's range are kept as their text.
+    pub fn to_json(&self) -> Value {
+        match &self.kind {
+            NodeKind::Scalar { text, plain: false } => Value::String(text.clone()),
+            NodeKind::Scalar { text, plain: true } => match resolve_plain(text) {
+                Plain::Null => Value::Null,
+                Plain::Bool(b) => Value::Bool(b),
+                Plain::Int(i) => i64::try_from(i)
+                    .map(Value::from)
+                    .or_else(|_| u64::try_from(i).map(Value::from))
+                    .unwrap_or_else(|_| Value::String(text.clone())),
+                Plain::Float(f) => {
+                    serde_json::Number::from_f64(f).map(Value::Number).unwrap_or_else(|| Value::String(text.clone()))
+                }
+                Plain::Str => Value::String(text.clone()),
+            },
+            NodeKind::Seq(items) => Value::Array(items.iter().map(Node::to_json).collect()),
+            NodeKind::Map(entries) => Value::Object(
+                entries.iter().map(|(k, v)| (k.scalar_text().unwrap_or_default().to_string(), v.to_json())).collect(),
+            ),
+        }
+    }
+
+    /// The text of a scalar node.
+    pub fn scalar_text(&self) -> Option<&str> {
+        match &self.kind {
+            NodeKind::Scalar { text, .. } => Some(text),
+            _ => None,
+        }
+    }
+
+    /// Whether the node is a plain null scalar (`~`, `null` or nothing).
+    pub fn is_null(&self) -> bool {
+        matches!(&self.kind, NodeKind::Scalar { text, plain: true } if resolve_plain(text) == Plain::Null)
+    }
+
+    /// A short name of the node's kind for error messages.
+    pub fn kind_name(&self) -> &'static str {
+        match &self.kind {
+            NodeKind::Scalar { .. } if self.is_null() => "null",
+            NodeKind::Scalar { .. } => "a scalar",
+            NodeKind::Seq(_) => "a list",
+            NodeKind::Map(_) => "a mapping",
+        }
+    }
+}
+
+/// Parses one YAML document. An empty text is a null node.
+pub fn parse(text: &str) -> Result<Node, SyntaxError> {
+    Builder::new(text).run()
+}
+
+struct Builder<'a> {
+    text: &'a str,
+    line_starts: Vec<usize>,
+    anchors: HashMap<usize, Node>,
+    /// The last converted position (line index, column, byte offset): events arrive in
+    /// order, so converting forward from here keeps long lines linear.
+    cursor: std::cell::Cell<(usize, usize, usize)>,
+}
+
+enum Frame {
+    Seq { start: usize, anchor: usize, items: Vec<Node> },
+    Map { start: usize, anchor: usize, entries: Vec<(Node, Node)>, key: Option<Node> },
+}
+
+impl<'a> Builder<'a> {
+    fn new(text: &'a str) -> Self {
+        let mut line_starts = vec![0];
+        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        Self { text, line_starts, anchors: HashMap::new(), cursor: std::cell::Cell::new((0, 0, 0)) }
+    }
+
+    /// Byte offset of a parser marker (1-based line, 0-based column in characters).
+    fn offset(&self, marker: &saphyr_parser::Marker) -> usize {
+        let line = marker.line().saturating_sub(1).min(self.line_starts.len() - 1);
+        let (cursor_line, cursor_col, cursor_byte) = self.cursor.get();
+        let (mut col, mut byte) = if cursor_line == line && cursor_col <= marker.col() {
+            (cursor_col, cursor_byte)
+        } else {
+            (0, self.line_starts[line])
+        };
+        let mut chars = self.text[byte..].chars();
+        while col < marker.col() {
+            match chars.next() {
+                Some('\n') | None => break,
+                Some(c) => {
+                    byte += c.len_utf8();
+                    col += 1;
+                }
+            }
+        }
+        self.cursor.set((line, col, byte));
+        byte
+    }
+
+    /// A flow collection ends at its closing bracket (the end event); a block collection
+    /// at its last item (its end event sits at the next token, possibly lines later).
+    fn collection_end(&self, start: usize, event_end: usize, last_item: Option<usize>) -> usize {
+        let flow = self.text[start..].starts_with(['[', '{']);
+        match last_item {
+            Some(last) if !flow => last.max(start),
+            _ => event_end.max(start),
+        }
+    }
+
+    fn scan_error(&self, error: &ScanError) -> SyntaxError {
+        let at = self.offset(error.marker());
+        SyntaxError { message: format!("invalid YAML: {}", error.info()), span: Span::new(at, at) }
+    }
+
+    fn run(mut self) -> Result<Node, SyntaxError> {
+        let mut parser = Parser::new_from_str(self.text);
+        let mut stack: Vec<Frame> = Vec::new();
+        let mut documents: Vec<Node> = Vec::new();
+        while let Some(next) = parser.next_event() {
+            let (event, span) = next.map_err(|e| self.scan_error(&e))?;
+            let (start, end) = (self.offset(&span.start), self.offset(&span.end));
+            let finished = match event {
+                Event::StreamStart | Event::DocumentStart(_) | Event::DocumentEnd | Event::Nothing => None,
+                Event::StreamEnd => break,
+                Event::Alias(id) => match self.anchors.get(&id) {
+                    Some(node) => Some(Node { kind: node.kind.clone(), span: Span::new(start, end) }),
+                    None => {
+                        return Err(SyntaxError {
+                            message: "alias to an unknown anchor".into(),
+                            span: Span::new(start, end),
+                        });
+                    }
+                },
+                Event::Scalar(text, style, anchor, _tag) => {
+                    let node = Node {
+                        kind: NodeKind::Scalar { text: text.into_owned(), plain: style == ScalarStyle::Plain },
+                        span: Span::new(start, end.max(start)),
+                    };
+                    if anchor > 0 {
+                        self.anchors.insert(anchor, node.clone());
+                    }
+                    Some(node)
+                }
+                Event::SequenceStart(anchor, _) => {
+                    stack.push(Frame::Seq { start, anchor, items: Vec::new() });
+                    None
+                }
+                Event::MappingStart(anchor, _) => {
+                    stack.push(Frame::Map { start, anchor, entries: Vec::new(), key: None });
+                    None
+                }
+                Event::SequenceEnd | Event::MappingEnd => {
+                    let node = match stack.pop() {
+                        Some(Frame::Seq { start: s, anchor, items }) => {
+                            let e = self.collection_end(s, end, items.last().map(|n| n.span.end));
+                            (anchor, Node { kind: NodeKind::Seq(items), span: Span::new(s, e) })
+                        }
+                        Some(Frame::Map { start: s, anchor, entries, .. }) => {
+                            let e = self.collection_end(s, end, entries.last().map(|(_, v)| v.span.end));
+                            (anchor, Node { kind: NodeKind::Map(apply_merge_keys(entries)?), span: Span::new(s, e) })
+                        }
+                        None => continue,
+                    };
+                    if node.0 > 0 {
+                        self.anchors.insert(node.0, node.1.clone());
+                    }
+                    Some(node.1)
+                }
+            };
+            let Some(node) = finished else { continue };
+            match stack.last_mut() {
+                Some(Frame::Seq { items, .. }) => items.push(node),
+                Some(Frame::Map { entries, key, .. }) => match key.take() {
+                    None => *key = Some(node),
+                    Some(k) => {
+                        if let Some(name) = k.scalar_text()
+                            && name != "<<"
+                            && entries.iter().any(|(e, _)| e.scalar_text() == Some(name))
+                        {
+                            return Err(SyntaxError { message: format!("duplicate key `{name}`"), span: k.span });
+                        }
+                        entries.push((k, node));
+                    }
+                },
+                None => documents.push(node),
+            }
+        }
+        match documents.len() {
+            0 => Ok(Node { kind: NodeKind::Scalar { text: String::new(), plain: true }, span: Span::new(0, 0) }),
+            1 => Ok(documents.remove(0)),
+            _ => Err(SyntaxError {
+                message: "expected one YAML document, found several".into(),
+                span: documents[1].span,
+            }),
+        }
+    }
+}
+
+/// Applies YAML merge keys (`<<: *anchor` or `<<: [*a, *b]`): the merged mappings' entries
+/// are added where the mapping does not set the key itself.
+fn apply_merge_keys(entries: Vec<(Node, Node)>) -> Result<Vec<(Node, Node)>, SyntaxError> {
+    if !entries.iter().any(|(k, _)| is_merge_key(k)) {
+        return Ok(entries);
+    }
+    let (merges, mut own): (Vec<_>, Vec<_>) = entries.into_iter().partition(|(k, _)| is_merge_key(k));
+    for (_, value) in merges {
+        let sources = match value.kind {
+            NodeKind::Map(_) => vec![value],
+            NodeKind::Seq(items) => items,
+            _ => {
+                return Err(SyntaxError {
+                    message: "a `<<` merge key needs a mapping or a list of mappings".into(),
+                    span: value.span,
+                });
+            }
+        };
+        for source in sources {
+            let NodeKind::Map(merged) = source.kind else {
+                return Err(SyntaxError {
+                    message: "a `<<` merge key needs a mapping or a list of mappings".into(),
+                    span: source.span,
+                });
+            };
+            for (k, v) in merged {
+                if !own.iter().any(|(o, _)| o.scalar_text() == k.scalar_text()) {
+                    own.push((k, v));
+                }
+            }
+        }
+    }
+    Ok(own)
+}
+
+fn is_merge_key(node: &Node) -> bool {
+    matches!(&node.kind, NodeKind::Scalar { text, plain: true } if text == "<<")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn spans_point_at_the_text() {
+        let text = "a: 1\nbé:\n  c: [x, \"y\"]\n";
+        let node = parse(text).unwrap();
+        let NodeKind::Map(entries) = &node.kind else { panic!("expected a map") };
+        let (key, value) = &entries[1];
+        assert_eq!(&text[key.span.start..key.span.end], "bé");
+        let NodeKind::Map(inner) = &value.kind else { panic!("expected a map") };
+        assert_eq!(&text[inner[0].0.span.start..inner[0].0.span.end], "c");
+        let NodeKind::Seq(items) = &inner[0].1.kind else { panic!("expected a seq") };
+        assert_eq!(&text[items[0].span.start..items[0].span.end], "x");
+    }
+
+    #[test]
+    fn long_flow_lines_keep_exact_spans() {
+        let items: Vec<String> = (0..20_000).map(|i| format!("k{i}: é{i}")).collect();
+        let text = format!("{{{}}}", items.join(", "));
+        let node = parse(&text).unwrap();
+        let NodeKind::Map(entries) = &node.kind else { panic!("expected a map") };
+        let (key, value) = &entries[19_999];
+        assert_eq!(&text[key.span.start..key.span.end], "k19999");
+        assert_eq!(&text[value.span.start..value.span.end], "é19999");
+    }
+
+    #[test]
+    fn core_schema_typing() {
+        let node = parse("a: 1\nb: 1.5\nc: true\nd: ~\ne: '1'\nf: hello\ng: -2\nh: 0x1f\ni: 1e3\nj: 1.2.3").unwrap();
+        assert_eq!(
+            node.to_json(),
+            json!({"a": 1, "b": 1.5, "c": true, "d": null, "e": "1", "f": "hello", "g": -2, "h": 31, "i": 1000.0, "j": "1.2.3"})
+        );
+    }
+
+    #[test]
+    fn anchors_aliases_and_merge_keys() {
+        let node = parse("base: &b {x: 1, y: 2}\nother:\n  <<: *b\n  y: 3\nlist: *b\n").unwrap();
+        assert_eq!(
+            node.to_json(),
+            json!({"base": {"x": 1, "y": 2}, "other": {"x": 1, "y": 3}, "list": {"x": 1, "y": 2}})
+        );
+    }
+
+    #[test]
+    fn errors_have_locations() {
+        let text = "a: 1\na: 2\n";
+        let err = parse(text).unwrap_err();
+        assert_eq!(err.message, "duplicate key `a`");
+        assert_eq!(err.span.start, 5);
+        let err = parse("a: [1, 2\n").unwrap_err();
+        assert!(err.message.starts_with("invalid YAML"), "{}", err.message);
+        assert!(parse("---\na: 1\n---\nb: 2\n").is_err());
+        assert!(parse("").unwrap().is_null());
+    }
+}

@@ -1,0 +1,61 @@
+//! `vss graph` and `vss version` output, locked by snapshots.
+
+use crate::common::Vss;
+
+fn root() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn graph_formats() {
+    for format in ["text", "dot", "json"] {
+        let run =
+            Vss::new().cwd(root()).args(["graph", "--config", "examples/quickstart.yaml", "--format", format]).run();
+        assert_eq!(run.code, 0, "{}", run.transcript());
+        insta::assert_snapshot!(format!("graph_{format}"), run.stdout);
+    }
+}
+
+#[test]
+fn version_names_the_stores() {
+    let run = Vss::new().args(["version"]).run();
+    assert_eq!(run.code, 0);
+    let mut lines = run.stdout.lines();
+    assert!(lines.next().unwrap().starts_with(&format!("vss {} (commit ", env!("CARGO_PKG_VERSION"))));
+    assert_eq!(lines.next(), Some(format!("stores: {}", vss::store::StoreConfig::KINDS.join(", ")).as_str()));
+    assert!(vss::store::StoreConfig::KINDS.contains(&"file"));
+}
+
+#[test]
+fn verbose_logs_go_to_stderr_and_quiet_silences_them() {
+    let ws = crate::common::Workspace::new();
+    ws.write("s.yaml", "a: {b: 1}\n");
+    ws.write("vss.yaml", "source: {file: {path: s.yaml}}\ntargets: {T: {file: {path: out}}}\n");
+    let verbose = ws.vss(["-vv", "pipeline", "--output", "compact"]);
+    assert_eq!(verbose.stdout, "CHANGES: +1 ~0 -0 =0\n", "stdout carries only the report");
+    assert!(verbose.stderr.contains("starting the pipeline"), "{}", verbose.stderr);
+    assert!(verbose.stderr.contains("write"), "{}", verbose.stderr);
+    let quiet = ws.vss(["-q", "pipeline", "--output", "compact"]);
+    assert_eq!(quiet.stderr, "");
+    assert_eq!(quiet.stdout, "ZERO-SUM: 1 unchanged\n");
+}
+
+#[test]
+fn a_failed_write_skips_the_targets_deletes() {
+    let ws = crate::common::Workspace::new();
+    ws.write("s.yaml", "keep: {v: 1}\ngone: {v: 1}\n");
+    ws.write(
+        "vss.yaml",
+        "pipeline: {sync: {delete_orphans: true}}\nsource: {file: {path: s.yaml}}\ntargets: {T: {file: {path: out}}}\n",
+    );
+    assert_eq!(ws.vss(["pipeline"]).code, 0);
+    // `gone` is no longer desired (an owned orphan), and `blocked` cannot be written
+    // because a directory stands where its file must go.
+    ws.write("s.yaml", "keep: {v: 1}\nblocked: {v: 2}\n");
+    std::fs::create_dir_all(ws.path("out/blocked.json/inside")).unwrap();
+    let run = ws.vss(["pipeline", "--output", "json"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    let message = run.json()["errors"][0]["message"].as_str().unwrap().to_string();
+    assert!(message.contains("cannot write `blocked`") && message.ends_with("deletes skipped"), "{message}");
+    assert!(ws.path("out/gone.json").exists(), "deletes run only after every write succeeded");
+}

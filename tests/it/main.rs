@@ -1,0 +1,27 @@
+//! The integration tests, as one test binary: each file is a module, so the SDKs are
+//! linked once rather than once per file.
+//!
+//! - [`vault`]: the Vault store against real OpenBao servers, checked with plain HTTP calls;
+//! - [`aws`]: Secrets Manager and S3 against moto, checked with raw SDK calls;
+//! - [`conformance`]: the suite every store passes (here against `file` in each layout;
+//!   `vault` and `aws` run it against their servers);
+//! - [`pipeline_file`]: end-to-end pipelines through the binary;
+//! - [`config_errors`]: one bad config per file in `fixtures/config/invalid/`, each
+//!   rendered error locked by a snapshot;
+//! - [`properties`]: merge and diff laws, the flattening, config parsing never panics;
+//! - [`no_leak`]: canary values through every output format, log and `Debug`;
+//! - [`cli`], [`schemas`], [`examples`], [`quickstart`], [`bench_smoke`].
+
+mod aws;
+mod bench_smoke;
+mod cli;
+mod common;
+mod config_errors;
+mod conformance;
+mod examples;
+mod no_leak;
+mod pipeline_file;
+mod properties;
+mod quickstart;
+mod schemas;
+mod vault;

@@ -1,0 +1,393 @@
+//! End-to-end pipelines on the `file` store, through the real binary: the issue's
+//! "done means" scenario and the engine's behaviours (phases, subsets, failures, orphans).
+
+use crate::common::Workspace;
+use serde_json::{Value, json};
+
+const CONFIG: &str = r#"
+version: 1
+merge_store:
+  file: { path: out/merged }
+pipeline:
+  sync: { delete_orphans: true }
+sources:
+  common: { file: { path: src/common.yaml } }
+  team:   { file: { path: src/team } }
+  prod:   { file: { path: src/prod.json } }
+  other:  { file: { path: src/other.yaml } }
+targets:
+  Base:
+    imports: [common]
+  Staging:
+    inherits: Base
+    imports: [team]
+    file: { path: out/staging }
+  Production:
+    inherits: Staging
+    imports: [prod]
+    file: { path: out/production }
+  Unrelated:
+    imports: [other]
+    file: { path: out/unrelated }
+"#;
+
+fn workspace() -> Workspace {
+    let ws = Workspace::new();
+    ws.write("vss.yaml", CONFIG);
+    ws.write(
+        "src/common.yaml",
+        "app/config:\n  level: info\n  hosts: [a, b]\n  db: {host: base, port: 5432}\napp/db:\n  user: app\n  password: base\n",
+    );
+    ws.write("src/team/app/config.json", r#"{"level": "debug", "hosts": ["c"], "db": {"host": "staging"}}"#);
+    ws.write("src/team/api/stripe.yaml", "key: sk_test\n");
+    ws.write(
+        "src/prod.json",
+        r#"{"app/config": {"level": "warn", "db": {"pool": 50}}, "app/db": {"password": "prod"}}"#,
+    );
+    ws.write("src/other.yaml", "solo:\n  x: 1\n");
+    ws
+}
+
+fn changes(report: &Value, target: &str, phase: &str) -> Vec<Value> {
+    report["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == target && t["phase"] == phase)
+        .unwrap_or_else(|| panic!("no {phase} entry for {target} in {report:#}"))["changes"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn dry_run_apply_zero_sum_and_one_changed_key() {
+    let ws = workspace();
+
+    // 1. The dry run finds changes (exit 1) and writes nothing.
+    let dry = ws.vss(["pipeline", "--dry-run", "--exit-code", "--output", "json"]);
+    assert_eq!(dry.code, 1, "{}", dry.transcript());
+    let report = dry.json();
+    assert_eq!(report["dry_run"], true);
+    assert_eq!(report["summary"]["added"], (2 + 3 + 3 + 1) + (3 + 3 + 1), "{report:#}");
+    assert!(!ws.path("out").exists(), "a dry run must not write anything");
+    assert_eq!(report["stats"]["calls"]["file"]["write"], 0);
+
+    // 2. The apply writes exactly the deep-merged values.
+    let apply = ws.vss(["pipeline", "--output", "json"]);
+    assert_eq!(apply.code, 0, "{}", apply.transcript());
+    assert_eq!(
+        ws.read_json("out/production/app/config.json"),
+        json!({"level": "warn", "hosts": ["a", "b", "c"], "db": {"host": "staging", "port": 5432, "pool": 50}}),
+        "inheritance, list append and later-wins"
+    );
+    assert_eq!(ws.read_json("out/production/app/db.json"), json!({"user": "app", "password": "prod"}));
+    assert_eq!(ws.read_json("out/production/api/stripe.json"), json!({"key": "sk_test"}));
+    assert_eq!(
+        ws.read_json("out/staging/app/config.json"),
+        json!({"level": "debug", "hosts": ["a", "b", "c"], "db": {"host": "staging", "port": 5432}})
+    );
+    assert_eq!(ws.read_json("out/merged/Base/app/db.json"), json!({"user": "app", "password": "base"}));
+    assert_eq!(ws.read_json("out/unrelated/solo.json"), json!({"x": 1}));
+    assert_eq!(
+        ws.files("out/production"),
+        [".vss-managed.json", "api/stripe.json", "app/config.json", "app/db.json"],
+        "exactly the desired secrets and the ownership sidecar"
+    );
+    assert_eq!(ws.read_json("out/production/.vss-managed.json")["secrets"]["app/db"]["vss-target"], "Production");
+
+    // 3. The same dry run is now zero-sum, with zero writes.
+    let again = ws.vss(["pipeline", "--dry-run", "--exit-code", "--output", "json"]);
+    assert_eq!(again.code, 0, "{}", again.transcript());
+    let report = again.json();
+    assert_eq!(report["zero_sum"], true);
+    assert_eq!(report["summary"]["added"].as_u64().unwrap() + report["summary"]["modified"].as_u64().unwrap(), 0);
+    assert_eq!(report["stats"]["calls"]["file"]["write"], 0);
+    assert_eq!(report["stats"]["calls"]["file"]["delete"], 0);
+    // A real run on unchanged data writes nothing either.
+    let noop = ws.vss(["pipeline", "--exit-code", "--output", "json"]);
+    assert_eq!(noop.code, 0, "{}", noop.transcript());
+    assert_eq!(noop.json()["stats"]["calls"]["file"]["write"], 0);
+
+    // 4. One changed key in one source: exactly that key, in exactly the targets that
+    //    import it (Base directly; Staging and Production through inheritance).
+    ws.write(
+        "src/common.yaml",
+        "app/config:\n  level: info\n  hosts: [a, b]\n  db: {host: base, port: 5432}\napp/db:\n  user: app2\n  password: base\n",
+    );
+    let changed = ws.vss(["pipeline", "--dry-run", "--exit-code", "--output", "json"]);
+    assert_eq!(changed.code, 1, "{}", changed.transcript());
+    let report = changed.json();
+    assert_eq!(report["summary"]["modified"], 5, "{report:#}");
+    assert_eq!(report["summary"]["added"], 0);
+    for (target, phase) in
+        [("Base", "merge"), ("Staging", "merge"), ("Production", "merge"), ("Staging", "sync"), ("Production", "sync")]
+    {
+        let c = changes(&report, target, phase);
+        assert_eq!(c.len(), 1, "{target} {phase}: {c:#?}");
+        assert_eq!(c[0]["path"], "app/db");
+        assert_eq!(c[0]["change"], "modified");
+        assert_eq!(c[0]["keys_modified"], json!(["user"]));
+        assert!(c[0].get("keys_added").is_none() && c[0].get("keys_removed").is_none());
+        assert_ne!(c[0]["before"], c[0]["after"], "fingerprints differ");
+    }
+    assert!(changes(&report, "Unrelated", "sync").is_empty());
+    assert!(changes(&report, "Unrelated", "merge").is_empty());
+}
+
+#[test]
+fn bad_config_exits_2_with_a_location() {
+    let ws = workspace();
+    ws.write("vss.yaml", &CONFIG.replace("inherits: Base", "inherits: Bsae"));
+    let run = ws.vss(["pipeline", "--dry-run", "--exit-code"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(run.stderr.contains("vss.yaml:16:15"), "{}", run.stderr);
+    assert!(run.stderr.contains("did you mean `Base`?"), "{}", run.stderr);
+    assert!(!ws.path("out").exists());
+}
+
+#[test]
+fn orphans_are_deleted_only_when_owned_and_enabled() {
+    let ws = workspace();
+    assert_eq!(ws.vss(["pipeline"]).code, 0);
+    // Someone else's secret in the target is never touched.
+    ws.write("out/production/manual.json", r#"{"keep": true}"#);
+    // The source no longer has api/stripe: Staging and Production own it, so it goes.
+    std::fs::remove_file(ws.path("src/team/api/stripe.yaml")).unwrap();
+    let dry = ws.vss(["pipeline", "--dry-run", "--exit-code", "--output", "json"]);
+    assert_eq!(dry.code, 1);
+    let report = dry.json();
+    let prod = changes(&report, "Production", "sync");
+    assert_eq!(prod.len(), 1);
+    assert_eq!((prod[0]["path"].as_str(), prod[0]["change"].as_str()), (Some("api/stripe"), Some("removed")));
+    let entry = report["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "Production" && t["phase"] == "sync")
+        .unwrap();
+    assert_eq!(entry["summary"]["unmanaged"], 1);
+
+    assert_eq!(ws.vss(["pipeline"]).code, 0);
+    assert!(!ws.path("out/production/api/stripe.json").exists());
+    assert!(!ws.path("out/merged/Production/api/stripe.json").exists(), "vanished paths leave the bundle");
+    assert!(ws.path("out/production/manual.json").exists(), "unmanaged secrets are never deleted");
+
+    // With delete_orphans off, owned orphans are kept and counted.
+    ws.write("vss.yaml", &CONFIG.replace("delete_orphans: true", "delete_orphans: false"));
+    std::fs::remove_file(ws.path("src/other.yaml")).unwrap();
+    ws.write("src/other.yaml", "other:\n  y: 2\n");
+    let run = ws.vss(["pipeline", "--output", "json"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(ws.path("out/unrelated/solo.json").exists());
+    let report = run.json();
+    let entry = report["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "Unrelated" && t["phase"] == "sync")
+        .unwrap();
+    assert_eq!(entry["summary"]["orphans"], 1, "{entry:#}");
+}
+
+#[test]
+fn targets_subset_merges_ancestors_and_syncs_only_the_named() {
+    let ws = workspace();
+    let run = ws.vss(["pipeline", "--targets", "Staging", "--output", "json"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let report = run.json();
+    let entries: Vec<(String, String)> = report["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["phase"].as_str().unwrap().to_string(), t["name"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        entries,
+        [("merge".into(), "Base".into()), ("merge".into(), "Staging".into()), ("sync".into(), "Staging".into())]
+    );
+    assert!(ws.path("out/staging/app/db.json").exists());
+    assert!(!ws.path("out/production").exists());
+    assert!(!ws.path("out/unrelated").exists());
+
+    let unknown = ws.vss(["pipeline", "--targets", "Prodution"]);
+    assert_eq!(unknown.code, 2);
+    assert!(unknown.stderr.contains("unknown target `Prodution` (did you mean `Production`?)"), "{}", unknown.stderr);
+}
+
+#[test]
+fn merge_only_then_sync_only_from_bundles() {
+    let ws = workspace();
+    let merged = ws.vss(["pipeline", "--merge-only", "--output", "json"]);
+    assert_eq!(merged.code, 0, "{}", merged.transcript());
+    assert!(merged.json()["targets"].as_array().unwrap().iter().all(|t| t["phase"] == "merge"));
+    assert!(ws.path("out/merged/Production/app/db.json").exists());
+    assert!(!ws.path("out/production").exists());
+
+    // SYNC alone reads the bundles, not the sources: a source change is not seen.
+    ws.write("src/prod.json", r#"{"app/db": {"password": "changed"}}"#);
+    let synced = ws.vss(["pipeline", "--sync-only", "--output", "json"]);
+    assert_eq!(synced.code, 0, "{}", synced.transcript());
+    assert!(synced.json()["targets"].as_array().unwrap().iter().all(|t| t["phase"] == "sync"));
+    assert_eq!(ws.read_json("out/production/app/db.json"), json!({"user": "app", "password": "prod"}));
+
+    let both = ws.vss(["pipeline", "--merge-only", "--sync-only"]);
+    assert_eq!(both.code, 2, "the flags exclude each other");
+}
+
+#[test]
+fn sync_only_without_a_bundle_fails_instead_of_wiping() {
+    let ws = workspace();
+    let run = ws.vss(["pipeline", "--sync-only", "--output", "json"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    let report = run.json();
+    assert_eq!(report["summary"]["failed_targets"], 3);
+    assert!(report["errors"][0]["message"].as_str().unwrap().contains("run the merge phase first"), "{report:#}");
+}
+
+#[test]
+fn without_a_merge_store_sync_reads_sources_directly() {
+    let ws = workspace();
+    let config = CONFIG.replace("merge_store:\n  file: { path: out/merged }\n", "");
+    ws.write("vss.yaml", &config);
+    let run = ws.vss(["pipeline", "--output", "json"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(run.json()["targets"].as_array().unwrap().iter().all(|t| t["phase"] == "sync"));
+    assert_eq!(ws.read_json("out/production/app/db.json"), json!({"user": "app", "password": "prod"}));
+    assert!(!ws.path("out/merged").exists());
+    let again = ws.vss(["pipeline", "--dry-run", "--exit-code"]);
+    assert_eq!(again.code, 0, "{}", again.transcript());
+}
+
+#[test]
+fn a_failing_target_is_reported_and_the_others_still_run() {
+    let ws = workspace();
+    ws.write("src/other.yaml", "this: [is: not valid yaml\n");
+    let run = ws.vss(["pipeline", "--output", "json", "--exit-code"]);
+    assert_eq!(run.code, 2, "errors win over changes: {}", run.transcript());
+    let report = run.json();
+    let failed: Vec<&str> =
+        report["errors"].as_array().unwrap().iter().map(|e| e["target"].as_str().unwrap()).collect();
+    assert_eq!(failed, ["Unrelated", "Unrelated"], "{report:#}");
+    assert!(report["errors"][0]["message"].as_str().unwrap().contains("cannot read source `other`"));
+    assert!(!ws.path("out/merged/Unrelated").exists(), "no bundle is written when an import failed");
+    assert!(ws.path("out/production/app/db.json").exists(), "other targets still ran");
+}
+
+#[test]
+fn single_file_targets_and_parallel_one() {
+    let ws = workspace();
+    ws.write("vss.yaml", &CONFIG.replace("out/production }", "out/production.yaml }"));
+    let run = ws.vss(["pipeline", "--parallel", "1"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let text = std::fs::read_to_string(ws.path("out/production.yaml")).unwrap();
+    assert!(text.contains("app/db:\n  password: \"prod\"\n  user: \"app\"\n"), "{text}");
+    assert!(ws.path("out/.production.yaml.vss-managed.json").exists());
+    let again = ws.vss(["pipeline", "--dry-run", "--exit-code", "--parallel", "1"]);
+    assert_eq!(again.code, 0, "{}", again.transcript());
+}
+
+#[test]
+fn other_outputs_report_the_same_run() {
+    let ws = workspace();
+    let compact = ws.vss(["pipeline", "--dry-run", "--output", "compact"]);
+    assert_eq!(compact.stdout, "CHANGES: +16 ~0 -0 =0\n");
+    let human = ws.vss(["pipeline", "--dry-run"]);
+    assert!(human.stdout.starts_with("CHANGES (dry run, nothing written): 16 added"), "{}", human.stdout);
+    assert!(human.stdout.contains("  + app/db  keys: password, user\n"), "{}", human.stdout);
+    assert!(!human.stdout.contains('\x1b'), "no colour when stdout is not a terminal");
+    assert_eq!(ws.vss(["pipeline"]).code, 0);
+    let zero = ws.vss(["pipeline", "--dry-run", "--output", "compact"]);
+    assert_eq!(zero.stdout, "ZERO-SUM: 16 unchanged\n");
+    let shown = ws.vss(["pipeline", "--dry-run", "--show-unchanged", "--output", "json"]);
+    assert_eq!(changes(&shown.json(), "Production", "sync").len(), 3);
+}
+
+#[test]
+fn github_output_groups_annotations_and_files() {
+    let ws = workspace();
+    let outputs = ws.path("gh-output");
+    let summary = ws.path("gh-summary");
+    let run = crate::common::Vss::new()
+        .cwd(ws.dir.path())
+        .args(["pipeline", "--dry-run", "--output", "github"])
+        .env("GITHUB_OUTPUT", &outputs)
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .run();
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stdout.contains("::group::sync Production (file out/production) +3 ~0 -0 =0\n+ api/stripe\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("::endgroup::\n"));
+    assert!(run.stdout.contains("::notice title=vss::would change: +16 ~0 -0 =0\n"), "{}", run.stdout);
+    assert!(!run.stdout.contains("add-mask") && !run.stdout.contains("set-output"));
+    assert_eq!(
+        std::fs::read_to_string(&outputs).unwrap(),
+        "changes=true\nadded=16\nmodified=0\nremoved=0\nzero_sum=false\n"
+    );
+    let table = std::fs::read_to_string(&summary).unwrap();
+    assert!(table.contains("| Production | sync | ok | 3 | 0 | 0 | 0 |"), "{table}");
+
+    ws.write("vss.yaml", &CONFIG.replace("imports: [team]", "imports: [teem]"));
+    let bad = ws.vss(["validate", "--output", "github"]);
+    assert_eq!(bad.code, 2);
+    assert_eq!(
+        bad.stdout,
+        "::error file=vss.yaml,line=17,col=15,title=vss::unknown source or target `teem` (did you mean `team`?)\n"
+    );
+}
+
+#[test]
+fn phases_can_be_disabled_in_the_config() {
+    let ws = workspace();
+    ws.write(
+        "vss.yaml",
+        &CONFIG.replace("pipeline:\n  sync: { delete_orphans: true }", "pipeline:\n  sync: { enabled: false }"),
+    );
+    let run = ws.vss(["pipeline", "--output", "json"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(run.json()["targets"].as_array().unwrap().iter().all(|t| t["phase"] == "merge"));
+    assert!(ws.path("out/merged/Production").exists() && !ws.path("out/production").exists());
+
+    // MERGE off with a merge store: SYNC reads the bundles written above.
+    ws.write(
+        "vss.yaml",
+        &CONFIG.replace("pipeline:\n  sync: { delete_orphans: true }", "pipeline:\n  merge: { enabled: false }"),
+    );
+    ws.write("src/prod.json", r#"{"app/db": {"password": "not seen"}}"#);
+    let run = ws.vss(["pipeline", "--output", "json"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(run.json()["targets"].as_array().unwrap().iter().all(|t| t["phase"] == "sync"));
+    assert_eq!(ws.read_json("out/production/app/db.json"), json!({"user": "app", "password": "prod"}));
+
+    // Both off: nothing to run is an error, not a silent success.
+    ws.write(
+        "vss.yaml",
+        &CONFIG.replace(
+            "pipeline:\n  sync: { delete_orphans: true }",
+            "pipeline:\n  merge: { enabled: false }\n  sync: { enabled: false }",
+        ),
+    );
+    let run = ws.vss(["pipeline"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("nothing to run"), "{}", run.stderr);
+}
+
+#[test]
+fn fingerprints_are_stable_with_a_key_and_per_run_without() {
+    let ws = workspace();
+    let fingerprint = |key: Option<&str>| {
+        let mut vss = crate::common::Vss::new().cwd(ws.dir.path()).args(["pipeline", "--dry-run", "--output", "json"]);
+        if let Some(key) = key {
+            vss = vss.env("VSS_FINGERPRINT_KEY", key);
+        }
+        let report = vss.run().json();
+        changes(&report, "Production", "sync")[0]["after"].as_str().unwrap().to_string()
+    };
+    assert_eq!(fingerprint(Some("k1")), fingerprint(Some("k1")));
+    assert_ne!(fingerprint(Some("k1")), fingerprint(Some("k2")));
+    assert_ne!(fingerprint(None), fingerprint(None), "a random key per run");
+    assert!(fingerprint(None).starts_with("hmac:"));
+}

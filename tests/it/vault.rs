@@ -1,0 +1,641 @@
+//! The `vault` store against real OpenBao dev servers (started by `tests/run`): the
+//! conformance suite on several kinds of location, check-and-set conflicts, logins, and
+//! end-to-end pipelines over two servers. Results are checked with plain HTTP calls, not
+//! through vss's store code. Without the servers these tests fail: run `tests/run`.
+#![cfg(feature = "vault")]
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::common::{Vss, Workspace};
+use serde_json::{Value, json};
+use vss::error::ErrorKind;
+use vss::secret::{SecretPath, SecretValue};
+use vss::store::stats::Stats;
+use vss::store::vault::VaultDefaults;
+use vss::store::{AnyStore, OpenContext, Sessions, Store, StoreConfig, StoreDefaults, StoreError};
+
+struct Servers {
+    first: String,
+    second: String,
+    token: String,
+}
+
+fn servers() -> Servers {
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!("{name} is not set: the Vault tests need the OpenBao servers that `tests/run` starts")
+        })
+    };
+    Servers {
+        first: var("VSS_TEST_VAULT_ADDR"),
+        second: var("VSS_TEST_VAULT_ADDR_2"),
+        token: var("VSS_TEST_VAULT_TOKEN"),
+    }
+}
+
+/// A name no other test (or earlier run against the same server) uses.
+fn unique(tag: &str) -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    format!("{tag}-{}-{}", std::process::id(), nanos % 1_000_000_000_000)
+}
+
+/// Raw HTTP access to one server: what the tests check with, independent of vss.
+struct Http {
+    address: String,
+    token: String,
+    namespace: Option<String>,
+    client: reqwest::Client,
+}
+
+impl Http {
+    fn new(address: &str, token: &str) -> Self {
+        Self { address: address.to_string(), token: token.to_string(), namespace: None, client: reqwest::Client::new() }
+    }
+
+    fn in_namespace(address: &str, token: &str, namespace: &str) -> Self {
+        Self { namespace: Some(namespace.to_string()), ..Self::new(address, token) }
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request =
+            self.client.request(method, format!("{}/v1/{path}", self.address)).header("X-Vault-Token", &self.token);
+        if let Some(namespace) = &self.namespace {
+            request = request.header("X-Vault-Namespace", namespace);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn put_secret(&self, mount_path: &str, data: Value) {
+        let (mount, path) = mount_path.split_once('/').unwrap();
+        let (status, body) = self.call("POST", &format!("{mount}/data/{path}"), Some(json!({"data": data}))).await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// The data and the custom metadata of a secret, or `None`.
+    async fn secret(&self, mount_path: &str) -> Option<(Value, Value)> {
+        let (mount, path) = mount_path.split_once('/').unwrap();
+        let (status, body) = self.call("GET", &format!("{mount}/data/{path}"), None).await;
+        (status == 200).then(|| (body["data"]["data"].clone(), body["data"]["metadata"]["custom_metadata"].clone()))
+    }
+
+    async fn list(&self, mount_folder: &str) -> Vec<String> {
+        let (mount, folder) = mount_folder.split_once('/').unwrap_or((mount_folder, ""));
+        let (status, body) = self.call("LIST", &format!("{mount}/metadata/{folder}"), None).await;
+        if status == 404 {
+            return Vec::new();
+        }
+        assert_eq!(status, 200, "{body}");
+        body["data"]["keys"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_string()).collect()
+    }
+
+    async fn enable_kv(&self, mount: &str, version: &str) {
+        let (status, body) = self
+            .call("POST", &format!("sys/mounts/{mount}"), Some(json!({"type": "kv", "options": {"version": version}})))
+            .await;
+        assert!(status == 204 || status == 200, "{body}");
+    }
+}
+
+fn vault_config(value: Value) -> StoreConfig {
+    serde_json::from_value(json!({ "vault": value })).unwrap()
+}
+
+/// Opens a vault store the way the engine does, with the test server as the default.
+async fn open(config: &StoreConfig, servers: &Servers) -> Result<AnyStore, StoreError> {
+    let vault = VaultDefaults {
+        address: Some(servers.first.clone()),
+        auth: Some(serde_json::from_value(json!({"token": servers.token})).unwrap()),
+        ..VaultDefaults::default()
+    };
+    let mut defaults = StoreDefaults::default();
+    defaults.set("vault", std::sync::Arc::new(vault));
+    let (stats, sessions) = (Stats::default(), Sessions::default());
+    let ctx =
+        OpenContext { base_dir: std::path::Path::new("."), stats: &stats, defaults: &defaults, sessions: &sessions };
+    AnyStore::open(config, &ctx, None).await
+}
+
+#[tokio::test]
+async fn conformance_of_a_merge_bundle() {
+    let s = servers();
+    let vault = VaultDefaults {
+        address: Some(s.first.clone()),
+        auth: Some(serde_json::from_value(json!({"token": s.token})).unwrap()),
+        ..VaultDefaults::default()
+    };
+    let mut defaults = StoreDefaults::default();
+    defaults.set("vault", std::sync::Arc::new(vault));
+    let (stats, sessions) = (Stats::default(), Sessions::default());
+    let ctx =
+        OpenContext { base_dir: std::path::Path::new("."), stats: &stats, defaults: &defaults, sessions: &sessions };
+    let config = vault_config(json!({"mount": "secret", "prefix": unique("bundles")}));
+    let bundle = vss::store::Bundle { target: "Prod", sources: &[] };
+    let store = AnyStore::open(&config, &ctx, Some(&bundle)).await.unwrap();
+    crate::conformance::run(&store, Some("Prod")).await;
+}
+
+#[tokio::test]
+async fn conformance_on_a_prefix_of_the_default_mount() {
+    let s = servers();
+    let store = open(&vault_config(json!({"path": format!("secret/{}", unique("conformance"))})), &s).await.unwrap();
+    crate::conformance::run(&store, None).await;
+}
+
+#[tokio::test]
+async fn conformance_on_a_multi_segment_mount_its_root_and_mount_plus_prefix() {
+    let s = servers();
+    let http = Http::new(&s.first, &s.token);
+    let mount = format!("{}/kv", unique("team"));
+    http.enable_kv(&mount, "2").await;
+    let root = open(&vault_config(json!({"path": mount})), &s).await.unwrap();
+    crate::conformance::run(&root, None).await;
+    let nested = open(&vault_config(json!({"path": format!("{mount}/apps/prod")})), &s).await.unwrap();
+    crate::conformance::run(&nested, None).await;
+    let split = open(&vault_config(json!({"mount": mount, "prefix": "apps/staging"})), &s).await.unwrap();
+    crate::conformance::run(&split, None).await;
+    // Written where the HTTP API says, relative to the mount.
+    split.write(&SecretPath::parse("x").unwrap(), &SecretValue::new(json!({"k": 1})), "T").await.unwrap();
+    let (status, body) = http.call("GET", &format!("{mount}/data/apps/staging/x"), None).await;
+    assert_eq!((status, body["data"]["data"].clone()), (200, json!({"k": 1})));
+}
+
+#[tokio::test]
+async fn a_kv_version_1_mount_is_refused() {
+    let s = servers();
+    let mount = unique("kv1");
+    Http::new(&s.first, &s.token).enable_kv(&mount, "1").await;
+    let error = open(&vault_config(json!({"path": format!("{mount}/app")})), &s).await.unwrap_err();
+    assert!(error.to_string().contains("is a KV version 1 mount; vss needs KV version 2"), "{error}");
+    let error = open(&vault_config(json!({"path": "no-such-mount/app"})), &s).await.unwrap_err();
+    assert!(error.to_string().contains("no secrets engine is mounted"), "{error}");
+}
+
+#[tokio::test]
+async fn a_write_over_a_concurrent_change_is_a_conflict_not_a_lost_update() {
+    let s = servers();
+    let http = Http::new(&s.first, &s.token);
+    let folder = format!("secret/{}", unique("cas"));
+    let store = open(&vault_config(json!({"path": folder})), &s).await.unwrap();
+    let path = SecretPath::parse("app/db").unwrap();
+    store.write(&path, &SecretValue::new(json!({"v": 1})), "T").await.unwrap();
+    assert!(store.read(&path).await.unwrap().is_some());
+    // Someone else writes between our read and our write.
+    http.put_secret(&format!("{folder}/app/db"), json!({"v": "theirs"})).await;
+    let error = store.write(&path, &SecretValue::new(json!({"v": 2})), "T").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Conflict, "{error}");
+    assert_eq!(http.secret(&format!("{folder}/app/db")).await.unwrap().0, json!({"v": "theirs"}));
+    // A fresh read, then the write goes through.
+    store.read(&path).await.unwrap();
+    store.write(&path, &SecretValue::new(json!({"v": 2})), "T").await.unwrap();
+    assert_eq!(http.secret(&format!("{folder}/app/db")).await.unwrap().0, json!({"v": 2}));
+    // Scalars cannot be stored in KV2.
+    let error = store.write(&path, &SecretValue::new(json!("flat")), "T").await.unwrap_err();
+    assert!(error.to_string().contains("Vault KV2 stores objects only"), "{error}");
+}
+
+/// A pipeline over two servers: sources and the merge store on the first, targets on the
+/// second; `@U@` in the config is replaced by a unique name.
+const TWO_SERVERS: &str = r#"
+vault:
+  address: ${VSS_TEST_VAULT_ADDR}
+  auth: { token: "${VSS_TEST_VAULT_TOKEN}" }
+merge_store:
+  vault: { mount: secret, prefix: @U@/merged }
+pipeline:
+  sync: { delete_orphans: true }
+sources:
+  common: { vault: { path: secret/@U@/src/common } }
+  team:   { vault: { path: secret/@U@/src/team } }
+  prod:   { vault: { path: secret/@U@/src/prod } }
+targets:
+  Base:
+    imports: [common]
+  Staging:
+    inherits: Base
+    imports: [team]
+    vault: { path: secret/@U@/staging, address: "${VSS_TEST_VAULT_ADDR_2}" }
+  Production:
+    inherits: Staging
+    imports: [prod]
+    vault: { path: secret/@U@/production, address: "${VSS_TEST_VAULT_ADDR_2}" }
+"#;
+
+fn run_vss(ws: &Workspace, s: &Servers, args: &[&str]) -> crate::common::Run {
+    Vss::new()
+        .cwd(ws.dir.path())
+        .env("VSS_TEST_VAULT_ADDR", &s.first)
+        .env("VSS_TEST_VAULT_ADDR_2", &s.second)
+        .env("VSS_TEST_VAULT_TOKEN", &s.token)
+        .env_remove("VAULT_ADDR")
+        .env_remove("VAULT_TOKEN")
+        .env("HOME", ws.dir.path())
+        .args(args)
+        .run()
+}
+
+fn calls(report: &Value, kind: &str) -> Value {
+    report["stats"]["calls"][kind].clone()
+}
+
+#[tokio::test]
+async fn vault_to_vault_to_vault_over_two_servers() {
+    let s = servers();
+    let (one, two) = (Http::new(&s.first, &s.token), Http::new(&s.second, &s.token));
+    let u = unique("e2e");
+    one.put_secret(
+        &format!("secret/{u}/src/common/app/config"),
+        json!({"level": "info", "hosts": ["a"], "db": {"host": "base", "port": 5432}}),
+    )
+    .await;
+    one.put_secret(&format!("secret/{u}/src/common/app/db"), json!({"user": "app", "password": "base"})).await;
+    one.put_secret(
+        &format!("secret/{u}/src/team/app/config"),
+        json!({"level": "debug", "hosts": ["b"], "db": {"host": "staging"}}),
+    )
+    .await;
+    one.put_secret(&format!("secret/{u}/src/team/api/deep/stripe"), json!({"key": "sk_test"})).await;
+    one.put_secret(&format!("secret/{u}/src/prod/app/db"), json!({"password": "prod"})).await;
+    let ws = Workspace::new();
+    ws.write("vss.yaml", &TWO_SERVERS.replace("@U@", &u));
+
+    // The dry run finds everything to add and writes nothing anywhere.
+    let dry = run_vss(&ws, &s, &["pipeline", "--dry-run", "--exit-code", "--output", "json"]);
+    assert_eq!(dry.code, 1, "{}", dry.transcript());
+    assert_eq!(dry.json()["summary"]["added"], (2 + 3 + 3) + (3 + 3));
+    assert_eq!(calls(&dry.json(), "vault")["write"], 0);
+    assert!(one.list(&format!("secret/{u}/merged")).await.is_empty());
+    assert!(two.list(&format!("secret/{u}")).await.is_empty());
+
+    // The apply writes exactly the deep-merged values, each target on the second server.
+    let apply = run_vss(&ws, &s, &["pipeline", "--output", "json"]);
+    assert_eq!(apply.code, 0, "{}", apply.transcript());
+    let (config, marker) = two.secret(&format!("secret/{u}/production/app/config")).await.unwrap();
+    assert_eq!(config, json!({"level": "debug", "hosts": ["a", "b"], "db": {"host": "staging", "port": 5432}}));
+    assert_eq!(marker, json!({"managed-by": "vss", "vss-target": "Production"}));
+    assert_eq!(
+        two.secret(&format!("secret/{u}/production/app/db")).await.unwrap().0,
+        json!({"user": "app", "password": "prod"})
+    );
+    assert_eq!(
+        two.secret(&format!("secret/{u}/staging/app/db")).await.unwrap().0,
+        json!({"user": "app", "password": "base"})
+    );
+    assert_eq!(
+        two.secret(&format!("secret/{u}/production/api/deep/stripe")).await.unwrap().0,
+        json!({"key": "sk_test"})
+    );
+    assert!(one.list(&format!("secret/{u}/production")).await.is_empty(), "targets go to the second server only");
+    // Bundles on the first server, one folder per target.
+    assert_eq!(one.list(&format!("secret/{u}/merged")).await, ["Base/", "Production/", "Staging/"]);
+    let (bundle, bundle_marker) = one.secret(&format!("secret/{u}/merged/Base/app/db")).await.unwrap();
+    assert_eq!(bundle, json!({"user": "app", "password": "base"}));
+    assert!(bundle_marker.is_null(), "bundles carry no per-secret marker: {bundle_marker}");
+
+    // Zero-sum now, with zero writes.
+    let again = run_vss(&ws, &s, &["pipeline", "--dry-run", "--exit-code", "--output", "json"]);
+    assert_eq!(again.code, 0, "{}", again.transcript());
+    assert_eq!(calls(&again.json(), "vault")["write"], 0);
+    let noop = run_vss(&ws, &s, &["pipeline", "--exit-code", "--output", "json"]);
+    assert_eq!(noop.code, 0, "{}", noop.transcript());
+    assert_eq!(calls(&noop.json(), "vault")["write"], 0);
+    assert_eq!(calls(&noop.json(), "vault")["delete"], 0);
+
+    // One changed key: exactly that key, in exactly the targets that import it.
+    one.put_secret(&format!("secret/{u}/src/common/app/db"), json!({"user": "app2", "password": "base"})).await;
+    let changed = run_vss(&ws, &s, &["pipeline", "--dry-run", "--exit-code", "--output", "json"]);
+    assert_eq!(changed.code, 1);
+    let report = changed.json();
+    assert_eq!(report["summary"]["modified"], 5, "{report:#}");
+    for target in report["targets"].as_array().unwrap() {
+        let changes = target["changes"].as_array().unwrap();
+        assert_eq!(changes.len(), 1, "{target:#}");
+        assert_eq!(changes[0]["keys_modified"], json!(["user"]));
+    }
+
+    // A secret someone else put in a target is never touched; an owned orphan goes.
+    two.put_secret(&format!("secret/{u}/production/manual"), json!({"keep": true})).await;
+    let (status, _) = one.call("DELETE", &format!("secret/metadata/{u}/src/team/api/deep/stripe"), None).await;
+    assert_eq!(status, 204);
+    let apply = run_vss(&ws, &s, &["pipeline", "--output", "json"]);
+    assert_eq!(apply.code, 0, "{}", apply.transcript());
+    assert!(two.secret(&format!("secret/{u}/production/api/deep/stripe")).await.is_none());
+    assert!(
+        one.secret(&format!("secret/{u}/merged/Production/api/deep/stripe")).await.is_none(),
+        "vanished paths leave the bundle"
+    );
+    assert_eq!(two.secret(&format!("secret/{u}/production/manual")).await.unwrap().0, json!({"keep": true}));
+    assert_eq!(two.secret(&format!("secret/{u}/production/app/db")).await.unwrap().0["user"], "app2");
+
+    // SYNC alone reads the bundles back from the merge store.
+    let sync_only = run_vss(&ws, &s, &["pipeline", "--sync-only", "--dry-run", "--exit-code", "--output", "json"]);
+    assert_eq!(sync_only.code, 0, "{}", sync_only.transcript());
+}
+
+#[tokio::test]
+async fn two_concurrent_runs_on_one_merge_store_lose_no_update() {
+    let s = servers();
+    let one = Http::new(&s.first, &s.token);
+    let u = unique("race");
+    for i in 0..40 {
+        one.put_secret(&format!("secret/{u}/src/s{i}"), json!({"v": i})).await;
+    }
+    let ws = Workspace::new();
+    ws.write(
+        "vss.yaml",
+        &format!(
+            "vault: {{address: \"${{VSS_TEST_VAULT_ADDR}}\", auth: {{token: \"${{VSS_TEST_VAULT_TOKEN}}\"}}}}\nmerge_store: {{vault: {{path: secret/{u}/merged}}}}\nsources: {{src: {{vault: {{path: secret/{u}/src}}}}}}\ntargets:\n  A: {{imports: [src], vault: {{path: secret/{u}/a}}}}\n  B: {{imports: [src], vault: {{path: secret/{u}/b}}}}\n"
+        ),
+    );
+    assert_eq!(run_vss(&ws, &s, &["pipeline"]).code, 0);
+    for round in 0..3 {
+        for i in 0..40 {
+            one.put_secret(&format!("secret/{u}/src/s{i}"), json!({"v": i, "round": round})).await;
+        }
+        crate::common::run_concurrently(2, || {
+            Vss::new()
+                .cwd(ws.dir.path())
+                .env("VSS_TEST_VAULT_ADDR", &s.first)
+                .env("VSS_TEST_VAULT_TOKEN", &s.token)
+                .args(["-v", "pipeline", "--output", "compact", "--parallel", "16"])
+        });
+        for target in ["merged/A", "merged/B", "a", "b"] {
+            for i in [0, 17, 39] {
+                let (value, _) = one.secret(&format!("secret/{u}/{target}/s{i}")).await.unwrap();
+                assert_eq!(value, json!({"v": i, "round": round}), "{target}/s{i} after round {round}");
+            }
+        }
+        let check = run_vss(&ws, &s, &["pipeline", "--dry-run", "--exit-code", "--output", "compact"]);
+        assert_eq!(check.stdout, "ZERO-SUM: 160 unchanged\n", "{}", check.transcript());
+    }
+}
+
+#[tokio::test]
+async fn approle_login_works_and_a_failed_login_is_one_clear_error() {
+    let s = servers();
+    let http = Http::new(&s.first, &s.token);
+    let u = unique("approle");
+    let (status, body) = http.call("POST", &format!("sys/auth/{u}"), Some(json!({"type": "approle"}))).await;
+    assert_eq!(status, 204, "{body}");
+    let writer = format!(
+        "path \"secret/data/{u}/*\" {{ capabilities = [\"create\", \"read\", \"update\"] }}\npath \"secret/metadata/{u}/*\" {{ capabilities = [\"read\", \"list\", \"update\", \"delete\"] }}\npath \"secret/metadata/{u}\" {{ capabilities = [\"list\"] }}\n"
+    );
+    let reader = format!(
+        "path \"secret/data/{u}/*\" {{ capabilities = [\"read\"] }}\npath \"secret/metadata/{u}/*\" {{ capabilities = [\"read\", \"list\"] }}\n"
+    );
+    for (name, policy) in [("writer", &writer), ("reader", &reader)] {
+        let (status, body) =
+            http.call("PUT", &format!("sys/policies/acl/{u}-{name}"), Some(json!({"policy": policy}))).await;
+        assert_eq!(status, 204, "{body}");
+        let (status, body) = http
+            .call("POST", &format!("auth/{u}/role/{name}"), Some(json!({"token_policies": [format!("{u}-{name}")]})))
+            .await;
+        assert_eq!(status, 204, "{body}");
+    }
+    let credentials = |name: &'static str| {
+        let http = &http;
+        let u = u.clone();
+        async move {
+            let (_, role) = http.call("GET", &format!("auth/{u}/role/{name}/role-id"), None).await;
+            let (_, secret) = http.call("POST", &format!("auth/{u}/role/{name}/secret-id"), None).await;
+            (
+                role["data"]["role_id"].as_str().unwrap().to_string(),
+                secret["data"]["secret_id"].as_str().unwrap().to_string(),
+            )
+        }
+    };
+    http.put_secret(&format!("secret/{u}/src/app"), json!({"k": "v"})).await;
+    let ws = Workspace::new();
+    ws.write(
+        "vss.yaml",
+        &format!(
+            "vault:\n  address: \"${{VSS_TEST_VAULT_ADDR}}\"\n  auth: {{ approle: {{ mount: {u}, role_id: \"${{ROLE_ID}}\", secret_id: \"${{SECRET_ID}}\" }} }}\nsources: {{src: {{vault: {{path: secret/{u}/src}}}}}}\ntargets: {{T: {{imports: [src], vault: {{path: secret/{u}/target}}}}}}\n"
+        ),
+    );
+    let run_as = |role: String, secret: String, args: &[&str]| {
+        Vss::new()
+            .cwd(ws.dir.path())
+            .env("VSS_TEST_VAULT_ADDR", &s.first)
+            .env("ROLE_ID", role)
+            .env("SECRET_ID", secret)
+            .env_remove("VAULT_TOKEN")
+            .args(args)
+            .run()
+    };
+
+    let (role, secret) = credentials("writer").await;
+    let run = run_as(role.clone(), secret.clone(), &["pipeline", "--output", "json"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let (value, marker) = http.secret(&format!("secret/{u}/target/app")).await.unwrap();
+    assert_eq!((value, marker["vss-target"].clone()), (json!({"k": "v"}), json!("T")));
+
+    // A wrong secret id: exit 2, one line naming the method and the mount.
+    let run = run_as(role, "not-the-secret-id".into(), &["pipeline", "--output", "json"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    let message = run.json()["errors"][0]["message"].as_str().unwrap().to_string();
+    assert!(message.contains(&format!("Vault login failed (approle at auth/{u}) at {}", s.first)), "{message}");
+    assert!(!message.contains('\n') && !message.contains("not-the-secret-id"), "{message}");
+
+    // A role that may only read: the write is refused, naming the path and the capability.
+    http.put_secret(&format!("secret/{u}/src/app"), json!({"k": "changed"})).await;
+    let (role, secret) = credentials("reader").await;
+    let run = run_as(role, secret, &["pipeline", "--output", "json"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    let message = run.json()["errors"][0]["message"].as_str().unwrap().to_string();
+    assert!(
+        message.contains(&format!("POST secret/data/{u}/target/app"))
+            && message.contains("lacks the `create/update` capability"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_wrong_token_exits_2_with_a_one_line_reason() {
+    let s = servers();
+    let ws = Workspace::new();
+    ws.write("vss.yaml", "source: {vault: {path: secret/anything}}\ntargets: {T: {vault: {path: secret/elsewhere}}}\n");
+    let run = Vss::new()
+        .cwd(ws.dir.path())
+        .env("VAULT_ADDR", &s.first)
+        .env("VAULT_TOKEN", "not-a-token")
+        .env("HOME", ws.dir.path())
+        .args(["pipeline", "--dry-run", "--output", "compact"])
+        .run();
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    let human = Vss::new()
+        .cwd(ws.dir.path())
+        .env("VAULT_ADDR", &s.first)
+        .env("VAULT_TOKEN", "not-a-token")
+        .env("HOME", ws.dir.path())
+        .args(["pipeline", "--dry-run"])
+        .run();
+    let error_line =
+        human.stdout.lines().find(|l| l.contains("error:")).unwrap_or_else(|| panic!("{}", human.transcript()));
+    assert!(
+        error_line.contains(&format!("Vault rejected the token at {} (token lookup: permission denied)", s.first)),
+        "{error_line}"
+    );
+    assert!(!human.stdout.contains("not-a-token") && !human.stderr.contains("not-a-token"));
+
+    // The same token from ~/.vault-token, the way Vault's own CLI finds it.
+    std::fs::write(ws.path(".vault-token"), "not-a-token\n").unwrap();
+    let from_file = Vss::new()
+        .cwd(ws.dir.path())
+        .env("VAULT_ADDR", &s.first)
+        .env_remove("VAULT_TOKEN")
+        .env("HOME", ws.dir.path())
+        .args(["pipeline", "--dry-run"])
+        .run();
+    assert!(from_file.stdout.contains("Vault rejected the token"), "{}", from_file.transcript());
+    std::fs::write(ws.path(".vault-token"), format!("{}\n", s.token)).unwrap();
+    let good = Vss::new()
+        .cwd(ws.dir.path())
+        .env("VAULT_ADDR", &s.first)
+        .env_remove("VAULT_TOKEN")
+        .env("HOME", ws.dir.path())
+        .args(["pipeline", "--dry-run", "--exit-code"])
+        .run();
+    assert_eq!(good.code, 0, "an empty source and target are zero-sum: {}", good.transcript());
+}
+
+#[test]
+fn tls_with_a_ca_file_with_skip_verify_and_without_either() {
+    let s = servers();
+    let address = std::env::var("VSS_TEST_VAULT_TLS_ADDR").expect("VSS_TEST_VAULT_TLS_ADDR: run tests/run");
+    let ca = std::env::var("VSS_TEST_VAULT_TLS_CACERT").expect("VSS_TEST_VAULT_TLS_CACERT: run tests/run");
+    let ws = Workspace::new();
+    let plain = "source: {vault: {path: secret/tls-src}}\ntargets: {T: {file: {path: out}}}\n";
+    let run = |envs: &[(&str, &str)], config: &str| {
+        ws.write("vss.yaml", config);
+        let mut vss = Vss::new()
+            .cwd(ws.dir.path())
+            .env("VAULT_ADDR", &address)
+            .env("VAULT_TOKEN", &s.token)
+            .env("HOME", ws.dir.path())
+            .env_remove("VAULT_CACERT")
+            .env_remove("VAULT_SKIP_VERIFY");
+        for (k, v) in envs {
+            vss = vss.env(k, v);
+        }
+        vss.args(["pipeline", "--dry-run", "--output", "json"]).run()
+    };
+    let untrusted = run(&[], plain);
+    assert_eq!(untrusted.code, 2, "{}", untrusted.transcript());
+    let message = untrusted.json()["errors"][0]["message"].as_str().unwrap().to_string();
+    assert!(
+        message.contains(&format!("cannot reach Vault at {address}")) && message.contains("certificate"),
+        "{message}"
+    );
+    let with_env = run(&[("VAULT_CACERT", &ca)], plain);
+    assert_eq!(with_env.code, 0, "{}", with_env.transcript());
+    assert_eq!(run(&[("VAULT_SKIP_VERIFY", "true")], plain).code, 0);
+    let in_config = format!("vault: {{ca_cert: \"{ca}\"}}\n{plain}");
+    assert_eq!(run(&[], &in_config).code, 0);
+}
+
+#[tokio::test]
+async fn namespaces_per_store() {
+    let s = servers();
+    let root = Http::new(&s.first, &s.token);
+    let namespace = unique("ns");
+    let (status, body) = root.call("POST", &format!("sys/namespaces/{namespace}"), None).await;
+    assert_eq!(status, 200, "{body}");
+    let inside = Http::in_namespace(&s.first, &s.token, &namespace);
+    inside.enable_kv("kv", "2").await;
+    inside.put_secret("kv/app/db", json!({"user": "ns-user"})).await;
+    let ws = Workspace::new();
+    ws.write(
+        "vss.yaml",
+        &format!(
+            "vault: {{address: \"${{VSS_TEST_VAULT_ADDR}}\", auth: {{token: \"${{VSS_TEST_VAULT_TOKEN}}\"}}}}\nsources: {{ns: {{vault: {{path: kv/app, namespace: {namespace}}}}}}}\ntargets:\n  T: {{imports: [ns], vault: {{path: kv/copy, namespace: {namespace}}}}}\n  F: {{imports: [ns], file: {{path: out}}}}\n"
+        ),
+    );
+    let run = run_vss(&ws, &s, &["pipeline", "--output", "json"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert_eq!(ws.read_json("out/db.json"), json!({"user": "ns-user"}));
+    let (status, body) = inside.call("GET", "kv/data/copy/db", None).await;
+    assert_eq!((status, body["data"]["data"].clone()), (200, json!({"user": "ns-user"})));
+    let (status, _) = root.call("GET", "kv/data/copy/db", None).await;
+    assert_ne!(status, 200, "written inside the namespace only");
+}
+
+#[tokio::test]
+async fn kubernetes_login_reaches_the_server_and_failures_are_one_clear_error() {
+    let s = servers();
+    let http = Http::new(&s.first, &s.token);
+    let mount = unique("k8s");
+    let (status, body) = http.call("POST", &format!("sys/auth/{mount}"), Some(json!({"type": "kubernetes"}))).await;
+    assert_eq!(status, 204, "{body}");
+    let ca = std::fs::read_to_string(std::env::var("VSS_TEST_VAULT_TLS_CACERT").expect("run tests/run")).unwrap();
+    let config =
+        json!({"kubernetes_host": "https://127.0.0.1:1", "disable_local_ca_jwt": true, "kubernetes_ca_cert": ca});
+    let (status, body) = http.call("POST", &format!("auth/{mount}/config"), Some(config)).await;
+    assert_eq!(status, 204, "{body}");
+    let role = json!({"bound_service_account_names": ["vss"], "bound_service_account_namespaces": ["ci"]});
+    let (status, body) = http.call("POST", &format!("auth/{mount}/role/vss"), Some(role)).await;
+    assert_eq!(status, 204, "{body}");
+    let ws = Workspace::new();
+    ws.write("jwt", "eyJhbGciOiJSUzI1NiJ9.e30.c2ln\n");
+    let config = |jwt: &str| {
+        format!(
+            "vault: {{address: \"${{VSS_TEST_VAULT_ADDR}}\", auth: {{kubernetes: {{mount: {mount}, role: vss, jwt_path: \"{jwt}\"}}}}}}\nsource: {{vault: {{path: secret/k8s}}}}\ntargets: {{T: {{file: {{path: out}}}}}}\n"
+        )
+    };
+    // The server received the login (role and token) and refused it.
+    ws.write("vss.yaml", &config(&ws.path("jwt").display().to_string()));
+    let run = run_vss(&ws, &s, &["pipeline", "--dry-run", "--output", "json"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    let message = run.json()["errors"][0]["message"].as_str().unwrap().to_string();
+    let expected = format!("Vault login failed (kubernetes at auth/{mount}) at {}", s.first);
+    assert!(message.contains(&expected) && !message.contains('\n'), "{message}");
+    // No token file: the same error, naming the file.
+    ws.write("vss.yaml", &config("/nonexistent/token"));
+    let run = run_vss(&ws, &s, &["pipeline", "--dry-run", "--output", "json"]);
+    assert_eq!(run.code, 2);
+    let message = run.json()["errors"][0]["message"].as_str().unwrap().to_string();
+    assert!(message.contains(&expected) && message.contains("cannot read /nonexistent/token"), "{message}");
+}
+
+#[tokio::test]
+async fn no_value_from_vault_is_ever_printed() {
+    const CANARY: &str = "CANARY-vault-91b2";
+    let s = servers();
+    let one = Http::new(&s.first, &s.token);
+    let u = unique("leak");
+    one.put_secret(&format!("secret/{u}/src/app/db"), json!({"password": format!("{CANARY}-1"), "list": [CANARY]}))
+        .await;
+    one.put_secret(&format!("secret/{u}/src/app/api"), json!({"token": format!("{CANARY}-2")})).await;
+    let ws = Workspace::new();
+    ws.write(
+        "vss.yaml",
+        &format!(
+            "vault: {{address: \"${{VSS_TEST_VAULT_ADDR}}\", auth: {{token: \"${{VSS_TEST_VAULT_TOKEN}}\"}}}}\nmerge_store: {{vault: {{path: secret/{u}/merged}}}}\npipeline: {{sync: {{delete_orphans: true}}}}\nsources: {{src: {{vault: {{path: secret/{u}/src}}}}}}\ntargets:\n  V: {{imports: [src], vault: {{path: secret/{u}/target, address: \"${{VSS_TEST_VAULT_ADDR_2}}\"}}}}\n  F: {{imports: [src], file: {{path: out}}}}\n"
+        ),
+    );
+    let check = |label: &str, ws: &Workspace| {
+        for output in ["human", "json", "github", "compact"] {
+            for dry in [true, false] {
+                let mut args = vec!["-vvv", "pipeline", "--show-unchanged", "--output", output];
+                if dry {
+                    args.push("--dry-run");
+                }
+                let run = run_vss(ws, &s, &args);
+                assert!(
+                    !run.stdout.contains(CANARY) && !run.stderr.contains(CANARY),
+                    "{label} {output}: {}",
+                    run.transcript()
+                );
+            }
+        }
+    };
+    check("first runs", &ws);
+    assert!(std::fs::read_to_string(ws.path("out/app/db.json")).unwrap().contains(CANARY), "the values did arrive");
+    one.put_secret(&format!("secret/{u}/src/app/db"), json!({"password": format!("{CANARY}-changed")})).await;
+    check("after a change", &ws);
+}

@@ -68,13 +68,20 @@ pub struct Location {
     pub col: usize,
 }
 
-/// A config file's name (as given on the command line) and text.
-#[derive(Clone, Debug)]
+/// A config file's name (as given on the command line) and text. `Debug` leaves the text
+/// out: a config may hold credentials written literally.
+#[derive(Clone)]
 pub struct SourceFile {
     /// The path as the user wrote it.
     pub name: String,
     /// The file's text.
     pub text: String,
+}
+
+impl std::fmt::Debug for SourceFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceFile").field("name", &self.name).field("bytes", &self.text.len()).finish()
+    }
 }
 
 impl SourceFile {

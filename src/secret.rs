@@ -119,12 +119,6 @@ impl SecretValue {
     }
 }
 
-impl Serialize for SecretValue {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.expose().serialize(serializer)
-    }
-}
-
 impl<'de> Deserialize<'de> for SecretValue {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         Value::deserialize(deserializer).map(SecretValue::new)

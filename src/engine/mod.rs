@@ -241,6 +241,22 @@ async fn reconcile_once(
     let fail = |e: StoreError, context: &str| e.into_failure(context, place.store, place.location);
     let live = handle.read_state().await.map_err(|e| (TargetDiff::default(), fail(e, "cannot read current state")))?;
     let plan = diff(&live, desired, DiffOptions { delete_orphans, owner, fingerprints: None });
+    // Values the store cannot hold are refused when the plan is made, in a dry run too,
+    // and before anything is written.
+    let caps = handle.capabilities();
+    let unfit: Vec<Failure> = plan
+        .changes
+        .iter()
+        .filter(|c| c.kind.is_change())
+        .filter_map(|c| {
+            let why = caps.accepts(c.after.as_ref()?).err()?;
+            let store = StoreError::invalid(format!("secret `{}` cannot be written: {why}", c.path));
+            Some(store.into_failure("", place.store, place.location))
+        })
+        .collect();
+    if !unfit.is_empty() {
+        return Err((plan, summarize(unfit, "nothing written")));
+    }
     if dry_run || !plan.has_changes() {
         return Ok(plan);
     }

@@ -82,6 +82,32 @@ pub struct Capabilities {
     pub atomic_commit: bool,
 }
 
+impl Capabilities {
+    /// Whether a store with these capabilities can hold `value`; if not, why (never
+    /// quoting the value).
+    pub fn accepts(&self, value: &SecretValue) -> Result<(), String> {
+        let text = value.canonical();
+        match self.value_shape {
+            ValueShape::Object if !value.is_object() => {
+                return Err("it is not an object (the store holds objects only)".into());
+            }
+            ValueShape::FlatStrings if !text.starts_with('"') => {
+                return Err("it is not a string (the store holds one string per name)".into());
+            }
+            _ => {}
+        }
+        // A string is stored as its text; anything else as its JSON.
+        let size = match value.expose() {
+            serde_json::Value::String(s) => s.len(),
+            _ => text.len(),
+        };
+        match self.max_value_bytes {
+            Some(max) if size > max => Err(format!("it is {size} bytes, over the store's limit of {max}")),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// The role a store plays in a config.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -693,6 +719,28 @@ mod tests {
             keys.sort();
             keys
         });
+    }
+
+    #[test]
+    fn capabilities_refuse_values_of_the_wrong_shape_or_size() {
+        let caps = |value_shape, max_value_bytes| Capabilities {
+            roles: Roles { source: true, merge_store: true, target: true },
+            reads_values: true,
+            value_shape,
+            max_value_bytes,
+            ownership: true,
+            atomic_commit: false,
+        };
+        let object = SecretValue::new(serde_json::json!({"k": "v"}));
+        let string = SecretValue::new(serde_json::json!("0123456789"));
+        assert!(caps(ValueShape::Object, None).accepts(&object).is_ok());
+        assert!(caps(ValueShape::Object, None).accepts(&string).unwrap_err().contains("not an object"));
+        assert!(caps(ValueShape::FlatStrings, None).accepts(&object).unwrap_err().contains("not a string"));
+        assert!(caps(ValueShape::Any, Some(10)).accepts(&string).is_ok(), "a string counts its text, not its quotes");
+        assert_eq!(
+            caps(ValueShape::Any, Some(9)).accepts(&string).unwrap_err(),
+            "it is 10 bytes, over the store's limit of 9"
+        );
     }
 
     #[test]

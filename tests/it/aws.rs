@@ -670,3 +670,25 @@ async fn kms_key_replicas_force_delete_and_the_endpoint_from_the_environment() {
     assert!(gone.is_err(), "deleted without a recovery window: {gone:?}");
     assert_eq!(run(&["pipeline", "--dry-run", "--exit-code"]).code, 0);
 }
+
+#[tokio::test]
+async fn debug_of_secrets_manager_and_s3_stores_prints_no_value() {
+    const CANARY: &str = "CANARY-aws-5d1e";
+    let u = unique("debug");
+    let client = sm(None).await;
+    client
+        .create_secret()
+        .name(format!("{u}/db"))
+        .secret_string(format!(r#"{{"p": "{CANARY}"}}"#))
+        .send()
+        .await
+        .unwrap();
+    let store = open(json!({"aws": {"prefix": format!("{u}/"), "external_id": CANARY}}), None).await;
+    crate::no_leak::assert_debug_clean(store, CANARY).await;
+    let bucket = unique("debug");
+    s3().await.create_bucket().bucket(&bucket).send().await.unwrap();
+    let bundle = open(json!({"s3": {"bucket": bucket}}), Some(Bundle { target: "T", sources: &[] })).await;
+    let value = SecretValue::new(json!({"p": CANARY}));
+    bundle.commit(&[(SecretPath::parse("db").unwrap(), value)], &[], "T").await.unwrap();
+    crate::no_leak::assert_debug_clean(bundle, CANARY).await;
+}

@@ -23,7 +23,15 @@ fn version_names_the_stores() {
     let mut lines = run.stdout.lines();
     assert!(lines.next().unwrap().starts_with(&format!("vss {} (commit ", env!("CARGO_PKG_VERSION"))));
     assert_eq!(lines.next(), Some(format!("stores: {}", vss::store::StoreConfig::KINDS.join(", ")).as_str()));
-    assert!(vss::store::StoreConfig::KINDS.contains(&"file"));
+    // The compiled-in stores are exactly the built features' stores, in list order.
+    let mut expected = vec!["file"];
+    if cfg!(feature = "vault") {
+        expected.push("vault");
+    }
+    if cfg!(feature = "aws") {
+        expected.extend(["aws", "s3"]);
+    }
+    assert_eq!(vss::store::StoreConfig::KINDS, expected.as_slice());
 }
 
 #[test]

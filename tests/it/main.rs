@@ -19,7 +19,7 @@ mod common;
 mod config_errors;
 mod conformance;
 mod examples;
-mod no_leak;
+pub mod no_leak;
 mod pipeline_file;
 mod properties;
 mod quickstart;

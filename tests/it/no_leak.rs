@@ -96,3 +96,63 @@ fn error_paths_print_no_value() {
     assert_eq!(run.code, 2, "{}", run.transcript());
     assert_clean("unwritable target", &run);
 }
+
+/// `Debug` of everything that holds, or has seen, a value prints none: the config (with
+/// credentials), every store and handle after reading and writing canaries, the sessions,
+/// the live state, and the run's outcome.
+#[tokio::test]
+async fn debug_formatting_prints_no_value() {
+    use std::sync::Arc;
+    use vss::engine::handle::Handle;
+    use vss::engine::{NoProgress, RunOptions};
+    use vss::store::stats::Stats;
+    use vss::store::{AnyStore, OpenContext, Sessions, Store};
+
+    let ws = setup();
+    let config_text = std::fs::read_to_string(ws.path("vss.yaml")).unwrap();
+    ws.write(
+        "vss.yaml",
+        &format!(
+            "vault: {{auth: {{approle: {{role_id: {CANARY}-role, secret_id: {CANARY}-secret}}}}}}\naws: {{external_id: {CANARY}-external}}\n{config_text}"
+        ),
+    );
+    let config = vss::config::load(&ws.path("vss.yaml"), &|_| None).expect("a valid config");
+    let mut seen = vec![format!("{config:?}")];
+    let options = RunOptions { dry_run: false, merge: true, sync: true, targets: None, parallel: None };
+    let outcome = vss::engine::run(&config, &options, Arc::new(NoProgress)).await;
+    assert!(outcome.targets.iter().all(|t| t.error.is_none()), "{outcome:?}");
+    seen.push(format!("{outcome:?}"));
+    let (stats, sessions) = (Stats::default(), Sessions::default());
+    let ctx =
+        OpenContext { base_dir: &config.base_dir, stats: &stats, defaults: &config.defaults, sessions: &sessions };
+    let stores =
+        config.sources.iter().map(|s| &s.store).chain(config.targets.iter().filter_map(|t| t.destination.as_ref()));
+    for store_config in stores {
+        let store = AnyStore::open(store_config, &ctx, None).await.unwrap();
+        let paths = store.list().await.unwrap();
+        let read = store.read(&paths[0]).await.unwrap();
+        assert!(read.is_some_and(|r| format!("{:?}", r.value()).contains("redacted")));
+        store
+            .write(&paths[0], &vss::secret::SecretValue::new(serde_json::json!({"k": format!("{CANARY}-w")})), "T")
+            .await
+            .unwrap();
+        seen.push(format!("{store:?}"));
+        let handle = Handle::new(store, Arc::new(tokio::sync::Semaphore::new(1)), 1);
+        let state = handle.read_state().await.unwrap();
+        seen.push(format!("{handle:?} {state:?} {sessions:?} {:?}", config.defaults));
+    }
+    for text in seen {
+        assert!(!text.contains(CANARY), "a canary in Debug output:\n{text}");
+    }
+}
+
+/// Reads everything `store` holds (`canary` is in its values), then checks that `Debug` of
+/// the store, its handle and what was read prints no canary. Used by the server tests.
+pub async fn assert_debug_clean(store: vss::store::AnyStore, canary: &str) {
+    use std::sync::Arc;
+    let handle = vss::engine::handle::Handle::new(store, Arc::new(tokio::sync::Semaphore::new(4)), 4);
+    let state = handle.read_state().await.unwrap();
+    assert!(!state.is_empty(), "the store holds the canaries");
+    let text = format!("{handle:?} {state:?}");
+    assert!(!text.contains(canary), "a canary in Debug output:\n{text}");
+}

@@ -636,6 +636,33 @@ async fn no_value_from_vault_is_ever_printed() {
     };
     check("first runs", &ws);
     assert!(std::fs::read_to_string(ws.path("out/app/db.json")).unwrap().contains(CANARY), "the values did arrive");
+    let source = open(&vault_config(json!({"path": format!("secret/{u}/src")})), &s).await.unwrap();
+    crate::no_leak::assert_debug_clean(source, CANARY).await;
     one.put_secret(&format!("secret/{u}/src/app/db"), json!({"password": format!("{CANARY}-changed")})).await;
     check("after a change", &ws);
+}
+
+#[test]
+fn a_value_vault_cannot_hold_is_refused_when_the_plan_is_made() {
+    let s = servers();
+    let ws = Workspace::new();
+    let folder = unique("unfit");
+    ws.write("s.yaml", "app/db: {user: app}\napp/token: just-a-string\n");
+    ws.write(
+        "vss.yaml",
+        &format!(
+            "vault: {{address: \"${{VSS_TEST_VAULT_ADDR}}\", auth: {{token: \"${{VSS_TEST_VAULT_TOKEN}}\"}}}}\nsource: {{file: {{path: s.yaml}}}}\ntargets: {{T: {{vault: {{path: secret/{folder}}}}}}}\n"
+        ),
+    );
+    for args in [&["pipeline", "--dry-run", "--output", "json"][..], &["pipeline", "--output", "json"][..]] {
+        let run = run_vss(&ws, &s, args);
+        assert_eq!(run.code, 2, "{}", run.transcript());
+        let error = &run.json()["errors"][0];
+        assert_eq!(error["kind"], "invalid", "{error}");
+        assert_eq!(error["store"], "vault", "{error}");
+        let message = error["message"].as_str().unwrap();
+        assert!(message.contains("secret `app/token` cannot be written: it is not an object"), "{message}");
+        assert!(!message.contains("just-a-string"), "no value in errors: {message}");
+        assert_eq!(calls(&run.json(), "vault")["write"], 0, "nothing is written, not even the object");
+    }
 }

@@ -172,15 +172,11 @@ impl SecretsManagerStore {
     }
 
     fn name(&self, path: &SecretPath) -> String {
-        format!("{}{}", self.prefix, path.as_str())
+        name_of(&self.prefix, path)
     }
 
-    /// The path of a secret name, when the name is ours: it starts with the prefix and
-    /// maps back to exactly the same name.
     fn path_of(&self, name: &str) -> Option<SecretPath> {
-        let relative = name.strip_prefix(&self.prefix)?;
-        let path = SecretPath::parse(relative).ok()?;
-        (self.name(&path) == name).then_some(path)
+        path_of(&self.prefix, name)
     }
 
     fn classify<E, R>(&self, error: &SdkError<E, R>, action: &str, resource: &str) -> Classified
@@ -250,6 +246,19 @@ impl SecretsManagerStore {
         self.listed.lock().unwrap_or_else(|e| e.into_inner()).insert(path.clone(), listed.clone());
         Ok(Some(listed))
     }
+}
+
+/// The secret name of `path`: `prefix + path`.
+fn name_of(prefix: &str, path: &SecretPath) -> String {
+    format!("{prefix}{}", path.as_str())
+}
+
+/// The path of a secret name, when the name is ours: it starts with the prefix and maps
+/// back to exactly the same name.
+fn path_of(prefix: &str, name: &str) -> Option<SecretPath> {
+    let relative = name.strip_prefix(prefix)?;
+    let path = SecretPath::parse(relative).ok()?;
+    (name_of(prefix, &path) == name).then_some(path)
 }
 
 /// A Secrets Manager value as JSON: `SecretString` parsed (a string that is not JSON stays
@@ -671,11 +680,7 @@ mod tests {
 
     #[test]
     fn names_map_to_paths_only_when_they_round_trip() {
-        let store_prefix = |prefix: &str, name: &str| {
-            let relative = name.strip_prefix(prefix)?;
-            let path = SecretPath::parse(relative).ok()?;
-            (format!("{prefix}{}", path.as_str()) == name).then_some(path)
-        };
+        let store_prefix = path_of;
         assert_eq!(store_prefix("app/", "app/db").map(|p| p.to_string()), Some("db".into()));
         assert_eq!(store_prefix("", "/foo"), None, "`/foo` is not the secret `foo`");
         assert_eq!(store_prefix("/app/", "/app/db").map(|p| p.to_string()), Some("db".into()));

@@ -46,6 +46,7 @@ pub mod error;
 pub mod flatten;
 pub mod graph;
 pub mod merge;
+pub mod plan;
 pub mod report;
 pub mod run;
 pub mod secret;

@@ -11,10 +11,12 @@ use crate::cli::{Cli, Command, GraphArgs, GraphFormat, Output, PipelineArgs, Val
 use crate::config::{Config, ConfigError};
 use crate::diagnostic::suggest;
 use crate::engine::{self, NoProgress, Phase, Progress, RunOptions};
-use crate::error::{ErrorKind, Exit};
-use crate::report::{self, Report, human::Style};
+use crate::error::{ErrorKind, Exit, Failure};
+use crate::plan::Plan;
+use crate::report::validate::Validation;
+use crate::report::{self, ErrorEntry, Report, human::Style};
 use crate::secret::Fingerprinter;
-use crate::store::StoreConfig;
+use crate::store::{Sessions, StoreConfig};
 
 /// Runs `vss` with the process's arguments and returns the exit code.
 pub fn run() -> i32 {
@@ -87,140 +89,119 @@ fn load(path: &Path) -> Result<Config, ConfigError> {
     crate::config::load(path, &|name| std::env::var(name).ok())
 }
 
-/// Expands dynamic targets (a plan-time call to AWS Organizations), when the config has any.
-fn plan(config: &mut Config) -> Result<(), String> {
-    #[cfg(feature = "aws")]
-    if !config.dynamic.is_empty() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-        let sessions = crate::store::aws::AwsSessions::default();
-        return runtime.block_on(crate::store::aws::organizations::expand(config, &sessions));
+/// The plan of `config`: its dynamic targets discovered (contacting the stores that
+/// discover them, when there are any), or not when `offline`.
+fn plan(config: &Config, offline: bool) -> Result<Plan<'_>, Failure> {
+    if offline || config.dynamic.is_empty() {
+        return Ok(if offline { Plan::offline(config) } else { Plan { discovered: true, ..Plan::offline(config) } });
     }
-    let _ = config;
-    Ok(())
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(ErrorKind::Internal, format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(Plan::build(config, &Sessions::default()))
 }
 
-/// Reports a bad config in the chosen format: diagnostics always on stderr, and on stdout
-/// the format's own error shape.
-fn config_failure(error: &ConfigError, output: Output, dry_run: bool) -> Exit {
-    print_err(&error.to_string());
+/// Reports errors found before any target ran, in the chosen format: `stderr` (the
+/// rendered diagnostics, or the message) on stderr, and on stdout the format's own shape.
+fn failed(errors: Vec<ErrorEntry>, stderr: &str, output: Output, dry_run: bool) -> Exit {
+    print_err(stderr);
     match output {
         Output::Human => {}
-        Output::Json => print_out(&report::json::render(&Report::from_config_error(error, dry_run))),
-        Output::Github => {
-            report::config_error_entries(error).iter().for_each(|e| print_out(&report::github::error_annotation(e)))
-        }
-        Output::Compact => {
-            let n = error.diagnostics.len();
-            print_out(&format!("FAILED: {n} config error{}\n", if n == 1 { "" } else { "s" }));
-        }
+        Output::Json => print_out(&report::json::render(&Report::from_errors(errors, dry_run))),
+        Output::Github => errors.iter().for_each(|e| print_out(&report::github::error_annotation(e))),
+        Output::Compact => print_out(&report::compact::failed(&errors)),
     }
     Exit::Error
 }
 
-fn validate(args: ValidateArgs) -> Exit {
-    let offline = args.offline;
-    let loaded =
-        load(&args.config.config).map(|mut config| if offline { Ok(()) } else { plan(&mut config) }.map(|()| config));
-    let loaded = match loaded {
-        Ok(Err(message)) if args.output == Output::Json => {
-            print_err(&format!("error: {message}\n"));
-            let doc = serde_json::json!({"valid": false, "errors": [{"message": message}]});
-            print_out(&format!("{}\n", serde_json::to_string_pretty(&doc).expect("JSON serializes")));
-            return Exit::Error;
-        }
-        Ok(Err(message)) => return usage_failure(message, args.output, false),
-        Ok(Ok(config)) => Ok(config),
-        Err(e) => Err(e),
-    };
-    match loaded {
-        Err(error) if args.output == Output::Json => {
-            print_err(&error.to_string());
-            let doc = serde_json::json!({"valid": false, "errors": report::config_error_entries(&error)});
-            print_out(&format!("{}\n", serde_json::to_string_pretty(&doc).expect("JSON serializes")));
-            Exit::Error
-        }
-        Err(error) => config_failure(&error, args.output, false),
-        Ok(config) => {
-            let summary = format!(
-                "{}: valid ({} source{}, {} target{}, {} level{})\n",
-                config.file.name,
-                config.sources.len(),
-                plural(config.sources.len()),
-                config.targets.len(),
-                plural(config.targets.len()),
-                config.graph.by_level().len(),
-                plural(config.graph.by_level().len()),
-            );
-            match args.output {
-                Output::Json => print_out("{\n  \"valid\": true,\n  \"errors\": []\n}\n"),
-                Output::Github => print_out(&format!("::notice title=vss::{}", summary)),
-                Output::Human | Output::Compact => print_out(&summary),
-            }
-            Exit::Ok
-        }
-    }
+/// Reports a bad config (see [`failed`]).
+fn config_failure(error: &ConfigError, output: Output, dry_run: bool) -> Exit {
+    failed(report::config_error_entries(error), &error.to_string(), output, dry_run)
 }
 
-fn plural(n: usize) -> &'static str {
-    if n == 1 { "" } else { "s" }
+fn validate(args: ValidateArgs) -> Exit {
+    let config = match load(&args.config.config) {
+        Ok(config) => config,
+        Err(error) => {
+            print_err(&error.to_string());
+            return show_validation(&Validation::invalid(report::config_error_entries(&error)), args.output);
+        }
+    };
+    let plan = match plan(&config, args.offline) {
+        Ok(plan) => plan,
+        Err(failure) => {
+            print_err(&format!("error: {failure}\n"));
+            return show_validation(&Validation::invalid(vec![ErrorEntry::of_failure(&failure)]), args.output);
+        }
+    };
+    let levels = plan.graph.by_level().len();
+    show_validation(
+        &Validation::valid(&config.file.name, config.sources.len(), plan.targets.len(), levels),
+        args.output,
+    )
+}
+
+fn show_validation(validation: &Validation, output: Output) -> Exit {
+    print_out(&match output {
+        Output::Json => report::validate::json(validation),
+        Output::Github => report::validate::github(validation),
+        Output::Human | Output::Compact => report::validate::text(validation),
+    });
+    if validation.valid { Exit::Ok } else { Exit::Error }
 }
 
 fn graph(args: GraphArgs) -> Exit {
-    match load(&args.config.config) {
-        Err(error) => config_failure(&error, Output::Human, false),
-        Ok(mut config) => {
-            if !args.offline
-                && let Err(message) = plan(&mut config)
-            {
-                return usage_failure(message, Output::Human, false);
-            }
-            print_out(&match args.format {
-                GraphFormat::Text => report::graph::text(&config),
-                GraphFormat::Dot => report::graph::dot(&config),
-                GraphFormat::Json => report::graph::json(&config),
-            });
-            Exit::Ok
+    let config = match load(&args.config.config) {
+        Ok(config) => config,
+        Err(error) => return config_failure(&error, Output::Human, false),
+    };
+    let plan = match plan(&config, args.offline) {
+        Ok(plan) => plan,
+        Err(failure) => {
+            return failed(
+                vec![ErrorEntry::of_failure(&failure)],
+                &format!("error: {failure}\n"),
+                Output::Human,
+                false,
+            );
         }
-    }
+    };
+    print_out(&match args.format {
+        GraphFormat::Text => report::graph::text(&plan),
+        GraphFormat::Dot => report::graph::dot(&plan),
+        GraphFormat::Json => report::graph::json(&plan),
+    });
+    Exit::Ok
 }
 
 /// A usage error found after parsing (unknown `--targets` name, impossible phase choice).
 fn usage_failure(message: String, output: Output, dry_run: bool) -> Exit {
-    failure(ErrorKind::Usage, message, output, dry_run)
-}
-
-/// A failure before any target ran, of `kind`.
-fn failure(kind: ErrorKind, message: String, output: Output, dry_run: bool) -> Exit {
-    print_err(&format!("error: {message}\n"));
-    match output {
-        Output::Human => {}
-        Output::Json => print_out(&report::json::render(&Report::from_message(kind, message, dry_run))),
-        Output::Github => print_out(&format!("::error title=vss::{message}\n")),
-        Output::Compact => print_out("FAILED: 1 error\n"),
-    }
-    Exit::Error
+    let entry = ErrorEntry::message(ErrorKind::Usage, message.clone());
+    failed(vec![entry], &format!("error: {message}\n"), output, dry_run)
 }
 
 fn pipeline(args: PipelineArgs, color: bool, quiet: bool) -> Exit {
-    let mut config = match load(&args.config.config) {
+    let config = match load(&args.config.config) {
         Ok(config) => config,
         Err(error) => return config_failure(&error, args.output, args.dry_run),
     };
-    if let Err(message) = plan(&mut config) {
-        return usage_failure(message, args.output, args.dry_run);
-    }
+    let plan = match plan(&config, false) {
+        Ok(plan) => plan,
+        Err(failure) => {
+            let stderr = format!("error: {failure}\n");
+            return failed(vec![ErrorEntry::of_failure(&failure)], &stderr, args.output, args.dry_run);
+        }
+    };
     let targets = match &args.targets {
         None => None,
         Some(names) => {
             let mut ids = Vec::new();
             for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
-                match config.target_named(name) {
+                match plan.target_named(name) {
                     Some(id) => ids.push(id),
                     None => {
-                        let hint = suggest(name, config.targets.iter().map(|t| t.name.as_str()))
+                        let hint = suggest(name, plan.targets.iter().map(|t| t.name.as_str()))
                             .map(|s| format!(" (did you mean `{s}`?)"))
                             .unwrap_or_default();
                         return usage_failure(
@@ -258,7 +239,7 @@ fn pipeline(args: PipelineArgs, color: bool, quiet: bool) -> Exit {
         Ok(rt) => rt,
         Err(e) => return usage_failure(format!("cannot start the async runtime: {e}"), args.output, args.dry_run),
     };
-    let outcome = runtime.block_on(engine::run(&config, &options, progress.clone()));
+    let outcome = runtime.block_on(engine::run(&plan, &options, progress.clone()));
     drop(progress);
     let report = Report::from_outcome(&outcome, &Fingerprinter::from_env(), args.show_unchanged);
     match args.output {

@@ -37,10 +37,34 @@ pub struct Config {
     pub targets: Vec<Target>,
     /// Dependencies, levels and execution order.
     pub graph: Graph,
-    /// Templates of targets discovered at plan time ([`crate::store::aws::organizations::expand`] turns them
-    /// into targets).
+    /// Templates of targets discovered at plan time ([`crate::plan::Plan::build`] turns
+    /// them into targets).
+    pub dynamic: Vec<DynamicTarget>,
+}
+
+/// A validated dynamic target: the template every discovered target follows.
+#[derive(Clone, Debug)]
+pub struct DynamicTarget {
+    /// The `dynamic_targets` key.
+    pub name: String,
+    /// The parent of every discovered target.
+    pub inherits: Option<TargetId>,
+    /// What every discovered target imports.
+    pub imports: Vec<Import>,
+    /// Merge semantics.
+    pub merge: MergeOptions,
+    /// Where the template is written.
+    pub span: crate::span::Span,
+    /// Where the targets come from, and where each syncs.
+    pub discovery: Discovery,
+}
+
+/// Where a dynamic target's targets come from.
+#[derive(Clone, Debug)]
+pub enum Discovery {
+    /// One per account of an AWS Organizations OU.
     #[cfg(feature = "aws")]
-    pub dynamic: Vec<crate::store::aws::organizations::DynamicTarget>,
+    Organizations(crate::store::aws::organizations::OrganizationsSpec),
 }
 
 /// `pipeline.merge`, with defaults applied.

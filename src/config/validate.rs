@@ -282,6 +282,8 @@ impl Checker<'_> {
             targets.push(Target { name: name.value.clone(), inherits, imports, destination, merge });
         }
 
+        #[cfg(not(feature = "aws"))]
+        let dynamic = Vec::new();
         #[cfg(feature = "aws")]
         let dynamic = self.dynamic_targets(
             raw.dynamic_targets.unwrap_or_default(),
@@ -314,7 +316,6 @@ impl Checker<'_> {
             sources: sources.into_iter().map(|(_, s)| s).collect(),
             targets,
             graph: graph?,
-            #[cfg(feature = "aws")]
             dynamic,
         })
     }
@@ -407,7 +408,7 @@ impl Checker<'_> {
         targets: &BTreeMap<&str, TargetId>,
         broken: &[String],
         defaults: MergeOptions,
-    ) -> Vec<crate::store::aws::organizations::DynamicTarget> {
+    ) -> Vec<crate::config::model::DynamicTarget> {
         let mut out = Vec::new();
         for (name, spec) in raw {
             if !valid_name(&name.value) {
@@ -422,15 +423,8 @@ impl Checker<'_> {
                     format!("`{}` is already the name of a source or target", name.value),
                 ));
             }
+            let span = spec.span;
             let Lenient(Some(spec)) = spec.value else { continue };
-            let aws = self.defaults.get::<crate::store::aws::secrets_manager::SecretsManagerStore>();
-            if aws.execution_role_pattern.is_none() {
-                let _ = aws;
-                self.error(
-                    Diagnostic::at(name.span, format!("dynamic targets `{}` cannot reach their accounts", name.value))
-                        .with_label("set the top-level `aws.execution_role_pattern`"),
-                );
-            }
             let names = Names { sources, targets, broken };
             let inherits = self.resolve_parent(spec.inherits.as_ref(), &names).map(|(id, _)| id);
             let imports =
@@ -441,18 +435,20 @@ impl Checker<'_> {
                         .with_label("add `imports` or `inherits`"),
                 );
             }
-            if spec.discovery.organizations.ou.value.trim().is_empty() {
-                self.error(Diagnostic::at(spec.discovery.organizations.ou.span, "`ou` is empty"));
-            }
-            out.push(crate::store::aws::organizations::DynamicTarget {
-                name: name.value,
-                inherits,
-                imports,
-                merge: merge_options(spec.merge.as_ref().and_then(|m| m.0.as_ref()), defaults),
+            let organizations = crate::store::aws::organizations::OrganizationsSpec {
                 discovery: spec.discovery,
                 exclude: spec.exclude.unwrap_or_default(),
                 prefix: spec.prefix,
                 region: spec.region,
+            };
+            organizations.check(self.diagnostics);
+            out.push(crate::config::model::DynamicTarget {
+                name: name.value,
+                inherits,
+                imports,
+                merge: merge_options(spec.merge.as_ref().and_then(|m| m.0.as_ref()), defaults),
+                span,
+                discovery: crate::config::model::Discovery::Organizations(organizations),
             });
         }
         out

@@ -7,12 +7,12 @@ use std::sync::{Arc, Mutex};
 use futures::StreamExt;
 use tokio::sync::{OnceCell, Semaphore};
 
-use crate::config::Config;
 use crate::config::model::{Import, SourceId, TargetId};
 use crate::engine::handle::Handle;
 use crate::engine::open_store;
 use crate::error::{ErrorKind, Failure};
 use crate::merge::merge_all;
+use crate::plan::Plan;
 use crate::secret::SecretMap;
 use crate::store::OpenContext;
 
@@ -21,7 +21,7 @@ pub type Resolved = Result<Arc<SecretMap>, Failure>;
 
 /// Computes and caches desired states.
 pub struct Resolver<'c> {
-    config: &'c Config,
+    plan: &'c Plan<'c>,
     ctx: OpenContext<'c>,
     limiter: Arc<Semaphore>,
     parallel: usize,
@@ -31,14 +31,14 @@ pub struct Resolver<'c> {
 
 impl<'c> Resolver<'c> {
     /// A resolver whose source reads make at most `parallel` calls at once.
-    pub fn new(config: &'c Config, ctx: OpenContext<'c>, parallel: usize) -> Self {
+    pub fn new(plan: &'c Plan<'c>, ctx: OpenContext<'c>, parallel: usize) -> Self {
         Self {
-            config,
+            plan,
             ctx,
             limiter: Arc::new(Semaphore::new(parallel.max(1))),
             parallel,
-            sources: config.sources.iter().map(|_| OnceCell::new()).collect(),
-            targets: Mutex::new(vec![None; config.targets.len()]),
+            sources: plan.config.sources.iter().map(|_| OnceCell::new()).collect(),
+            targets: Mutex::new(vec![None; plan.targets.len()]),
         }
     }
 
@@ -46,7 +46,7 @@ impl<'c> Resolver<'c> {
     pub async fn source(&self, id: SourceId) -> Resolved {
         self.sources[id.0]
             .get_or_init(|| async {
-                let source = self.config.source(id);
+                let source = self.plan.source(id);
                 let read = async {
                     let store = open_store(&source.store, &self.ctx, None).await?;
                     Handle::new(store, self.limiter.clone(), self.parallel).read_state().await
@@ -70,10 +70,10 @@ impl<'c> Resolver<'c> {
     /// Resolves `targets` and everything they need, level by level, each level
     /// concurrently.
     pub async fn resolve_all(&self, targets: &[TargetId]) {
-        let closure = self.config.graph.closure(targets);
+        let closure = self.plan.graph.closure(targets);
         let mut levels: Vec<Vec<TargetId>> = Vec::new();
         for t in closure {
-            let level = self.config.graph.levels[t.0];
+            let level = self.plan.graph.levels[t.0];
             if levels.len() <= level {
                 levels.resize_with(level + 1, Vec::new);
             }
@@ -108,7 +108,7 @@ impl<'c> Resolver<'c> {
     }
 
     fn dependency(&self, target: TargetId) -> Resolved {
-        let name = &self.config.target(target).name;
+        let name = &self.plan.target(target).name;
         match self.cached(target) {
             Some(Ok(map)) => Ok(map),
             Some(Err(_)) => {
@@ -122,7 +122,7 @@ impl<'c> Resolver<'c> {
     }
 
     async fn compute(&self, id: TargetId) -> Resolved {
-        let target = self.config.target(id);
+        let target = self.plan.target(id);
         let base = match target.inherits {
             Some(parent) => (*self.dependency(parent)?).clone(),
             None => SecretMap::new(),

@@ -8,16 +8,16 @@ use std::sync::Arc;
 use futures::StreamExt;
 use tokio::sync::Semaphore;
 
-use crate::config::Config;
 use crate::config::model::TargetId;
 use crate::engine::desired::Resolver;
 use crate::engine::handle::Handle;
 use crate::engine::{Phase, Place, Progress, TargetOutcome, open_store, reconcile};
+use crate::plan::Plan;
 use crate::store::{Bundle, OpenContext};
 
 /// Merges `targets` (a dependency-closed set), level by level.
 pub async fn run(
-    config: &Config,
+    plan: &Plan<'_>,
     resolver: &Resolver<'_>,
     targets: &[TargetId],
     dry_run: bool,
@@ -25,21 +25,21 @@ pub async fn run(
     parallel: usize,
     progress: &dyn Progress,
 ) -> Vec<TargetOutcome> {
-    let Some(merge_store) = &config.merge_store else { return Vec::new() };
+    let Some(merge_store) = &plan.config.merge_store else { return Vec::new() };
     let limiter = Arc::new(Semaphore::new(parallel.max(1)));
     let mut outcomes = Vec::new();
-    for level in config.graph.by_level() {
+    for level in plan.graph.by_level() {
         let level: Vec<TargetId> = level.into_iter().filter(|t| targets.contains(t)).collect();
         let results: Vec<TargetOutcome> = futures::stream::iter(level)
             .map(|id| {
                 let limiter = limiter.clone();
                 async move {
-                    let name = &config.target(id).name;
+                    let name = &plan.target(id).name;
                     let location = format!("{}/{name}", merge_store.describe());
                     let result = match resolver.resolve(id).await {
                         Err(failure) => Err((Default::default(), failure)),
                         Ok(desired) => {
-                            let bundle = Bundle { target: name, sources: &config.merged_names(id) };
+                            let bundle = Bundle { target: name, sources: &plan.merged_names(id) };
                             match open_store(merge_store, &ctx, Some(&bundle)).await {
                                 Ok(store) => {
                                     let place = Place { store: merge_store.kind(), location: &location };

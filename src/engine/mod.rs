@@ -17,10 +17,10 @@ pub mod sync_phase;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::Config;
 use crate::config::model::TargetId;
 use crate::diff::TargetDiff;
 use crate::error::{ErrorKind, Failure};
+use crate::plan::Plan;
 use crate::store::retry::RetryPolicy;
 use crate::store::stats::{CallCounts, Stats};
 use crate::store::{AnyStore, Bundle, OpenContext, Sessions, StoreConfig, StoreError};
@@ -107,27 +107,31 @@ pub struct Outcome {
 }
 
 /// Runs the pipeline.
-pub async fn run(config: &Config, options: &RunOptions, progress: Arc<dyn Progress>) -> Outcome {
+pub async fn run(plan: &Plan<'_>, options: &RunOptions, progress: Arc<dyn Progress>) -> Outcome {
     let started = Instant::now();
     let stats = Stats::default();
     let sessions = Sessions::default();
-    let ctx =
-        OpenContext { base_dir: &config.base_dir, stats: &stats, defaults: &config.defaults, sessions: &sessions };
-    let selected: Vec<TargetId> = options.targets.clone().unwrap_or_else(|| config.graph.order.clone());
-    let to_sync: Vec<TargetId> = config
+    let ctx = OpenContext {
+        base_dir: &plan.config.base_dir,
+        stats: &stats,
+        defaults: &plan.config.defaults,
+        sessions: &sessions,
+    };
+    let selected: Vec<TargetId> = options.targets.clone().unwrap_or_else(|| plan.graph.order.clone());
+    let to_sync: Vec<TargetId> = plan
         .graph
         .order
         .iter()
         .copied()
-        .filter(|t| selected.contains(t) && config.target(*t).destination.is_some())
+        .filter(|t| selected.contains(t) && plan.target(*t).destination.is_some())
         .collect();
-    let merging = options.merge && config.merge_store.is_some();
-    let to_merge: Vec<TargetId> = if merging { config.graph.closure(&selected) } else { Vec::new() };
+    let merging = options.merge && plan.config.merge_store.is_some();
+    let to_merge: Vec<TargetId> = if merging { plan.graph.closure(&selected) } else { Vec::new() };
     progress.start(to_merge.len() + if options.sync { to_sync.len() } else { 0 });
 
-    let merge_parallel = options.parallel.unwrap_or(config.merge.parallel);
-    let sync_parallel = options.parallel.unwrap_or(config.sync.parallel);
-    let resolver = desired::Resolver::new(config, ctx, merge_parallel);
+    let merge_parallel = options.parallel.unwrap_or(plan.config.merge.parallel);
+    let sync_parallel = options.parallel.unwrap_or(plan.config.sync.parallel);
+    let resolver = desired::Resolver::new(plan, ctx, merge_parallel);
     tracing::info!(
         merge = to_merge.len(),
         sync = if options.sync { to_sync.len() } else { 0 },
@@ -137,12 +141,11 @@ pub async fn run(config: &Config, options: &RunOptions, progress: Arc<dyn Progre
     let mut outcomes = Vec::new();
     if merging {
         outcomes.extend(
-            merge_phase::run(config, &resolver, &to_merge, options.dry_run, ctx, merge_parallel, progress.as_ref())
-                .await,
+            merge_phase::run(plan, &resolver, &to_merge, options.dry_run, ctx, merge_parallel, progress.as_ref()).await,
         );
     }
     if options.sync {
-        let source = if merging || config.merge_store.is_none() {
+        let source = if merging || plan.config.merge_store.is_none() {
             sync_phase::DesiredFrom::Resolver(&resolver)
         } else {
             sync_phase::DesiredFrom::Bundles
@@ -151,7 +154,7 @@ pub async fn run(config: &Config, options: &RunOptions, progress: Arc<dyn Progre
             outcomes.iter().filter(|o| o.error.is_some()).map(|o| o.target.clone()).collect();
         outcomes.extend(
             sync_phase::run(
-                config,
+                plan,
                 source,
                 &to_sync,
                 &merge_failed,

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use futures::StreamExt;
 use tokio::sync::Semaphore;
 
-use crate::config::Config;
 use crate::config::model::TargetId;
 use crate::engine::desired::Resolver;
 use crate::engine::desired::values_of;
 use crate::engine::handle::Handle;
 use crate::engine::{Phase, Place, Progress, TargetOutcome, open_store, reconcile};
 use crate::error::{ErrorKind, Failure};
+use crate::plan::Plan;
 use crate::secret::SecretMap;
 use crate::store::{Bundle, OpenContext};
 
@@ -28,7 +28,7 @@ pub enum DesiredFrom<'r, 'c> {
 /// Syncs `targets`; targets in `merge_failed` are reported as not synced.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
-    config: &Config,
+    plan: &Plan<'_>,
     from: DesiredFrom<'_, '_>,
     targets: &[TargetId],
     merge_failed: &[String],
@@ -46,7 +46,7 @@ pub async fn run(
         .map(|(position, id)| {
             let limiter = limiter.clone();
             async move {
-                let target = config.target(id);
+                let target = plan.target(id);
                 let destination = target.destination.as_ref().expect("only targets with a destination are synced");
                 let location = destination.describe();
                 let result = async {
@@ -60,7 +60,7 @@ pub async fn run(
                         DesiredFrom::Resolver(resolver) => {
                             resolver.resolve(id).await.map_err(|e| (Default::default(), e))?
                         }
-                        DesiredFrom::Bundles => read_bundle(config, &ctx, id, limiter.clone(), parallel)
+                        DesiredFrom::Bundles => read_bundle(plan, &ctx, id, limiter.clone(), parallel)
                             .await
                             .map_err(|e| (Default::default(), e))?,
                     };
@@ -72,7 +72,7 @@ pub async fn run(
                         &Handle::new(store, limiter, parallel),
                         &desired,
                         &target.name,
-                        config.sync.delete_orphans,
+                        plan.config.sync.delete_orphans,
                         dry_run,
                         Place { store: destination.kind(), location: &location },
                     )
@@ -98,15 +98,15 @@ pub async fn run(
 /// A target's bundle, read back from the merge store. An empty bundle is an error: it means
 /// MERGE never ran for this target, and syncing nothing could delete everything.
 async fn read_bundle(
-    config: &Config,
+    plan: &Plan<'_>,
     ctx: &OpenContext<'_>,
     id: TargetId,
     limiter: Arc<Semaphore>,
     parallel: usize,
 ) -> Result<Arc<SecretMap>, Failure> {
-    let merge_store = config.merge_store.as_ref().expect("bundles are read only with a merge store");
-    let target = &config.target(id).name;
-    let bundle = Bundle { target, sources: &config.merged_names(id) };
+    let merge_store = plan.config.merge_store.as_ref().expect("bundles are read only with a merge store");
+    let target = &plan.target(id).name;
+    let bundle = Bundle { target, sources: &plan.merged_names(id) };
     let location = format!("{}/{target}", merge_store.describe());
     let store = open_store(merge_store, ctx, Some(&bundle))
         .await

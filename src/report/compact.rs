@@ -1,15 +1,37 @@
 //! `--output compact`: one line, `ZERO-SUM: 43 unchanged`, `CHANGES: +5 ~2 -0 =43`, or
-//! `FAILED: 1 target failed, +5 ~2 -0 =43`.
+//! `FAILED: 1 error, +5 ~2 -0 =43`; ` ?N` follows the counts when N secrets are
+//! unverified (their store does not return values).
 
-use crate::report::Report;
+use crate::error::ErrorKind;
+use crate::report::{ErrorEntry, Report};
 
 /// Renders the report.
 pub fn render(report: &Report) -> String {
     let s = &report.summary;
-    let counts = format!("+{} ~{} -{} ={}", s.added, s.modified, s.removed, s.unchanged);
+    let mut counts = format!("+{} ~{} -{} ={}", s.added, s.modified, s.removed, s.unchanged);
+    if s.unverified > 0 {
+        counts.push_str(&format!(" ?{}", s.unverified));
+    }
     if !report.errors.is_empty() {
         let failed = report.errors.len();
-        return format!("FAILED: {failed} error{}, {counts}\n", if failed == 1 { "" } else { "s" });
+        return format!("FAILED: {failed} error{}, {counts}\n", plural(failed));
     }
-    if s.changes() == 0 { format!("ZERO-SUM: {} unchanged\n", s.unchanged) } else { format!("CHANGES: {counts}\n") }
+    if s.changes() == 0 && s.unverified == 0 {
+        format!("ZERO-SUM: {} unchanged\n", s.unchanged)
+    } else if s.changes() == 0 {
+        format!("ZERO-SUM: {counts}\n")
+    } else {
+        format!("CHANGES: {counts}\n")
+    }
+}
+
+/// The line of a run that stopped before any target ran: `FAILED: 2 config errors`.
+pub fn failed(errors: &[ErrorEntry]) -> String {
+    let n = errors.len();
+    let what = if errors.iter().all(|e| e.kind == ErrorKind::Config) { "config error" } else { "error" };
+    format!("FAILED: {n} {what}{}\n", plural(n))
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }

@@ -41,17 +41,20 @@ pub fn error_annotation(e: &ErrorEntry) -> String {
     format!("::error {}::{}\n", props.join(","), escape_data(&e.message))
 }
 
+/// A `::notice` annotation titled `vss`.
+pub fn notice(message: &str) -> String {
+    format!("::notice title=vss::{}\n", escape_data(message))
+}
+
 /// Renders the report for stdout.
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
     for t in &report.targets {
         let phase = t.phase.as_str();
         let s = &t.summary;
-        let _ = writeln!(
-            out,
-            "::group::{phase} {} ({}) +{} ~{} -{} ={}",
-            t.name, t.location, s.added, s.modified, s.removed, s.unchanged
-        );
+        let title =
+            format!("{phase} {} ({}) +{} ~{} -{} ={}", t.name, t.location, s.added, s.modified, s.removed, s.unchanged);
+        let _ = writeln!(out, "::group::{}", escape_data(&title));
         for c in &t.changes {
             let mark = match c.change {
                 ChangeKind::Added => '+',
@@ -60,10 +63,10 @@ pub fn render(report: &Report) -> String {
                 ChangeKind::Unchanged => '=',
                 ChangeKind::Unverified => '?',
             };
-            let _ = writeln!(out, "{mark} {}", c.path);
+            let _ = writeln!(out, "{mark} {}", escape_data(c.path.as_str()));
         }
         if t.status == Status::Failed {
-            let _ = writeln!(out, "failed: {}", t.error.as_deref().unwrap_or(""));
+            let _ = writeln!(out, "failed: {}", escape_data(t.error.as_deref().unwrap_or("")));
         }
         let _ = writeln!(out, "::endgroup::");
     }
@@ -74,13 +77,9 @@ pub fn render(report: &Report) -> String {
     let verb = if report.dry_run { "would change" } else { "changed" };
     if report.errors.is_empty() {
         if s.changes() == 0 {
-            let _ = writeln!(out, "::notice title=vss::zero-sum: {} unchanged", s.unchanged);
+            out.push_str(&notice(&format!("zero-sum: {} unchanged", s.unchanged)));
         } else {
-            let _ = writeln!(
-                out,
-                "::notice title=vss::{verb}: +{} ~{} -{} ={}",
-                s.added, s.modified, s.removed, s.unchanged
-            );
+            out.push_str(&notice(&format!("{verb}: +{} ~{} -{} ={}", s.added, s.modified, s.removed, s.unchanged)));
         }
     }
     out

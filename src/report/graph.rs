@@ -4,53 +4,52 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 
-use crate::config::Config;
 use crate::config::model::Import;
 use crate::graph::EdgeKind;
+use crate::plan::Plan;
 
-fn imports(config: &Config, imports: &[Import]) -> Vec<String> {
+fn imports(plan: &Plan<'_>, imports: &[Import]) -> Vec<String> {
     imports
         .iter()
         .map(|i| match *i {
-            Import::Source(s) => config.source(s).name.clone(),
-            Import::Target(t) => config.target(t).name.clone(),
+            Import::Source(s) => plan.source(s).name.clone(),
+            Import::Target(t) => plan.target(t).name.clone(),
         })
         .collect()
 }
 
 /// Text: the execution order by level, each target with what it merges and where it goes.
-pub fn text(config: &Config) -> String {
+pub fn text(plan: &Plan<'_>) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "sources:");
-    for s in &config.sources {
+    for s in &plan.config.sources {
         let _ = writeln!(out, "  {}  ({})", s.name, s.store.describe());
     }
-    if let Some(store) = &config.merge_store {
+    if let Some(store) = &plan.config.merge_store {
         let _ = writeln!(out, "merge store: {}", store.describe());
     }
-    for (level, targets) in config.graph.by_level().iter().enumerate() {
+    for (level, targets) in plan.graph.by_level().iter().enumerate() {
         let _ = writeln!(out, "level {level}:");
         for &id in targets {
-            let t = config.target(id);
+            let t = plan.target(id);
             let mut parts = Vec::new();
             if let Some(parent) = t.inherits {
-                parts.push(format!("inherits {}", config.target(parent).name));
+                parts.push(format!("inherits {}", plan.target(parent).name));
             }
-            let names = imports(config, &t.imports);
+            let names = imports(plan, &t.imports);
             if !names.is_empty() {
                 parts.push(format!("imports {}", names.join(", ")));
             }
-            let dest =
-                t.destination.as_ref().map_or("layer (not synced)".to_string(), |d| format!("-> {}", d.describe()));
+            let defaults = &plan.config.defaults;
+            let dest = t.destination.as_ref().map_or("layer (not synced)".to_string(), |d| match d.route(defaults) {
+                Some(route) => format!("-> {} {route}", d.describe()),
+                None => format!("-> {}", d.describe()),
+            });
             let _ = writeln!(out, "  {}  {}  {dest}", t.name, parts.join("; "));
         }
     }
-    #[cfg(feature = "aws")]
-    for d in &config.dynamic {
-        let org = &d.discovery.organizations;
-        let scope = if org.recursive == Some(true) { " and below" } else { "" };
-        let _ =
-            writeln!(out, "dynamic targets {}: one per account of {}{scope} (not discovered)", d.name, org.ou.value);
+    for (name, discovery) in plan.undiscovered() {
+        let _ = writeln!(out, "dynamic targets {name}: {discovery} (not discovered)");
     }
     out
 }
@@ -61,12 +60,12 @@ fn quote(s: &str) -> String {
 
 /// Graphviz dot: sources as cylinders, targets as boxes (dashed for layers), edges from
 /// what is needed to what needs it.
-pub fn dot(config: &Config) -> String {
+pub fn dot(plan: &Plan<'_>) -> String {
     let mut out = String::from("digraph vss {\n  rankdir=LR;\n");
-    for s in &config.sources {
+    for s in &plan.config.sources {
         let _ = writeln!(out, "  {} [shape=cylinder, label={}];", quote(&format!("source:{}", s.name)), quote(&s.name));
     }
-    for t in &config.targets {
+    for t in &plan.targets {
         let style = if t.destination.is_some() { "solid" } else { "dashed" };
         let _ = writeln!(
             out,
@@ -75,19 +74,16 @@ pub fn dot(config: &Config) -> String {
             quote(&t.name)
         );
     }
-    for t in &config.targets {
+    for t in &plan.targets {
         let to = quote(&format!("target:{}", t.name));
         if let Some(parent) = t.inherits {
-            let _ = writeln!(
-                out,
-                "  {} -> {to} [label=inherits];",
-                quote(&format!("target:{}", config.target(parent).name))
-            );
+            let _ =
+                writeln!(out, "  {} -> {to} [label=inherits];", quote(&format!("target:{}", plan.target(parent).name)));
         }
         for import in &t.imports {
             let from = match *import {
-                Import::Source(s) => format!("source:{}", config.source(s).name),
-                Import::Target(x) => format!("target:{}", config.target(x).name),
+                Import::Source(s) => format!("source:{}", plan.source(s).name),
+                Import::Target(x) => format!("target:{}", plan.target(x).name),
             };
             let _ = writeln!(out, "  {} -> {to} [label=imports];", quote(&from));
         }
@@ -98,53 +94,53 @@ pub fn dot(config: &Config) -> String {
 
 /// JSON: sources, merge store, targets with level, inherits, imports and destination, and
 /// the execution order.
-pub fn json(config: &Config) -> String {
-    let targets: Vec<serde_json::Value> = config
+pub fn json(plan: &Plan<'_>) -> String {
+    let targets: Vec<serde_json::Value> = plan
         .graph
         .order
         .iter()
         .map(|&id| {
-            let t = config.target(id);
-            json!({
+            let t = plan.target(id);
+            let mut target = json!({
                 "name": t.name,
-                "level": config.graph.levels[id.0],
-                "inherits": t.inherits.map(|p| config.target(p).name.clone()),
-                "imports": imports(config, &t.imports),
+                "level": plan.graph.levels[id.0],
+                "inherits": t.inherits.map(|p| plan.target(p).name.clone()),
+                "imports": imports(plan, &t.imports),
                 "destination": t.destination.as_ref().map(|d| d.describe()),
-            })
+            });
+            if let Some(route) = t.destination.as_ref().and_then(|d| d.route(&plan.config.defaults)) {
+                target["route"] = json!(route);
+            }
+            target
         })
         .collect();
-    let edges: Vec<serde_json::Value> = config
+    let edges: Vec<serde_json::Value> = plan
         .graph
         .dependencies
         .iter()
         .map(|d| {
             json!({
-                "from": config.target(d.from).name,
-                "to": config.target(d.to).name,
+                "from": plan.target(d.from).name,
+                "to": plan.target(d.to).name,
                 "kind": match d.kind { EdgeKind::Inherits => "inherits", EdgeKind::Imports => "imports" },
             })
         })
         .collect();
     let doc = json!({
-        "sources": config.sources.iter().map(|s| json!({"name": s.name, "store": s.store.describe()})).collect::<Vec<_>>(),
-        "merge_store": config.merge_store.as_ref().map(|m| m.describe()),
+        "sources": plan.config.sources.iter().map(|s| json!({"name": s.name, "store": s.store.describe()})).collect::<Vec<_>>(),
+        "merge_store": plan.config.merge_store.as_ref().map(|m| m.describe()),
         "targets": targets,
         "dependencies": edges,
-        "order": config.graph.order.iter().map(|&id| config.target(id).name.clone()).collect::<Vec<_>>(),
+        "order": plan.graph.order.iter().map(|&id| plan.target(id).name.clone()).collect::<Vec<_>>(),
     });
-    #[cfg(feature = "aws")]
-    let doc = {
-        let mut doc = doc;
-        if !config.dynamic.is_empty() {
-            doc["dynamic_targets"] = config
-                .dynamic
-                .iter()
-                .map(|d| json!({"name": d.name, "ou": d.discovery.organizations.ou.value, "discovered": false}))
-                .collect();
-        }
-        doc
-    };
+    let mut doc = doc;
+    let undiscovered = plan.undiscovered();
+    if !undiscovered.is_empty() {
+        doc["dynamic_targets"] = undiscovered
+            .into_iter()
+            .map(|(name, discovery)| json!({"name": name, "discovery": discovery, "discovered": false}))
+            .collect();
+    }
     let mut text = serde_json::to_string_pretty(&doc).expect("JSON serializes");
     text.push('\n');
     text

@@ -7,6 +7,7 @@ pub mod github;
 pub mod graph;
 pub mod human;
 pub mod json;
+pub mod validate;
 
 use std::collections::BTreeMap;
 
@@ -16,7 +17,7 @@ use serde::Serialize;
 use crate::config::ConfigError;
 use crate::diff::ChangeKind;
 use crate::engine::{Outcome, Phase};
-use crate::error::ErrorKind;
+use crate::error::{ErrorKind, Failure};
 use crate::secret::Fingerprinter;
 use crate::store::stats::CallCounts;
 
@@ -182,6 +183,16 @@ pub struct ErrorEntry {
 }
 
 impl ErrorEntry {
+    /// A failure found before any target ran (a discovery, say), with its store and hint.
+    pub fn of_failure(failure: &Failure) -> Self {
+        ErrorEntry {
+            store: failure.store.map(str::to_string),
+            location: failure.location.clone(),
+            hint: failure.hint.clone(),
+            ..ErrorEntry::message(failure.kind, failure.message.clone())
+        }
+    }
+
     /// An error that is neither a target's nor in the config file (a bad flag).
     pub fn message(kind: ErrorKind, message: impl Into<String>) -> Self {
         ErrorEntry {
@@ -282,27 +293,15 @@ impl Report {
         }
     }
 
-    /// The report of a run that stopped at a bad config.
-    pub fn from_config_error(error: &ConfigError, dry_run: bool) -> Report {
-        let errors = config_error_entries(error);
+    /// The report of a run that stopped before any target ran: a bad config, a bad flag,
+    /// a failed discovery.
+    pub fn from_errors(errors: Vec<ErrorEntry>, dry_run: bool) -> Report {
         Report {
             dry_run,
             zero_sum: false,
             summary: Summary::default(),
             targets: Vec::new(),
             errors,
-            stats: RunStats::default(),
-        }
-    }
-
-    /// The report of a run that stopped before any target ran (for example a bad flag).
-    pub fn from_message(kind: ErrorKind, message: String, dry_run: bool) -> Report {
-        Report {
-            dry_run,
-            zero_sum: false,
-            summary: Summary::default(),
-            targets: Vec::new(),
-            errors: vec![ErrorEntry::message(kind, message)],
             stats: RunStats::default(),
         }
     }

@@ -309,6 +309,13 @@ pub trait StoreKind: Store + Sized + 'static {
         let _ = (config, role, defaults, span, out);
     }
 
+    /// How a location is reached, when that is worth showing in `vss graph` (the AWS role
+    /// assumed); never contacts the store.
+    fn route(config: &Self::Config, defaults: &Self::Defaults) -> Option<String> {
+        let _ = (config, defaults);
+        None
+    }
+
     /// Rules of its top-level defaults block.
     fn check_defaults(defaults: &Self::Defaults, out: &mut Vec<Diagnostic>) {
         let _ = (defaults, out);
@@ -486,6 +493,13 @@ macro_rules! stores {
             /// A short human description of the location, e.g. `file ./out/prod`.
             pub fn describe(&self) -> String {
                 match self { $( $(#[cfg($cfg)])? StoreConfig::$variant(c) => <$store as StoreKind>::describe(c), )* }
+            }
+
+            /// How the location is reached, when worth showing (the AWS role assumed).
+            pub fn route(&self, defaults: &StoreDefaults) -> Option<String> {
+                match self {
+                    $( $(#[cfg($cfg)])? StoreConfig::$variant(c) => <$store as StoreKind>::route(c, defaults.get::<$store>()), )*
+                }
             }
 
             /// The store's own config rules for this location in `role`.

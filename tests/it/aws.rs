@@ -692,3 +692,57 @@ async fn debug_of_secrets_manager_and_s3_stores_prints_no_value() {
     bundle.commit(&[(SecretPath::parse("db").unwrap(), value)], &[], "T").await.unwrap();
     crate::no_leak::assert_debug_clean(bundle, CANARY).await;
 }
+
+/// The original design's own configs name only `account_id`: no role in the caller's own
+/// account, `OrganizationAccountAccessRole` in any other.
+#[test]
+fn an_account_without_a_role_follows_the_organizations_convention() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let caller = rt.block_on(async {
+        let sts = aws_sdk_sts::Client::new(&sdk(None).await);
+        sts.get_caller_identity().send().await.unwrap().account().unwrap().to_string()
+    });
+    let other = "666666666666";
+    let u = unique("convention");
+    let ws = Workspace::new();
+    ws.write("s.yaml", "app/db: {user: app}\n");
+    ws.write(
+        "vss.yaml",
+        &format!(
+            "aws: {{endpoint_url: \"${{VSS_TEST_AWS_ENDPOINT}}\"}}\nsource: {{file: {{path: s.yaml}}}}\ntargets:\n  Own: {{account_id: \"{caller}\", aws: {{prefix: {u}/own/}}}}\n  Other: {{account_id: \"{other}\", aws: {{prefix: {u}/other/}}}}\n"
+        ),
+    );
+    let valid = run_vss(&ws, &["validate"]);
+    assert_eq!(valid.code, 0, "{}", valid.transcript());
+    let graph = run_vss(&ws, &["graph"]);
+    assert!(
+        graph.stdout.contains(&format!(
+            "as arn:aws:iam::{other}:role/OrganizationAccountAccessRole (none if {other} is the caller's own account)"
+        )),
+        "{}",
+        graph.transcript()
+    );
+    let run = run_vss(&ws, &["pipeline", "--output", "json"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    rt.block_on(async {
+        // Its own account: written with the base credentials.
+        assert_eq!(
+            secrets(&sm(None).await, &format!("{u}/")).await,
+            [(format!("{u}/own/app/db"), json!({"user": "app"}))]
+        );
+        // Another account: reached through the assumed role, so written there only.
+        assert_eq!(
+            secrets(&sm(Some(other)).await, &format!("{u}/")).await,
+            [(format!("{u}/other/app/db"), json!({"user": "app"}))]
+        );
+    });
+    // An explicit pattern wins over the convention.
+    let pattern = "arn:aws:iam::{account_id}:role/SecretsSync";
+    let text = std::fs::read_to_string(ws.path("vss.yaml")).unwrap();
+    ws.write(
+        "vss.yaml",
+        &text.replace("aws: {endpoint_url", &format!("aws: {{execution_role_pattern: \"{pattern}\", endpoint_url")),
+    );
+    let graph = run_vss(&ws, &["graph"]);
+    assert!(graph.stdout.contains(&format!("as arn:aws:iam::{caller}:role/SecretsSync")), "{}", graph.transcript());
+}

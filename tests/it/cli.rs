@@ -67,3 +67,28 @@ fn a_failed_write_skips_the_targets_deletes() {
     assert!(message.contains("cannot write `blocked`") && message.ends_with("deletes skipped"), "{message}");
     assert!(ws.path("out/gone.json").exists(), "deletes run only after every write succeeded");
 }
+
+#[test]
+fn github_output_stays_one_well_formed_command_per_line() {
+    let ws = crate::common::Workspace::new();
+    ws.write("s.yaml", "a: {b: 1}\n");
+    ws.write("vss.yaml", "source: {file: {path: s.yaml}}\ntargets: {T: {file: {path: out}}}\n");
+    let hostile = "T,::add-mask::x\n::error title=injected::owned\r\n%0A";
+    let run = ws.vss(["pipeline", "--output", "github", "--targets", hostile]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "one annotation, one line:\n{}", run.stdout);
+    // The command and its properties end at the first `::`; everything after it is data, with
+    // newlines, carriage returns and `%` escaped.
+    assert!(lines[0].starts_with("::error title=vss::--targets: unknown target"), "{}", lines[0]);
+    assert!(lines[0].ends_with("x%0A::error title=injected::owned%0D%0A%250A`"), "nothing injected: {}", lines[0]);
+    // A config path with the same characters, in validate's notice.
+    let dir = ws.path("odd::dir%");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("vss.yaml"), "source: {file: {path: ../s.yaml}}\ntargets: {T: {file: {path: out}}}\n")
+        .unwrap();
+    let run = ws.vss(["validate", "--output", "github", "--config", "odd::dir%/vss.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(run.stdout.starts_with("::notice title=vss::odd::dir%25/vss.yaml: valid"), "{}", run.stdout);
+    assert_eq!(run.stdout.lines().count(), 1);
+}

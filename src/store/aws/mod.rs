@@ -81,6 +81,16 @@ impl Identity {
 pub struct AwsSessions {
     base: tokio::sync::OnceCell<SdkConfig>,
     roles: tokio::sync::Mutex<HashMap<Identity, SdkConfig>>,
+    caller: tokio::sync::OnceCell<String>,
+}
+
+/// The role assumed in an account when neither `role_arn` nor `execution_role_pattern`
+/// says otherwise: the one AWS Organizations creates in every account it creates.
+pub const DEFAULT_ROLE: &str = "OrganizationAccountAccessRole";
+
+/// The default role in `account`: `arn:aws:iam::{account}:role/OrganizationAccountAccessRole`.
+pub fn default_role(account: &str) -> String {
+    format!("arn:aws:iam::{account}:role/{DEFAULT_ROLE}")
 }
 
 impl AwsSessions {
@@ -97,6 +107,23 @@ impl AwsSessions {
                 loader.load().await
             })
             .await
+    }
+
+    /// The account of the base credentials (STS `GetCallerIdentity`, asked once per run).
+    pub async fn caller_account(&self, defaults: &AwsDefaults) -> Result<String, StoreError> {
+        let base = self.base(defaults).await;
+        self.caller
+            .get_or_try_init(|| async {
+                let client = aws_sdk_sts::Client::new(base);
+                let out = client.get_caller_identity().send().await.map_err(|e| {
+                    sdk_error(&e, "GetCallerIdentity", "the caller", None).into_error("GetCallerIdentity", "the caller")
+                })?;
+                out.account()
+                    .map(str::to_string)
+                    .ok_or_else(|| StoreError::invalid("GetCallerIdentity named no account"))
+            })
+            .await
+            .cloned()
     }
 
     /// The SDK config for `identity`: its region, and the assumed role's credentials.

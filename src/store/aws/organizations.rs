@@ -28,12 +28,8 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::config::Config;
-use crate::config::model::{Import, Target, TargetId};
-use crate::graph::{Dependency, EdgeKind, Graph};
-use crate::merge::MergeOptions;
+use crate::diagnostic::Diagnostic;
 use crate::span::Spanned;
-use crate::store::StoreConfig;
 use crate::store::StoreError;
 use crate::store::aws::secrets_manager::AwsConfig;
 use crate::store::aws::{AwsDefaults, AwsSessions, Identity, sdk_error};
@@ -77,17 +73,10 @@ impl TagFilter {
     }
 }
 
-/// A validated dynamic target: the template every discovered account's target follows.
+/// The AWS part of a dynamic target: where its accounts come from, and where each
+/// account's target syncs.
 #[derive(Clone, Debug)]
-pub struct DynamicTarget {
-    /// The `dynamic_targets` key.
-    pub name: String,
-    /// The parent of every discovered target.
-    pub inherits: Option<TargetId>,
-    /// What every discovered target imports.
-    pub imports: Vec<Import>,
-    /// Merge semantics.
-    pub merge: MergeOptions,
+pub struct OrganizationsSpec {
     /// Where the accounts come from.
     pub discovery: Discovery,
     /// Account ids left out.
@@ -96,6 +85,33 @@ pub struct DynamicTarget {
     pub prefix: Option<String>,
     /// Region in each account.
     pub region: Option<String>,
+}
+
+impl OrganizationsSpec {
+    /// Its own rules.
+    pub fn check(&self, out: &mut Vec<Diagnostic>) {
+        let ou = &self.discovery.organizations.ou;
+        if ou.value.trim().is_empty() {
+            out.push(Diagnostic::at(ou.span, "`ou` is empty"));
+        }
+    }
+
+    /// Where the target of `account` syncs: Secrets Manager in that account.
+    pub fn destination(&self, account: &Account) -> AwsConfig {
+        AwsConfig {
+            account_id: Some(Spanned { span: self.discovery.organizations.ou.span, value: account.id.clone() }),
+            prefix: self.prefix.clone(),
+            region: self.region.clone(),
+            ..AwsConfig::default()
+        }
+    }
+
+    /// A short description, for `vss graph`: `one per account of ou-x and below`.
+    pub fn describe(&self) -> String {
+        let org = &self.discovery.organizations;
+        let scope = if org.recursive == Some(true) { " and below" } else { "" };
+        format!("one per account of {}{scope}", org.ou.value)
+    }
 }
 
 /// An account found by discovery.
@@ -124,7 +140,7 @@ pub fn sanitize(name: &str) -> String {
 /// Lists the ACTIVE accounts of a dynamic target's OU that match its tags and are not
 /// excluded, sorted by name (then id).
 pub async fn discover(
-    spec: &DynamicTarget,
+    spec: &OrganizationsSpec,
     defaults: &AwsDefaults,
     sessions: &AwsSessions,
 ) -> Result<Vec<Account>, StoreError> {
@@ -198,55 +214,6 @@ pub async fn discover(
     matching.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
     matching.dedup();
     Ok(matching)
-}
-
-/// Adds one target per discovered account of every dynamic target, and rebuilds the graph.
-pub async fn expand(config: &mut Config, sessions: &AwsSessions) -> Result<(), String> {
-    let aws = config.defaults.get::<crate::store::aws::secrets_manager::SecretsManagerStore>().clone();
-    let dynamic = std::mem::take(&mut config.dynamic);
-    let mut dependencies = config.graph.dependencies.clone();
-    for spec in &dynamic {
-        let accounts = discover(spec, &aws, sessions).await.map_err(|e| {
-            format!("discovery of dynamic targets `{}` in {}: {e}", spec.name, spec.discovery.organizations.ou.value)
-        })?;
-        for account in accounts {
-            let mut name = sanitize(&account.name);
-            let taken =
-                |n: &str| config.targets.iter().any(|t| t.name == n) || config.sources.iter().any(|s| s.name == n);
-            if name.is_empty() || taken(&name) {
-                name = if name.is_empty() { account.id.clone() } else { format!("{name}-{}", account.id) };
-            }
-            if taken(&name) {
-                return Err(format!("dynamic targets `{}`: two accounts would both be named `{name}`", spec.name));
-            }
-            let id = TargetId(config.targets.len());
-            let span = spec.discovery.organizations.ou.span;
-            if let Some(parent) = spec.inherits {
-                dependencies.push(Dependency { from: id, to: parent, kind: EdgeKind::Inherits, span });
-            }
-            for import in &spec.imports {
-                if let Import::Target(t) = import {
-                    dependencies.push(Dependency { from: id, to: *t, kind: EdgeKind::Imports, span });
-                }
-            }
-            let destination = AwsConfig {
-                account_id: Some(Spanned { span, value: account.id.clone() }),
-                prefix: spec.prefix.clone(),
-                region: spec.region.clone(),
-                ..AwsConfig::default()
-            };
-            config.targets.push(Target {
-                name,
-                inherits: spec.inherits,
-                imports: spec.imports.clone(),
-                destination: Some(StoreConfig::Aws(Box::new(destination))),
-                merge: spec.merge,
-            });
-        }
-    }
-    let names: Vec<String> = config.targets.iter().map(|t| t.name.clone()).collect();
-    config.graph = Graph::build(&names, dependencies).map_err(|_| "dynamic targets cannot form a cycle".to_string())?;
-    Ok(())
 }
 
 #[cfg(test)]

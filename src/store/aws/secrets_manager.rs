@@ -107,7 +107,9 @@ impl AwsConfig {
         parts.join(" ")
     }
 
-    /// The role this location assumes, if any.
+    /// The role this location assumes by its config (`role_arn`, or the pattern with its
+    /// account filled in), if any. An account with neither gets [`super::default_role`]
+    /// unless it is the caller's own (decided when the store opens).
     pub fn role(&self, defaults: &AwsDefaults) -> Option<String> {
         if let Some(role) = &self.role_arn {
             return Some(role.value.clone());
@@ -153,11 +155,11 @@ impl SecretsManagerStore {
     /// Opens the location of `config`.
     async fn at(
         config: &AwsConfig,
+        identity: Identity,
         defaults: &AwsDefaults,
         sessions: &AwsSessions,
         calls: Arc<CallCounter>,
     ) -> Result<Self, StoreError> {
-        let identity = Identity::of(config, defaults);
         let sdk = sessions.config(&identity, defaults).await;
         Ok(Self {
             client: aws_sdk_secretsmanager::Client::new(&sdk),
@@ -312,23 +314,14 @@ impl StoreKind for SecretsManagerStore {
         config.describe()
     }
 
-    fn check(config: &AwsConfig, role: Role, defaults: &AwsDefaults, span: Span, out: &mut Vec<Diagnostic>) {
-        if let Some(account) = &config.account_id {
-            if account.value.len() != 12 || !account.value.bytes().all(|b| b.is_ascii_digit()) {
-                out.push(
-                    Diagnostic::at(account.span, format!("`{}` is not an AWS account id", account.value))
-                        .with_label("12 digits, quoted"),
-                );
-            }
-            if config.role(defaults).is_none() {
-                out.push(
-                    Diagnostic::at(
-                        account.span,
-                        format!("account {} cannot be reached: no role to assume", account.value),
-                    )
-                    .with_label("set the top-level `aws.execution_role_pattern`, or `role_arn`"),
-                );
-            }
+    fn check(config: &AwsConfig, role: Role, _: &AwsDefaults, span: Span, out: &mut Vec<Diagnostic>) {
+        if let Some(account) = &config.account_id
+            && (account.value.len() != 12 || !account.value.bytes().all(|b| b.is_ascii_digit()))
+        {
+            out.push(
+                Diagnostic::at(account.span, format!("`{}` is not an AWS account id", account.value))
+                    .with_label("12 digits, quoted"),
+            );
         }
         if let Some(days) = &config.recovery_window_days {
             if !(7..=30).contains(&days.value) {
@@ -390,7 +383,28 @@ impl StoreKind for SecretsManagerStore {
     }
 
     async fn open(config: &AwsConfig, ctx: &OpenContext<'_>, _: Option<&Bundle<'_>>) -> Result<Self, StoreError> {
-        Self::at(config, ctx.defaults::<Self>(), &ctx.session::<Self>(), ctx.calls::<Self>()).await
+        let (defaults, session) = (ctx.defaults::<Self>(), ctx.session::<Self>());
+        let mut identity = Identity::of(config, defaults);
+        // An account with no role configured: the Organizations convention.
+        if identity.role.is_none()
+            && let Some(account) = &config.account_id
+            && session.caller_account(defaults).await? != account.value
+        {
+            identity.role = Some(super::default_role(&account.value));
+        }
+        Self::at(config, identity, defaults, &session, ctx.calls::<Self>()).await
+    }
+
+    fn route(config: &AwsConfig, defaults: &AwsDefaults) -> Option<String> {
+        match (config.role(defaults), &config.account_id) {
+            (Some(role), _) => Some(format!("as {role}")),
+            (None, Some(account)) => Some(format!(
+                "as {} (none if {} is the caller's own account)",
+                super::default_role(&account.value),
+                account.value
+            )),
+            (None, None) => None,
+        }
     }
 }
 

@@ -6,9 +6,12 @@
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use crate::config::model::TargetId;
 use crate::diagnostic::Diagnostic;
 use crate::span::Span;
+
+/// Index of a target (in the config's targets, then in a plan's discovered ones).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TargetId(pub usize);
 
 /// Why one target depends on another.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

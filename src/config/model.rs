@@ -12,9 +12,7 @@ use crate::store::{StoreConfig, StoreDefaults};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SourceId(pub usize);
 
-/// Index of a target in [`Config::targets`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TargetId(pub usize);
+pub use crate::graph::TargetId;
 
 /// A validated pipeline.
 #[derive(Clone, Debug)]

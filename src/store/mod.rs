@@ -16,11 +16,8 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
-pub mod file;
 pub mod retry;
 pub mod stats;
-#[cfg(feature = "vault")]
-pub mod vault;
 
 use std::any::{Any, TypeId};
 use std::collections::{BTreeMap, HashMap};
@@ -457,11 +454,18 @@ impl Sessions {
     }
 }
 
-/// Generates, from the one list of stores, the [`StoreConfig`] enum, [`AnyStore`] and
-/// their dispatch, and the defaults blocks. Each line: the doc comment, the variant, the
-/// store type, and the cargo feature that builds it (if any).
+/// Generates, from the one list of stores, their modules, the [`StoreConfig`] enum,
+/// [`AnyStore`] and their dispatch, and the defaults blocks. Each line: the doc comment,
+/// the variant, the store type, the cargo feature that builds it (if any), and the module
+/// to declare (unless several stores share one, as `aws` and `s3` share `aws`).
 macro_rules! stores {
-    ($( $(#[doc = $doc:literal])* $variant:ident($store:ty) $(if $cfg:meta)?; )*) => {
+    (@module $module:ident) => {
+        pub mod $module;
+    };
+    (@module) => {};
+    ($( $(#[doc = $doc:literal])* $variant:ident($store:ty) $(if $cfg:meta)? $(, mod $module:ident)?; )*) => {
+        $( $(#[cfg($cfg)])? stores!(@module $($module)?); )*
+
         /// Every store vss knows, as written in a config (`file: {...}`): config parsing and
         /// the JSON Schema come from this enum.
         #[derive(Clone, Debug, Deserialize, JsonSchema)]
@@ -693,9 +697,9 @@ macro_rules! stores {
 stores! {
     /// A YAML/JSON file (one mapping of secret path -> value) or a directory (one file per
     /// secret). The embedded store: no server needed.
-    File(file::FileStore);
+    File(file::FileStore), mod file;
     /// HashiCorp Vault / OpenBao KV version 2.
-    Vault(vault::VaultStore) if feature = "vault";
+    Vault(vault::VaultStore) if feature = "vault", mod vault;
     /// AWS Secrets Manager, in any account (source and target).
     Aws(aws::secrets_manager::SecretsManagerStore) if feature = "aws";
     /// S3: one JSON object per bundle (merge store only).

@@ -1,4 +1,4 @@
-//! Pure diff of a target's live state against its desired state (SPEC §5).
+//! Pure diff of a target's live state against its desired state (README, *Diff and writes*).
 //!
 //! Every secret path is `added`, `modified`, `removed` or `unchanged`; a modified object
 //! lists its top-level `keys_added`, `keys_removed` and `keys_modified`. Numbers compare by

@@ -12,30 +12,40 @@
 //! Data flows one way:
 //!
 //! ```text
-//! cli ─▶ run ─▶ config::load ─▶ graph ─▶ engine (merge phase, sync phase) ─▶ report
-//!              (yaml ─▶ raw ─▶ model)        │                │
-//!                                        merge, diff       store::* (I/O only)
+//! cli ─▶ run ─▶ config::load ─▶ plan ─▶ engine (merge phase, sync phase) ─▶ report
+//!              (yaml ─▶ raw ─▶ model)   │        │               │
+//!                                     graph   merge, diff     store::* (I/O only)
 //! ```
 //!
-//! - [`run`] turns arguments into a config, runs the engine, renders the report and returns
-//!   the exit code ([`error::Exit`]); `main.rs` only calls it.
-//! - [`config`] parses YAML with spans ([`yaml`], [`config::de`]), validates it
-//!   into typed ids ([`config::validate`]) and reports every error at once with
-//!   `file:line:col` and a caret ([`diagnostic`]).
-//! - [`graph`] orders targets by dependency level and reports cycles as full chains.
-//! - [`merge`] and [`diff`] are pure functions over [`secret::SecretMap`]s.
+//! - [`mod@run`] turns arguments into a config and a plan, runs the engine, renders the report
+//!   and returns the exit code ([`error::Exit`]); `main.rs` only calls it. It names no
+//!   store: everything it prints comes from [`report`].
+//! - [`config`] parses YAML with spans ([`yaml`], [`config::de`]), validates it into typed
+//!   ids ([`config::validate`]) and reports every error at once with `file:line:col` and a
+//!   caret ([`diagnostic`]). The result is an immutable [`config::Config`].
+//! - [`plan`] adds the targets discovered at plan time (AWS Organizations) and builds the
+//!   [`graph`] over every target; the engine only ever runs a [`plan::Plan`].
+//! - [`merge`], [`diff`] and [`flatten`] are pure functions over [`secret::SecretMap`]s;
+//!   what a store reads is a [`secret::LiveSecret`]: a value, a keyed fingerprint, or
+//!   "present, value unreadable".
 //! - [`engine`] is where side effects start: [`engine::desired`] computes desired state
 //!   (one code path for apply and dry run), [`engine::merge_phase`] and
 //!   [`engine::sync_phase`] reconcile stores through [`engine::handle::Handle`] (bounded
 //!   concurrency + the one retry wrapper).
-//! - [`store`] holds the one registering enum ([`store::StoreConfig`]), the [`store::Store`]
-//!   trait, and the stores themselves; [`store::conformance`] is the suite every store passes.
-//! - [`report`] renders human, JSON, GitHub Actions and compact output.
-//! - `discovery` (with the `aws` feature) expands `dynamic_targets` from AWS Organizations
-//!   at plan time, before the engine sees the config.
+//! - [`store`] holds the one list of stores (the `stores!` table generating
+//!   [`store::StoreConfig`], [`store::AnyStore`], the defaults blocks and the sessions), the
+//!   [`store::Store`] (I/O) and [`store::StoreKind`] (everything else) traits, the
+//!   [`store::Capabilities`] the engine reads instead of asking which store it is, and the
+//!   stores themselves. The conformance suite every store passes is in `tests/it/`.
+//! - [`error`] has the exit codes and the [`error::ErrorKind`] every failure carries.
+//! - [`report`] renders human, JSON, GitHub Actions and compact output, `validate` and
+//!   `graph`.
+//! - [`span`], [`diagnostic`] and [`yaml`] are leaf modules: stores use them for their
+//!   config types without depending on `config/`.
 //!
 //! Secret values never reach a log, an error or a report: [`secret::SecretValue`] has no
-//! `Display` and its `Debug` prints `<redacted>`; reports carry keyed fingerprints.
+//! `Display` and no `Serialize`, its `Debug` prints `<redacted>`, and reports carry keyed
+//! fingerprints.
 
 pub mod cli;
 pub mod config;

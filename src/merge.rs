@@ -1,4 +1,4 @@
-//! Pure deep merge (SPEC §5). No I/O, no async: the same inputs give the same output.
+//! Pure deep merge (the rules are in the README, *Merge semantics*). No I/O, no async: the same inputs give the same output.
 //!
 //! - object + object: merged key by key, recursively; a key on one side only is kept;
 //! - list + list: `append` (default: the later list's items after the earlier's),

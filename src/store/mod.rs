@@ -4,7 +4,7 @@
 //!
 //! ## Adding a store
 //!
-//! One file here, one line in the [`stores!`] list at the bottom of this module, and one
+//! One file here, one line in the `stores!` list at the bottom of this module, and one
 //! cargo feature. The file holds the store's config type, the [`Store`] implementation
 //! (I/O only) and the [`StoreKind`] implementation: its config key, its
 //! [`Capabilities`], its top-level defaults block and per-run session (if any), its own
@@ -276,7 +276,7 @@ pub trait Store: Send + Sync + fmt::Debug {
     }
 }
 
-/// A kind of store, as registered in the [`stores!`] list: everything about it that is not
+/// A kind of store, as registered in the `stores!` list: everything about it that is not
 /// I/O.
 pub trait StoreKind: Store + Sized + 'static {
     /// The config key (`file`, `vault`…), also its name in reports and stats.

@@ -182,7 +182,7 @@ pub struct VaultClient {
 /// What identifies a connection: address, namespace and login.
 type SessionKey = (String, Option<String>, VaultAuth);
 
-/// The connections of one run, one per [`SessionKey`].
+/// The connections of one run, one per address, namespace and login.
 #[derive(Debug, Default)]
 pub struct VaultSessions {
     clients: tokio::sync::Mutex<HashMap<SessionKey, Arc<VaultClient>>>,

@@ -3,7 +3,7 @@
 //!
 //! ```yaml
 //! aws:
-//!   execution_role_pattern: "arn:aws:iam::{account_id}:role/SecretsSync"
+//!   execution_role_pattern: "arn:aws:iam::{account_id}:role/SecretsSync"   # optional
 //! dynamic_targets:
 //!   workloads:
 //!     inherits: Production              # or imports: [...], like any target
@@ -20,8 +20,11 @@
 //! Every ACTIVE account of the OU (and, with `recursive`, of the OUs below it) whose tags
 //! match becomes a target named after the account (`Team A Prod` -> `Team-A-Prod`; a name
 //! already taken gets `-<account id>` appended), syncing to Secrets Manager in that account
-//! through `execution_role_pattern`. Dynamic targets can inherit and import the config's
-//! targets and sources; nothing can depend on them (their names are known only at run time).
+//! through `execution_role_pattern`, or by default `OrganizationAccountAccessRole` (none in
+//! the caller's own account). Dynamic targets can inherit and import the config's targets
+//! and sources; nothing can depend on them (their names are known only at run time). This
+//! module discovers accounts and makes their destinations; [`crate::plan`] turns them into
+//! targets.
 
 use std::collections::BTreeMap;
 

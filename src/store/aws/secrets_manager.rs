@@ -23,9 +23,11 @@
 //! ```
 //!
 //! - **Credentials**: the default chain (environment, profile, web identity, container,
-//!   instance metadata). A location with an `account_id` is reached by assuming
-//!   `execution_role_pattern` with the id filled in, or its own `role_arn`; credentials are
-//!   cached per role and refreshed before they expire. A location's calls go only through
+//!   instance metadata). A location with an `account_id` is reached by assuming its own
+//!   `role_arn`, or `execution_role_pattern` with the id filled in, or else (the AWS
+//!   Organizations convention) no role when the account is the caller's own and
+//!   `OrganizationAccountAccessRole` in any other; credentials are cached per role and
+//!   refreshed before they expire. A location's calls go only through
 //!   its own role, and a role that cannot be assumed fails that location alone.
 //! - **Names**: secret name = `prefix + path`; only names that start with the prefix and
 //!   map back to the same name are managed (so `/foo` and `foo` never mix).

@@ -119,27 +119,6 @@ pub enum Import {
 }
 
 impl Config {
-    /// The target with this name.
-    pub fn target_named(&self, name: &str) -> Option<TargetId> {
-        self.targets.iter().position(|t| t.name == name).map(TargetId)
-    }
-
-    /// The target of an id.
-    pub fn target(&self, id: TargetId) -> &Target {
-        &self.targets[id.0]
-    }
-
-    /// What a target merges, by name, in order: its parent, then its imports.
-    pub fn merged_names(&self, id: TargetId) -> Vec<String> {
-        let target = self.target(id);
-        let parent = target.inherits.map(|p| self.target(p).name.clone());
-        let imports = target.imports.iter().map(|i| match *i {
-            Import::Source(s) => self.source(s).name.clone(),
-            Import::Target(t) => self.target(t).name.clone(),
-        });
-        parent.into_iter().chain(imports).collect()
-    }
-
     /// The source of an id.
     pub fn source(&self, id: SourceId) -> &Source {
         &self.sources[id.0]

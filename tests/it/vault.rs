@@ -109,6 +109,15 @@ fn vault_config(value: Value) -> StoreConfig {
 
 /// Opens a vault store the way the engine does, with the test server as the default.
 async fn open(config: &StoreConfig, servers: &Servers) -> Result<AnyStore, StoreError> {
+    open_at(config, servers, None).await
+}
+
+/// Opens a vault store at its location, or at one target's bundle in it.
+async fn open_at(
+    config: &StoreConfig,
+    servers: &Servers,
+    bundle: Option<&vss::store::Bundle<'_>>,
+) -> Result<AnyStore, StoreError> {
     let vault = VaultDefaults {
         address: Some(servers.first.clone()),
         auth: Some(serde_json::from_value(json!({"token": servers.token})).unwrap()),
@@ -119,25 +128,15 @@ async fn open(config: &StoreConfig, servers: &Servers) -> Result<AnyStore, Store
     let (stats, sessions) = (Stats::default(), Sessions::default());
     let ctx =
         OpenContext { base_dir: std::path::Path::new("."), stats: &stats, defaults: &defaults, sessions: &sessions };
-    AnyStore::open(config, &ctx, None).await
+    AnyStore::open(config, &ctx, bundle).await
 }
 
 #[tokio::test]
 async fn conformance_of_a_merge_bundle() {
     let s = servers();
-    let vault = VaultDefaults {
-        address: Some(s.first.clone()),
-        auth: Some(serde_json::from_value(json!({"token": s.token})).unwrap()),
-        ..VaultDefaults::default()
-    };
-    let mut defaults = StoreDefaults::default();
-    defaults.set("vault", std::sync::Arc::new(vault));
-    let (stats, sessions) = (Stats::default(), Sessions::default());
-    let ctx =
-        OpenContext { base_dir: std::path::Path::new("."), stats: &stats, defaults: &defaults, sessions: &sessions };
     let config = vault_config(json!({"mount": "secret", "prefix": unique("bundles")}));
     let bundle = vss::store::Bundle { target: "Prod", sources: &[] };
-    let store = AnyStore::open(&config, &ctx, Some(&bundle)).await.unwrap();
+    let store = open_at(&config, &s, Some(&bundle)).await.unwrap();
     crate::conformance::run(&store, Some("Prod")).await;
 }
 

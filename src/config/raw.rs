@@ -113,7 +113,7 @@ fn add_defaults_blocks(schema: &mut schemars::Schema) {
     let definitions = generator.take_definitions(true);
     if let Some(properties) = schema.get_mut("properties").and_then(|p| p.as_object_mut()) {
         for (key, block) in blocks {
-            properties.insert(key.to_string(), block.to_value());
+            properties.insert(key.to_string(), serde_json::json!({"anyOf": [block.to_value(), {"type": "null"}]}));
         }
     }
     if let Some(defs) = schema.ensure_object().entry("$defs").or_insert_with(|| serde_json::json!({})).as_object_mut() {

@@ -578,8 +578,9 @@ macro_rules! stores {
                 deserializer: D,
             ) -> Result<Option<Arc<dyn DefaultsBlock>>, D::Error> {
                 $( $(#[cfg($cfg)])? if <$store as StoreKind>::DEFAULTS_KEY == Some(key) {
-                    let parsed = Lenient::<<$store as StoreKind>::Defaults>::deserialize(deserializer)?;
-                    return Ok(parsed.0.map(|block| Arc::new(block) as Arc<dyn DefaultsBlock>));
+                    // `vault:` with nothing under it is no block, as if it were not written.
+                    let parsed = Option::<Lenient<<$store as StoreKind>::Defaults>>::deserialize(deserializer)?;
+                    return Ok(parsed.and_then(|p| p.0).map(|block| Arc::new(block) as Arc<dyn DefaultsBlock>));
                 } )*
                 Err(serde::de::Error::custom(format!("`{key}` is not a store's defaults block")))
             }

@@ -65,3 +65,16 @@ fn validate_json_has_one_shape() {
     assert_eq!(good.code, 0);
     assert_eq!(good.json(), serde_json::json!({"valid": true, "errors": []}));
 }
+
+#[test]
+fn empty_top_level_store_blocks_are_accepted_and_typos_in_them_are_located() {
+    let ws = crate::common::Workspace::new();
+    ws.write("s.yaml", "a: {b: 1}\n");
+    ws.write("vss.yaml", "vault:\naws:\nsource: {file: {path: s.yaml}}\ntargets: {T: {file: {path: out}}}\n");
+    let run = ws.vss(["validate"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    ws.write("vss.yaml", "vault: {adress: x}\nsource: {file: {path: s.yaml}}\ntargets: {T: {file: {path: out}}}\n");
+    let run = ws.vss(["validate"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(run.stderr.contains("vss.yaml:1:9") && run.stderr.contains("did you mean `address`?"), "{}", run.stderr);
+}

@@ -34,6 +34,11 @@ impl<'c> Plan<'c> {
         Plan { config, targets: config.targets.clone(), graph: config.graph.clone(), discovered: false }
     }
 
+    /// The plan of a config that has nothing to discover (no dynamic targets), else `None`.
+    pub fn complete(config: &'c Config) -> Option<Self> {
+        config.dynamic.is_empty().then(|| Plan { discovered: true, ..Self::offline(config) })
+    }
+
     /// The plan with every dynamic target discovered. Contacts nothing when the config has
     /// none.
     pub async fn build(config: &'c Config, sessions: &Sessions) -> Result<Self, Failure> {

@@ -92,8 +92,11 @@ fn load(path: &Path) -> Result<Config, ConfigError> {
 /// The plan of `config`: its dynamic targets discovered (contacting the stores that
 /// discover them, when there are any), or not when `offline`.
 fn plan(config: &Config, offline: bool) -> Result<Plan<'_>, Failure> {
-    if offline || config.dynamic.is_empty() {
-        return Ok(if offline { Plan::offline(config) } else { Plan { discovered: true, ..Plan::offline(config) } });
+    if offline {
+        return Ok(Plan::offline(config));
+    }
+    if let Some(plan) = Plan::complete(config) {
+        return Ok(plan);
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

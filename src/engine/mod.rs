@@ -107,7 +107,13 @@ pub struct Outcome {
 }
 
 /// Runs the pipeline.
+///
+/// # Panics
+///
+/// When handed a plan whose dynamic targets were not discovered ([`Plan::offline`] of a
+/// config that has some): the engine runs complete plans only.
 pub async fn run(plan: &Plan<'_>, options: &RunOptions, progress: Arc<dyn Progress>) -> Outcome {
+    assert!(plan.undiscovered().is_empty(), "the engine runs plans whose dynamic targets were discovered");
     let started = Instant::now();
     let stats = Stats::default();
     let sessions = Sessions::default();

@@ -119,7 +119,7 @@ async fn debug_formatting_prints_no_value() {
     let config = vss::config::load(&ws.path("vss.yaml"), &|_| None).expect("a valid config");
     let mut seen = vec![format!("{config:?}")];
     let options = RunOptions { dry_run: false, merge: true, sync: true, targets: None, parallel: None };
-    let outcome = vss::engine::run(&vss::plan::Plan::offline(&config), &options, Arc::new(NoProgress)).await;
+    let outcome = vss::engine::run(&vss::plan::Plan::complete(&config).unwrap(), &options, Arc::new(NoProgress)).await;
     assert!(outcome.targets.iter().all(|t| t.error.is_none()), "{outcome:?}");
     seen.push(format!("{outcome:?}"));
     let (stats, sessions) = (Stats::default(), Sessions::default());

@@ -44,6 +44,25 @@ pub enum NullMode {
     Delete,
 }
 
+/// `merge:` — deep-merge semantics.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "MergeOptions")]
+pub struct RawMergeOptions {
+    /// How two lists merge: `append` (default), `replace` or `union`.
+    pub lists: Option<ListMode>,
+    /// What a `null` in a later layer means: `keep` (default, null is a value) or `delete`
+    /// (removes the key, JSON Merge Patch style).
+    pub null: Option<NullMode>,
+}
+
+impl RawMergeOptions {
+    /// The options written, over `defaults` for what is not.
+    pub fn over(&self, defaults: MergeOptions) -> MergeOptions {
+        MergeOptions { lists: self.lists.unwrap_or(defaults.lists), nulls: self.null.unwrap_or(defaults.nulls) }
+    }
+}
+
 /// The merge semantics of one target.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MergeOptions {

@@ -12,7 +12,7 @@ use schemars::JsonSchema;
 use serde::de::{self, IntoDeserializer, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use crate::merge::{ListMode, NullMode};
+use crate::merge::RawMergeOptions;
 use crate::span::Lenient;
 use crate::span::Spanned;
 use crate::store::{DefaultsBlock, StoreConfig, StoreDefaults};
@@ -42,7 +42,8 @@ pub struct RawConfig {
     pub targets: Option<BTreeMap<Spanned<String>, Spanned<Lenient<RawTarget>>>>,
     /// Targets discovered at plan time: one per AWS account of an Organizations OU.
     #[cfg(feature = "aws")]
-    pub dynamic_targets: Option<BTreeMap<Spanned<String>, Spanned<Lenient<RawDynamicTarget>>>>,
+    pub dynamic_targets:
+        Option<BTreeMap<Spanned<String>, Spanned<Lenient<crate::store::aws::organizations::RawDynamicTarget>>>>,
     /// The top-level defaults blocks written, parsed as their stores' `Defaults` types.
     #[schemars(skip)]
     pub defaults: Vec<(&'static str, Arc<dyn DefaultsBlock>)>,
@@ -123,28 +124,6 @@ fn add_defaults_blocks(schema: &mut schemars::Schema) {
     }
 }
 
-/// `dynamic_targets.NAME:` — the template of the targets discovered for each account.
-#[cfg(feature = "aws")]
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(rename = "DynamicTarget")]
-pub struct RawDynamicTarget {
-    /// Sources or targets every discovered target merges, in order.
-    pub imports: Option<Spanned<Vec<Spanned<String>>>>,
-    /// The target every discovered target starts from.
-    pub inherits: Option<Spanned<String>>,
-    /// Merge semantics.
-    pub merge: Option<Lenient<RawMergeOptions>>,
-    /// Where the accounts come from.
-    pub discovery: crate::store::aws::organizations::Discovery,
-    /// Account ids to leave out.
-    pub exclude: Option<Vec<String>>,
-    /// Secret name prefix in each account.
-    pub prefix: Option<String>,
-    /// Region in each account (default: the top-level `aws.region`).
-    pub region: Option<String>,
-}
-
 /// `pipeline:` — the two phases.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -179,18 +158,6 @@ pub struct RawSyncPhase {
     /// Delete secrets that vss created in a target and that are no longer desired
     /// (default `false`). Secrets without vss's ownership marker are never deleted.
     pub delete_orphans: Option<bool>,
-}
-
-/// `merge:` — deep-merge semantics.
-#[derive(Debug, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(rename = "MergeOptions")]
-pub struct RawMergeOptions {
-    /// How two lists merge: `append` (default), `replace` or `union`.
-    pub lists: Option<ListMode>,
-    /// What a `null` in a later layer means: `keep` (default, null is a value) or `delete`
-    /// (removes the key, JSON Merge Patch style).
-    pub null: Option<NullMode>,
 }
 
 /// One target: what it merges, and at most one destination store.

@@ -6,10 +6,11 @@ use std::path::Path;
 
 use crate::config::de::from_node;
 use crate::config::model::{Config, Import, MergePhase, Source, SourceId, SyncPhase, Target, TargetId};
-use crate::config::raw::{RawConfig, RawMergeOptions, RawTarget};
+use crate::config::raw::{RawConfig, RawTarget};
 use crate::diagnostic::{Diagnostic, SourceFile, suggest};
 use crate::graph::{Dependency, EdgeKind, Graph};
 use crate::merge::MergeOptions;
+use crate::merge::RawMergeOptions;
 use crate::span::Lenient;
 use crate::span::Span;
 use crate::span::Spanned;
@@ -403,7 +404,7 @@ impl Checker<'_> {
 impl Checker<'_> {
     fn dynamic_targets(
         &mut self,
-        raw: BTreeMap<Spanned<String>, Spanned<Lenient<crate::config::raw::RawDynamicTarget>>>,
+        raw: BTreeMap<Spanned<String>, Spanned<Lenient<crate::store::aws::organizations::RawDynamicTarget>>>,
         sources: &BTreeMap<&str, SourceId>,
         targets: &BTreeMap<&str, TargetId>,
         broken: &[String],
@@ -435,13 +436,7 @@ impl Checker<'_> {
                         .with_label("add `imports` or `inherits`"),
                 );
             }
-            let organizations = crate::store::aws::organizations::OrganizationsSpec {
-                discovery: spec.discovery,
-                exclude: spec.exclude.unwrap_or_default(),
-                prefix: spec.prefix,
-                region: spec.region,
-            };
-            organizations.check(self.diagnostics);
+            let organizations = spec.spec(self.diagnostics);
             out.push(crate::config::model::DynamicTarget {
                 name: name.value,
                 inherits,
@@ -456,10 +451,5 @@ impl Checker<'_> {
 }
 
 fn merge_options(raw: Option<&RawMergeOptions>, defaults: MergeOptions) -> MergeOptions {
-    match raw {
-        None => defaults,
-        Some(raw) => {
-            MergeOptions { lists: raw.lists.unwrap_or(defaults.lists), nulls: raw.null.unwrap_or(defaults.nulls) }
-        }
-    }
+    raw.map_or(defaults, |raw| raw.over(defaults))
 }

@@ -32,10 +32,46 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::diagnostic::Diagnostic;
-use crate::span::Spanned;
+use crate::merge::RawMergeOptions;
+use crate::span::{Lenient, Spanned};
 use crate::store::StoreError;
 use crate::store::aws::secrets_manager::AwsConfig;
 use crate::store::aws::{AwsDefaults, AwsSessions, Identity, sdk_error};
+
+/// `dynamic_targets.NAME:` — the template of the targets discovered for each account.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "DynamicTarget")]
+pub struct RawDynamicTarget {
+    /// Sources or targets every discovered target merges, in order.
+    pub imports: Option<Spanned<Vec<Spanned<String>>>>,
+    /// The target every discovered target starts from.
+    pub inherits: Option<Spanned<String>>,
+    /// Merge semantics.
+    pub merge: Option<Lenient<RawMergeOptions>>,
+    /// Where the accounts come from.
+    pub discovery: Discovery,
+    /// Account ids to leave out.
+    pub exclude: Option<Vec<String>>,
+    /// Secret name prefix in each account.
+    pub prefix: Option<String>,
+    /// Region in each account (default: the top-level `aws.region`).
+    pub region: Option<String>,
+}
+
+impl RawDynamicTarget {
+    /// The AWS part of the template, checked.
+    pub fn spec(&self, out: &mut Vec<Diagnostic>) -> OrganizationsSpec {
+        let spec = OrganizationsSpec {
+            discovery: self.discovery.clone(),
+            exclude: self.exclude.clone().unwrap_or_default(),
+            prefix: self.prefix.clone(),
+            region: self.region.clone(),
+        };
+        spec.check(out);
+        spec
+    }
+}
 
 /// `discovery:` of a dynamic target.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
@@ -92,7 +128,7 @@ pub struct OrganizationsSpec {
 
 impl OrganizationsSpec {
     /// Its own rules.
-    pub fn check(&self, out: &mut Vec<Diagnostic>) {
+    fn check(&self, out: &mut Vec<Diagnostic>) {
         let ou = &self.discovery.organizations.ou;
         if ou.value.trim().is_empty() {
             out.push(Diagnostic::at(ou.span, "`ou` is empty"));

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use saphyr_parser::{Event, Parser, ScalarStyle, ScanError};
+use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Tag};
 use serde_json::Value;
 
 use crate::span::Span;
@@ -148,15 +148,66 @@ impl Node {
     }
 }
 
-/// Parses one YAML document. An empty text is a null node.
+/// How much aliases may add to a document, in nodes plus bytes of scalar text: a few MB at
+/// most, however the aliases nest (an "alias bomb" of 600 bytes would otherwise expand to
+/// billions of nodes).
+pub const MAX_ALIAS_EXPANSION: usize = 100_000;
+
+/// How deeply collections may nest.
+pub const MAX_DEPTH: usize = 128;
+
+/// Parses one YAML document. An empty text is a null node. Aliases are bounded by
+/// [`MAX_ALIAS_EXPANSION`], nesting by [`MAX_DEPTH`]; tags other than `!!str` (and `!!map`
+/// / `!!seq` on their own kind) are refused, since vss would otherwise read them as plain
+/// text (`path: !include x.yaml` is not an include).
 pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     Builder::new(text).run()
+}
+
+/// The weight of a node for the alias budget: its nodes plus its scalar bytes.
+fn weight(node: &Node) -> usize {
+    match &node.kind {
+        NodeKind::Scalar { text, .. } => 1 + text.len(),
+        NodeKind::Seq(items) => 1 + items.iter().map(weight).sum::<usize>(),
+        NodeKind::Map(entries) => 1 + entries.iter().map(|(k, v)| weight(k) + weight(v)).sum::<usize>(),
+    }
+}
+
+/// How a tag is written: `!!str`, `!include`, `!<tag:example.com:x>`.
+fn tag_text(tag: &Tag) -> String {
+    if tag.is_yaml_core_schema() {
+        format!("!!{}", tag.suffix)
+    } else if tag.handle == "!" {
+        format!("!{}", tag.suffix)
+    } else {
+        format!("{}{}", tag.handle, tag.suffix)
+    }
+}
+
+/// Whether a tag on a node of `kind` (`str`, `map`, `seq`) is one vss understands; an error
+/// naming it otherwise.
+fn check_tag(tag: Option<&Tag>, kind: &str, span: Span) -> Result<(), SyntaxError> {
+    let Some(tag) = tag else { return Ok(()) };
+    let non_specific = tag_text(tag) == "!";
+    if non_specific || (tag.is_yaml_core_schema() && tag.suffix == kind) {
+        return Ok(());
+    }
+    Err(SyntaxError {
+        message: format!(
+            "unsupported YAML tag `{}`: vss reads plain YAML values (no includes, no binary; quote the value to keep it as text)",
+            tag_text(tag)
+        ),
+        span,
+    })
 }
 
 struct Builder<'a> {
     text: &'a str,
     line_starts: Vec<usize>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes, with their weight.
+    anchors: HashMap<usize, (Node, usize)>,
+    /// What aliases added so far (see [`MAX_ALIAS_EXPANSION`]).
+    expanded: usize,
     /// The last converted position (line index, column, byte offset): events arrive in
     /// order, so converting forward from here keeps long lines linear.
     cursor: std::cell::Cell<(usize, usize, usize)>,
@@ -171,7 +222,7 @@ impl<'a> Builder<'a> {
     fn new(text: &'a str) -> Self {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Self { text, line_starts, anchors: HashMap::new(), cursor: std::cell::Cell::new((0, 0, 0)) }
+        Self { text, line_starts, anchors: HashMap::new(), expanded: 0, cursor: std::cell::Cell::new((0, 0, 0)) }
     }
 
     /// Byte offset of a parser marker (1-based line, 0-based column in characters).
@@ -207,6 +258,17 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// Refuses a collection nested deeper than [`MAX_DEPTH`].
+    fn nest(&self, depth: usize, start: usize) -> Result<(), SyntaxError> {
+        if depth >= MAX_DEPTH {
+            return Err(SyntaxError {
+                message: format!("collections nest deeper than {MAX_DEPTH} levels: refused"),
+                span: Span::new(start, start + 1),
+            });
+        }
+        Ok(())
+    }
+
     fn scan_error(&self, error: &ScanError) -> SyntaxError {
         let at = self.offset(error.marker());
         SyntaxError { message: format!("invalid YAML: {}", error.info()), span: Span::new(at, at) }
@@ -223,7 +285,18 @@ impl<'a> Builder<'a> {
                 Event::StreamStart | Event::DocumentStart(_) | Event::DocumentEnd | Event::Nothing => None,
                 Event::StreamEnd => break,
                 Event::Alias(id) => match self.anchors.get(&id) {
-                    Some(node) => Some(Node { kind: node.kind.clone(), span: Span::new(start, end) }),
+                    Some((node, weight)) => {
+                        self.expanded = self.expanded.saturating_add(*weight);
+                        if self.expanded > MAX_ALIAS_EXPANSION {
+                            return Err(SyntaxError {
+                                message: format!(
+                                    "aliases expand to more than {MAX_ALIAS_EXPANSION} nodes and bytes: refused (an alias bomb?)"
+                                ),
+                                span: Span::new(start, end),
+                            });
+                        }
+                        Some(Node { kind: node.kind.clone(), span: Span::new(start, end) })
+                    }
                     None => {
                         return Err(SyntaxError {
                             message: "alias to an unknown anchor".into(),
@@ -231,21 +304,26 @@ impl<'a> Builder<'a> {
                         });
                     }
                 },
-                Event::Scalar(text, style, anchor, _tag) => {
-                    let node = Node {
-                        kind: NodeKind::Scalar { text: text.into_owned(), plain: style == ScalarStyle::Plain },
-                        span: Span::new(start, end.max(start)),
-                    };
+                Event::Scalar(text, style, anchor, tag) => {
+                    let span = Span::new(start, end.max(start));
+                    check_tag(tag.as_deref(), "str", span)?;
+                    // A `!!str` (or `!`) tag makes a plain scalar a string, as quotes do.
+                    let plain = style == ScalarStyle::Plain && tag.is_none();
+                    let node = Node { kind: NodeKind::Scalar { text: text.into_owned(), plain }, span };
                     if anchor > 0 {
-                        self.anchors.insert(anchor, node.clone());
+                        self.anchors.insert(anchor, (node.clone(), weight(&node)));
                     }
                     Some(node)
                 }
-                Event::SequenceStart(anchor, _) => {
+                Event::SequenceStart(anchor, tag) => {
+                    check_tag(tag.as_deref(), "seq", Span::new(start, end.max(start)))?;
+                    self.nest(stack.len(), start)?;
                     stack.push(Frame::Seq { start, anchor, items: Vec::new() });
                     None
                 }
-                Event::MappingStart(anchor, _) => {
+                Event::MappingStart(anchor, tag) => {
+                    check_tag(tag.as_deref(), "map", Span::new(start, end.max(start)))?;
+                    self.nest(stack.len(), start)?;
                     stack.push(Frame::Map { start, anchor, entries: Vec::new(), key: None });
                     None
                 }
@@ -262,7 +340,8 @@ impl<'a> Builder<'a> {
                         None => continue,
                     };
                     if node.0 > 0 {
-                        self.anchors.insert(node.0, node.1.clone());
+                        let weight = weight(&node.1);
+                        self.anchors.insert(node.0, (node.1.clone(), weight));
                     }
                     Some(node.1)
                 }
@@ -338,6 +417,53 @@ fn is_merge_key(node: &Node) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Ten levels of nine aliases each: 9^10 nodes if expanded, 600 bytes written.
+    pub(crate) fn alias_bomb() -> String {
+        let mut text = String::from("x0: &a0 [lol]\n");
+        for level in 1..=10 {
+            let items = vec![format!("*a{}", level - 1); 9].join(", ");
+            text.push_str(&format!("x{level}: &a{level} [{items}]\n"));
+        }
+        text
+    }
+
+    #[test]
+    fn an_alias_bomb_is_refused_at_the_alias_that_crosses_the_budget() {
+        let text = alias_bomb();
+        assert!(text.len() < 700, "{}", text.len());
+        let error = parse(&text).unwrap_err();
+        assert!(error.message.contains("aliases expand to more than"), "{}", error.message);
+        assert!(text[error.span.start..].starts_with("*a"), "located at an alias");
+        // Ordinary anchors and merge keys are untouched.
+        let node = parse("base: &b {x: 1}\na: *b\nc: {<<: *b, y: 2}\n").unwrap();
+        assert_eq!(node.to_json(), serde_json::json!({"base": {"x": 1}, "a": {"x": 1}, "c": {"x": 1, "y": 2}}));
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+        let error = parse(&deep).unwrap_err();
+        assert!(error.message.contains("nest deeper than"), "{}", error.message);
+        let fine = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(parse(&fine).is_ok());
+    }
+
+    #[test]
+    fn unknown_tags_are_located_errors_and_str_makes_a_string() {
+        for (text, tag) in [
+            ("path: !include ./s.yaml\n", "!include"),
+            ("key: !!binary aGVsbG8=\n", "!!binary"),
+            ("n: !!int 3\n", "!!int"),
+            ("m: !!seq {a: 1}\n", "!!seq"),
+        ] {
+            let error = parse(text).unwrap_err();
+            assert!(error.message.contains(&format!("unsupported YAML tag `{tag}`")), "{text}: {}", error.message);
+            assert!(error.span.start > text.find(": ").unwrap(), "located at the tagged value: {text}");
+        }
+        let node = parse("a: !!str 123\nb: ! true\nc: !!map {x: 1}\nd: !!seq [1]\n").unwrap();
+        assert_eq!(node.to_json(), serde_json::json!({"a": "123", "b": "true", "c": {"x": 1}, "d": [1]}));
+    }
     use serde_json::json;
 
     #[test]

@@ -418,14 +418,24 @@ fn walk(root: &Path, dir: &Path, found: &mut BTreeMap<SecretPath, PathBuf>) -> R
 fn parse_mapping(value: Value, file: &Path) -> Result<BTreeMap<SecretPath, Value>, StoreError> {
     match value {
         Value::Null => Ok(BTreeMap::new()),
-        Value::Object(map) => map
-            .into_iter()
-            .map(|(k, v)| {
-                SecretPath::parse(&k)
-                    .map(|p| (p, v))
-                    .map_err(|why| StoreError::invalid(format!("{}: {why}", file.display())))
-            })
-            .collect(),
+        Value::Object(map) => {
+            // Keys that normalise to one path (`ok//two/` and `ok/two`) would overwrite each
+            // other silently: refused, naming both.
+            let mut written: BTreeMap<SecretPath, String> = BTreeMap::new();
+            let mut out = BTreeMap::new();
+            for (key, v) in map {
+                let path = SecretPath::parse(&key)
+                    .map_err(|why| StoreError::invalid(format!("{}: {why}", file.display())))?;
+                if let Some(first) = written.insert(path.clone(), key.clone()) {
+                    return Err(StoreError::invalid(format!(
+                        "{}: `{first}` and `{key}` are the same secret `{path}`; keep one",
+                        file.display()
+                    )));
+                }
+                out.insert(path, v);
+            }
+            Ok(out)
+        }
         _ => Err(StoreError::invalid(format!("{} must hold a mapping of secret path -> value", file.display()))),
     }
 }

@@ -78,3 +78,19 @@ fn empty_top_level_store_blocks_are_accepted_and_typos_in_them_are_located() {
     assert_eq!(run.code, 2, "{}", run.transcript());
     assert!(run.stderr.contains("vss.yaml:1:9") && run.stderr.contains("did you mean `address`?"), "{}", run.stderr);
 }
+
+#[test]
+fn an_alias_bomb_config_is_refused_with_a_location() {
+    let ws = crate::common::Workspace::new();
+    let mut text = String::from("targets: {T: {imports: [s]}}\nsources: {s: {file: {path: s.yaml}}}\nx0: &a0 [lol]\n");
+    for level in 1..=10 {
+        text.push_str(&format!("x{level}: &a{level} [{}]\n", vec![format!("*a{}", level - 1); 9].join(", ")));
+    }
+    ws.write("vss.yaml", &text);
+    let run = ws.vss(["validate", "--output", "json"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    let error = &run.json()["errors"][0];
+    assert!(error["message"].as_str().unwrap().contains("aliases expand to more than"), "{error}");
+    assert_eq!(error["kind"], "config", "{error}");
+    assert!((4..=13).contains(&error["line"].as_u64().unwrap()), "at one of the alias lines: {error}");
+}

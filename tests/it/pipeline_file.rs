@@ -391,3 +391,29 @@ fn fingerprints_are_stable_with_a_key_and_per_run_without() {
     assert_ne!(fingerprint(None), fingerprint(None), "a random key per run");
     assert!(fingerprint(None).starts_with("hmac:"));
 }
+
+#[test]
+fn hostile_yaml_sources_fail_their_targets_and_write_nothing() {
+    let ws = Workspace::new();
+    // Ten levels of nine aliases: billions of nodes if expanded.
+    let mut bomb = String::from("x0: &a0 [lol]\n");
+    for level in 1..=10 {
+        bomb.push_str(&format!("x{level}: &a{level} [{}]\n", vec![format!("*a{}", level - 1); 9].join(", ")));
+    }
+    for (name, text, expected) in [
+        ("bomb", bomb.as_str(), "aliases expand to more than"),
+        ("tagged", "app: {path: !include other.yaml}\n", "unsupported YAML tag `!include`"),
+        ("twice", "ok//two/: {v: 1}\nok/two: {v: 2}\n", "`ok//two/` and `ok/two` are the same secret `ok/two`"),
+    ] {
+        ws.write(&format!("{name}.yaml"), text);
+        ws.write(
+            "vss.yaml",
+            &format!("source: {{file: {{path: {name}.yaml}}}}\ntargets: {{T: {{file: {{path: out-{name}}}}}}}\n"),
+        );
+        let run = ws.vss(["pipeline", "--output", "json"]);
+        assert_eq!(run.code, 2, "{name}: {}", run.transcript());
+        let message = run.json()["errors"][0]["message"].as_str().unwrap().to_string();
+        assert!(message.contains(expected), "{name}: {message}");
+        assert!(!ws.path(&format!("out-{name}")).exists(), "{name}: nothing written");
+    }
+}

@@ -92,6 +92,8 @@ pub struct Source {
     pub name: String,
     /// Where it reads from.
     pub store: StoreConfig,
+    /// Whether it may be missing or hold no secret (else that fails its targets).
+    pub allow_empty: bool,
 }
 
 /// A named target.

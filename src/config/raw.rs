@@ -35,9 +35,9 @@ pub struct RawConfig {
     /// Default merge semantics of every target (a target's own `merge` overrides them).
     pub merge: Option<Lenient<RawMergeOptions>>,
     /// The default import of every target that declares neither `imports` nor `inherits`.
-    pub source: Option<Spanned<Lenient<StoreConfig>>>,
+    pub source: Option<Spanned<Lenient<RawSource>>>,
     /// Named places secrets are read from.
-    pub sources: Option<BTreeMap<Spanned<String>, Lenient<StoreConfig>>>,
+    pub sources: Option<BTreeMap<Spanned<String>, Spanned<Lenient<RawSource>>>>,
     /// Named merge results, each optionally synced to one destination store.
     pub targets: Option<BTreeMap<Spanned<String>, Spanned<Lenient<RawTarget>>>>,
     /// Targets discovered at plan time: one per AWS account of an Organizations OU.
@@ -158,6 +158,91 @@ pub struct RawSyncPhase {
     /// Delete secrets that vss created in a target and that are no longer desired
     /// (default `false`). Secrets without vss's ownership marker are never deleted.
     pub delete_orphans: Option<bool>,
+}
+
+/// One source: one store block, and whether it may hold nothing.
+#[derive(Debug, Default)]
+pub struct RawSource {
+    /// Every store block written (the key's span, the store); anything but exactly one is an
+    /// error reported by validation.
+    pub stores: Vec<(Spanned<String>, StoreConfig)>,
+    /// A source that does not exist or holds no secret is an error unless this is true
+    /// (an empty source with `delete_orphans` would delete a target's secrets).
+    pub allow_empty: Option<bool>,
+}
+
+/// The keys a source accepts: `allow_empty`, then one per store.
+static SOURCE_KEYS: LazyLock<Vec<&'static str>> = LazyLock::new(|| [&["allow_empty"][..], StoreConfig::KINDS].concat());
+
+impl<'de> Deserialize<'de> for RawSource {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SourceVisitor;
+        impl<'de> Visitor<'de> for SourceVisitor {
+            type Value = RawSource;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a source mapping with one store")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<RawSource, A::Error> {
+                let mut source = RawSource::default();
+                while let Some(key) = map.next_key::<Spanned<String>>()? {
+                    match key.value.as_str() {
+                        "allow_empty" => source.allow_empty = Some(map.next_value()?),
+                        other => match StoreConfig::KINDS.iter().find(|k| **k == other) {
+                            Some(kind) => {
+                                let store = map.next_value_seed(StoreSeed(kind))?;
+                                source.stores.push((key, store));
+                            }
+                            None => return Err(de::Error::unknown_field(other, &SOURCE_KEYS)),
+                        },
+                    }
+                }
+                Ok(source)
+            }
+        }
+        deserializer.deserialize_struct("RawSource", &SOURCE_KEYS, SourceVisitor)
+    }
+}
+
+impl JsonSchema for RawSource {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Source".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let mut properties = store_properties(generator);
+        properties.insert(
+            "allow_empty".into(),
+            serde_json::json!({
+                "description": "Allow this source to be missing or to hold no secret (default false: that fails its targets, since syncing nothing could delete everything).",
+                "type": "boolean"
+            }),
+        );
+        schemars::json_schema!({
+            "description": "A source: one store block (`file`, `vault`, `aws`…) and `allow_empty`.",
+            "type": "object",
+            "properties": properties,
+            "additionalProperties": false,
+            "minProperties": 1
+        })
+    }
+}
+
+/// One optional property per store kind, taken from the store enum's own schema.
+fn store_properties(generator: &mut schemars::SchemaGenerator) -> serde_json::Map<String, serde_json::Value> {
+    let mut properties = serde_json::Map::new();
+    let stores = StoreConfig::json_schema(generator).to_value();
+    for variant in stores.get("oneOf").and_then(|v| v.as_array()).into_iter().flatten() {
+        if let Some(props) = variant.get("properties").and_then(|p| p.as_object()) {
+            for (kind, schema) in props {
+                let mut schema = schema.clone();
+                if let (Some(object), Some(description)) = (schema.as_object_mut(), variant.get("description")) {
+                    object.insert("description".into(), description.clone());
+                }
+                properties.insert(kind.clone(), schema);
+            }
+        }
+    }
+    properties
 }
 
 /// One target: what it merges, and at most one destination store.
@@ -284,19 +369,7 @@ impl JsonSchema for RawTarget {
                 }),
             );
         }
-        // One optional property per store kind, taken from the store enum's own schema.
-        let stores = StoreConfig::json_schema(generator).to_value();
-        for variant in stores.get("oneOf").and_then(|v| v.as_array()).into_iter().flatten() {
-            if let Some(props) = variant.get("properties").and_then(|p| p.as_object()) {
-                for (kind, schema) in props {
-                    let mut schema = schema.clone();
-                    if let (Some(object), Some(description)) = (schema.as_object_mut(), variant.get("description")) {
-                        object.insert("description".into(), description.clone());
-                    }
-                    properties.insert(kind.clone(), schema);
-                }
-            }
-        }
+        properties.extend(store_properties(generator));
         schemars::json_schema!({
             "description": "A target: what it merges (`imports`, `inherits`) and at most one destination store. Without a destination it is a layer that other targets inherit.",
             "type": "object",

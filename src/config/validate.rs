@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::config::de::from_node;
 use crate::config::model::{Config, Import, MergePhase, Source, SourceId, SyncPhase, Target, TargetId};
-use crate::config::raw::{RawConfig, RawTarget};
+use crate::config::raw::{RawConfig, RawSource, RawTarget};
 use crate::diagnostic::{Diagnostic, SourceFile, suggest};
 use crate::graph::{Dependency, EdgeKind, Graph};
 use crate::merge::MergeOptions;
@@ -151,6 +151,7 @@ impl Checker<'_> {
         // Names declared but unparsable: their errors are reported; references to them are
         // not reported again as unknown.
         let mut broken: Vec<String> = Vec::new();
+        let parse_errors: Vec<Span> = self.diagnostics.iter().filter_map(|d| d.span).collect();
         for (name, entry) in raw.sources.unwrap_or_default() {
             if !valid_name(&name.value) {
                 self.error(
@@ -158,11 +159,11 @@ impl Checker<'_> {
                         .with_label("names use only letters, digits, `_`, `.` and `-`"),
                 );
             }
-            match entry {
-                Lenient(Some(store)) => {
-                    self.check_store(&store, name.span, Role::Source);
-                    sources.push((name.span, Source { name: name.value, store }));
-                }
+            match entry.value {
+                Lenient(Some(raw)) => match self.source(&name.value, name.span, entry.span, raw, &parse_errors) {
+                    Some(source) => sources.push((name.span, source)),
+                    None => broken.push(name.value),
+                },
                 Lenient(None) => broken.push(name.value),
             }
         }
@@ -171,7 +172,7 @@ impl Checker<'_> {
             broken.push(DEFAULT_SOURCE.into());
             has_default_source = true;
         }
-        if let Some(Spanned { value: Lenient(Some(store)), span }) = raw.source {
+        if let Some(Spanned { value: Lenient(Some(raw)), span }) = raw.source {
             if let Some((taken, _)) = sources.iter().find(|(_, s)| s.name == DEFAULT_SOURCE) {
                 self.error(
                     Diagnostic::at(
@@ -181,9 +182,13 @@ impl Checker<'_> {
                     .with_note(span, "the top-level source is here"),
                 );
             } else {
-                self.check_store(&store, span, Role::Source);
-                sources.push((span, Source { name: DEFAULT_SOURCE.into(), store }));
-                sources.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+                match self.source(DEFAULT_SOURCE, span, span, raw, &parse_errors) {
+                    Some(source) => {
+                        sources.push((span, source));
+                        sources.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+                    }
+                    None => broken.push(DEFAULT_SOURCE.into()),
+                }
                 has_default_source = true;
             }
         }
@@ -384,6 +389,34 @@ impl Checker<'_> {
             }
         };
         self.error(Diagnostic::at(name.span, format!("unknown {what} `{}`", name.value)).with_label(label));
+    }
+
+    /// A source from its raw form: exactly one store block. `None` (with an error, unless one
+    /// inside it was reported already) when it has none or several.
+    fn source(&mut self, name: &str, at: Span, body: Span, raw: RawSource, parse_errors: &[Span]) -> Option<Source> {
+        let mut stores = raw.stores.into_iter();
+        let Some((key, store)) = stores.next() else {
+            if !parse_errors.iter().any(|s| s.start >= body.start && s.end <= body.end.max(body.start + 1)) {
+                self.error(
+                    Diagnostic::at(at, format!("source `{name}` names no store"))
+                        .with_label(format!("add one of: {}", StoreConfig::KINDS.join(", "))),
+                );
+            }
+            return None;
+        };
+        if let Some((other, _)) = stores.next() {
+            self.error(
+                Diagnostic::at(
+                    other.span,
+                    format!("source `{name}` has two stores, `{}` and `{}`", key.value, other.value),
+                )
+                .with_label("a source reads one store: split it into two sources")
+                .with_note(key.span, "the first store is here"),
+            );
+            return None;
+        }
+        self.check_store(&store, key.span, Role::Source);
+        Some(Source { name: name.to_string(), store, allow_empty: raw.allow_empty.unwrap_or(false) })
     }
 
     fn check_store(&mut self, store: &StoreConfig, span: Span, role: Role) {

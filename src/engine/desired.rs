@@ -54,6 +54,14 @@ impl<'c> Resolver<'c> {
                 let location = source.store.describe();
                 let context = format!("cannot read source `{}` ({location})", source.name);
                 match read.await {
+                    // A typo'd path reads as nothing: syncing nothing could delete everything.
+                    Ok(live) if live.is_empty() && !source.allow_empty => Err(Failure {
+                        kind: ErrorKind::NotFound,
+                        store: Some(source.store.kind()),
+                        location: Some(location.clone()),
+                        message: format!("{context}: it does not exist or holds no secret"),
+                        hint: Some("check its location, or set `allow_empty: true` on the source".into()),
+                    }),
                     Ok(live) => values_of(live).map(Arc::new).map_err(|path| {
                         Failure::new(
                             ErrorKind::Invalid,

@@ -417,3 +417,39 @@ fn hostile_yaml_sources_fail_their_targets_and_write_nothing() {
         assert!(!ws.path(&format!("out-{name}")).exists(), "{name}: nothing written");
     }
 }
+
+#[test]
+fn a_missing_or_empty_source_fails_its_targets_and_deletes_nothing() {
+    let ws = Workspace::new();
+    ws.write("secrets/app.json", r#"{"k": "v"}"#);
+    let config = |path: &str, extra: &str| {
+        format!(
+            "pipeline: {{sync: {{delete_orphans: true}}}}\nsources: {{s: {{file: {{path: {path}}}{extra}}}}}\ntargets: {{T: {{imports: [s], file: {{path: out}}}}}}\n"
+        )
+    };
+    ws.write("vss.yaml", &config("secrets", ""));
+    assert_eq!(ws.vss(["pipeline"]).code, 0);
+    assert!(ws.path("out/app.json").exists());
+    // A typo in the path, and an empty directory: both fail, in a dry run too, and delete nothing.
+    std::fs::create_dir_all(ws.path("empty")).unwrap();
+    for path in ["secrest", "empty"] {
+        ws.write("vss.yaml", &config(path, ""));
+        for args in [&["pipeline", "--dry-run", "--output", "json"][..], &["pipeline", "--output", "json"][..]] {
+            let run = ws.vss(args);
+            assert_eq!(run.code, 2, "{path}: {}", run.transcript());
+            let error = &run.json()["errors"][0];
+            assert_eq!(error["kind"], "not_found", "{error}");
+            assert!(
+                error["message"].as_str().unwrap().contains(&format!("cannot read source `s` (file {path})")),
+                "{error}"
+            );
+            assert!(error["hint"].as_str().unwrap().contains("allow_empty: true"), "{error}");
+        }
+        assert!(ws.path("out/app.json").exists(), "{path}: nothing deleted");
+    }
+    // Said on purpose, an empty source empties the target.
+    ws.write("vss.yaml", &config("empty", ", allow_empty: true"));
+    let run = ws.vss(["pipeline", "--output", "compact"]);
+    assert_eq!((run.code, run.stdout.as_str()), (0, "CHANGES: +0 ~0 -1 =0\n"), "{}", run.transcript());
+    assert!(!ws.path("out/app.json").exists());
+}

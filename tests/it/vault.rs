@@ -458,7 +458,10 @@ async fn approle_login_works_and_a_failed_login_is_one_clear_error() {
 fn a_wrong_token_exits_2_with_a_one_line_reason() {
     let s = servers();
     let ws = Workspace::new();
-    ws.write("vss.yaml", "source: {vault: {path: secret/anything}}\ntargets: {T: {vault: {path: secret/elsewhere}}}\n");
+    ws.write(
+        "vss.yaml",
+        "source: {vault: {path: secret/anything}, allow_empty: true}\ntargets: {T: {vault: {path: secret/elsewhere}}}\n",
+    );
     let run = Vss::new()
         .cwd(ws.dir.path())
         .env("VAULT_ADDR", &s.first)
@@ -509,7 +512,7 @@ fn tls_with_a_ca_file_with_skip_verify_and_without_either() {
     let address = std::env::var("VSS_TEST_VAULT_TLS_ADDR").expect("VSS_TEST_VAULT_TLS_ADDR: run tests/run");
     let ca = std::env::var("VSS_TEST_VAULT_TLS_CACERT").expect("VSS_TEST_VAULT_TLS_CACERT: run tests/run");
     let ws = Workspace::new();
-    let plain = "source: {vault: {path: secret/tls-src}}\ntargets: {T: {file: {path: out}}}\n";
+    let plain = "source: {vault: {path: secret/tls-src}, allow_empty: true}\ntargets: {T: {file: {path: out}}}\n";
     let run = |envs: &[(&str, &str)], config: &str| {
         ws.write("vss.yaml", config);
         let mut vss = Vss::new()
@@ -664,4 +667,29 @@ fn a_value_vault_cannot_hold_is_refused_when_the_plan_is_made() {
         assert!(!message.contains("just-a-string"), "no value in errors: {message}");
         assert_eq!(calls(&run.json(), "vault")["write"], 0, "nothing is written, not even the object");
     }
+}
+
+#[tokio::test]
+async fn a_typo_in_a_source_path_fails_and_deletes_nothing() {
+    let s = servers();
+    let http = Http::new(&s.first, &s.token);
+    let u = unique("typo");
+    http.put_secret(&format!("secret/{u}/platform/common/app"), json!({"k": "v"})).await;
+    let ws = Workspace::new();
+    let config = |path: &str| {
+        format!(
+            "vault: {{address: \"${{VSS_TEST_VAULT_ADDR}}\", auth: {{token: \"${{VSS_TEST_VAULT_TOKEN}}\"}}}}\npipeline: {{sync: {{delete_orphans: true}}}}\nsource: {{vault: {{path: secret/{u}/{path}}}}}\ntargets: {{T: {{vault: {{path: secret/{u}/target}}}}}}\n"
+        )
+    };
+    ws.write("vss.yaml", &config("platform/common"));
+    assert_eq!(run_vss(&ws, &s, &["pipeline"]).code, 0);
+    assert!(http.secret(&format!("secret/{u}/target/app")).await.is_some());
+    ws.write("vss.yaml", &config("platfrom/common"));
+    let run = run_vss(&ws, &s, &["pipeline", "--output", "json"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    let error = &run.json()["errors"][0];
+    assert_eq!((error["kind"].as_str(), error["store"].as_str()), (Some("not_found"), Some("vault")), "{error}");
+    assert!(error["message"].as_str().unwrap().contains("platfrom/common"), "{error}");
+    assert_eq!(calls(&run.json(), "vault")["delete"], 0);
+    assert!(http.secret(&format!("secret/{u}/target/app")).await.is_some(), "the target keeps its secret");
 }

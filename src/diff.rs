@@ -34,6 +34,21 @@ impl ChangeKind {
     }
 }
 
+/// What became of one change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeStatus {
+    /// Computed, not applied: a dry run, or not reached.
+    Planned,
+    /// Written or deleted.
+    Applied,
+    /// Its write or delete failed.
+    Failed,
+    /// Not attempted because another change of the target failed (deletes wait for every
+    /// write) or a value was refused before anything was written.
+    Skipped,
+}
+
 /// The change of one secret. Values are carried for applying and fingerprinting and are
 /// never serialized.
 #[derive(Clone, Debug)]
@@ -54,6 +69,10 @@ pub struct Change {
     pub after: Option<SecretValue>,
     /// Only the store's metadata changes (tags, description, encryption key), not the value.
     pub metadata: bool,
+    /// What became of it (`Planned` until the engine applies it).
+    pub status: ChangeStatus,
+    /// Why it failed, when it did.
+    pub error: Option<crate::error::ErrorKind>,
 }
 
 /// Options of one diff.
@@ -104,6 +123,8 @@ pub fn diff(live: &LiveState, desired: &SecretMap, options: DiffOptions<'_>) -> 
                 before: None,
                 after: Some(want.clone()),
                 metadata: false,
+                status: ChangeStatus::Planned,
+                error: None,
             },
             Some(have) => {
                 let equal = match &have.value {
@@ -134,6 +155,8 @@ pub fn diff(live: &LiveState, desired: &SecretMap, options: DiffOptions<'_>) -> 
                     before: have.value().cloned(),
                     after: Some(want.clone()),
                     metadata,
+                    status: ChangeStatus::Planned,
+                    error: None,
                 }
             }
         };
@@ -158,6 +181,8 @@ pub fn diff(live: &LiveState, desired: &SecretMap, options: DiffOptions<'_>) -> 
                 before: have.value().cloned(),
                 after: None,
                 metadata: false,
+                status: ChangeStatus::Planned,
+                error: None,
             });
         }
     }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::model::TargetId;
-use crate::diff::TargetDiff;
+use crate::diff::{ChangeStatus, TargetDiff};
 use crate::error::{ErrorKind, Failure};
 use crate::plan::Plan;
 use crate::store::retry::RetryPolicy;
@@ -243,9 +243,7 @@ async fn reconcile_once(
     dry_run: bool,
     place: Place<'_>,
 ) -> Result<TargetDiff, (TargetDiff, Failure)> {
-    use futures::StreamExt;
-
-    use crate::diff::{ChangeKind, DiffOptions, diff};
+    use crate::diff::{ChangeKind, ChangeStatus, DiffOptions, diff};
 
     let fail = |e: StoreError, context: &str| e.into_failure(context, place.store, place.location);
     let live = handle.read_state().await.map_err(|e| (TargetDiff::default(), fail(e, "cannot read current state")))?;
@@ -263,7 +261,11 @@ async fn reconcile_once(
             Some(store.into_failure("", place.store, place.location))
         })
         .collect();
+    let mut plan = plan;
     if !unfit.is_empty() {
+        if !dry_run {
+            mark(&mut plan, |c| c.kind.is_change(), ChangeStatus::Skipped, None);
+        }
         return Err((plan, summarize(unfit, "nothing written")));
     }
     if dry_run || !plan.has_changes() {
@@ -281,42 +283,93 @@ async fn reconcile_once(
         let deletes: Vec<crate::secret::SecretPath> =
             plan.changes.iter().filter(|c| c.kind == ChangeKind::Removed).map(|c| c.path.clone()).collect();
         return match handle.commit(&writes, &deletes, owner).await {
-            Ok(()) => Ok(plan),
+            Ok(()) => {
+                mark(&mut plan, |c| c.kind.is_change(), ChangeStatus::Applied, None);
+                Ok(plan)
+            }
             Err(e) => {
                 let failure = fail(e, "cannot write the changes");
+                mark(&mut plan, |c| c.kind.is_change(), ChangeStatus::Failed, Some(failure.kind));
                 Err((plan, failure))
             }
         };
     }
-    let writes = plan.changes.iter().filter(|c| matches!(c.kind, ChangeKind::Added | ChangeKind::Modified));
-    let failures: Vec<Failure> = futures::stream::iter(writes)
-        .map(|change| async move {
-            let value = change.after.as_ref().expect("added and modified changes carry a value");
-            handle
-                .write(&change.path, value, owner)
-                .await
-                .map_err(|e| fail(e, &format!("cannot write `{}`", change.path)))
-        })
-        .buffer_unordered(handle.parallel())
-        .filter_map(|r| async move { r.err() })
-        .collect()
-        .await;
+    let writes: Vec<usize> = (0..plan.changes.len())
+        .filter(|&i| matches!(plan.changes[i].kind, ChangeKind::Added | ChangeKind::Modified))
+        .collect();
+    let results = apply_each(&plan, &writes, handle.parallel(), |change| async move {
+        let value = change.after.as_ref().expect("added and modified changes carry a value");
+        handle.write(&change.path, value, owner).await.map_err(|e| fail(e, &format!("cannot write `{}`", change.path)))
+    })
+    .await;
+    let failures = record(&mut plan, results);
+    let deletes: Vec<usize> =
+        (0..plan.changes.len()).filter(|&i| plan.changes[i].kind == ChangeKind::Removed).collect();
     if !failures.is_empty() {
+        mark(&mut plan, |c| c.kind == ChangeKind::Removed, ChangeStatus::Skipped, None);
         return Err((plan, summarize(failures, "deletes skipped")));
     }
-    let deletes = plan.changes.iter().filter(|c| c.kind == ChangeKind::Removed);
-    let failures: Vec<Failure> = futures::stream::iter(deletes)
-        .map(|change| async move {
-            handle.delete(&change.path).await.map_err(|e| fail(e, &format!("cannot delete `{}`", change.path)))
-        })
-        .buffer_unordered(handle.parallel())
-        .filter_map(|r| async move { r.err() })
-        .collect()
-        .await;
+    let results = apply_each(&plan, &deletes, handle.parallel(), |change| async move {
+        handle.delete(&change.path).await.map_err(|e| fail(e, &format!("cannot delete `{}`", change.path)))
+    })
+    .await;
+    let failures = record(&mut plan, results);
     if !failures.is_empty() {
         return Err((plan, summarize(failures, "")));
     }
     Ok(plan)
+}
+
+/// Runs `apply` on the changes at `indexes`, `parallel` at a time; each result with its index.
+async fn apply_each<'p, F, Fut>(
+    plan: &'p TargetDiff,
+    indexes: &[usize],
+    parallel: usize,
+    apply: F,
+) -> Vec<(usize, Result<(), Failure>)>
+where
+    F: Fn(&'p crate::diff::Change) -> Fut,
+    Fut: std::future::Future<Output = Result<(), Failure>>,
+{
+    use futures::StreamExt;
+    futures::stream::iter(indexes.iter().copied())
+        .map(|i| {
+            let fut = apply(&plan.changes[i]);
+            async move { (i, fut.await) }
+        })
+        .buffer_unordered(parallel)
+        .collect()
+        .await
+}
+
+/// Records each change's outcome in `plan`; returns the failures.
+fn record(plan: &mut TargetDiff, results: Vec<(usize, Result<(), Failure>)>) -> Vec<Failure> {
+    let mut failures = Vec::new();
+    for (i, result) in results {
+        let change = &mut plan.changes[i];
+        match result {
+            Ok(()) => change.status = ChangeStatus::Applied,
+            Err(failure) => {
+                change.status = ChangeStatus::Failed;
+                change.error = Some(failure.kind);
+                failures.push(failure);
+            }
+        }
+    }
+    failures
+}
+
+/// Sets the status (and error kind) of every change `which` selects.
+fn mark(
+    plan: &mut TargetDiff,
+    which: impl Fn(&crate::diff::Change) -> bool,
+    status: ChangeStatus,
+    error: Option<ErrorKind>,
+) {
+    for change in plan.changes.iter_mut().filter(|c| which(c)) {
+        change.status = status;
+        change.error = error;
+    }
 }
 
 /// Several failures of one target as one: the first by message, with a count of the rest.

@@ -1,5 +1,6 @@
-//! `--output compact`: one line, `ZERO-SUM: 43 unchanged`, `CHANGES: +5 ~2 -0 =43`, or
-//! `FAILED: 1 error, +5 ~2 -0 =43`; ` ?N` follows the counts when N secrets are
+//! `--output compact`: one line, `ZERO-SUM: 43 unchanged`, `CHANGES: +5 ~2 -0 =43` (a dry
+//! run), `APPLIED: +5 ~2 -0 =43` (a real run), or `FAILED: 1 error, +5 ~2 -0 =43` (counts of
+//! what was applied); ` ?N` follows the counts when N secrets are
 //! unverified (their store does not return values).
 
 use crate::error::ErrorKind;
@@ -20,8 +21,10 @@ pub fn render(report: &Report) -> String {
         format!("ZERO-SUM: {} unchanged\n", s.unchanged)
     } else if s.changes() == 0 {
         format!("ZERO-SUM: {counts}\n")
-    } else {
+    } else if report.dry_run {
         format!("CHANGES: {counts}\n")
+    } else {
+        format!("APPLIED: {counts}\n")
     }
 }
 

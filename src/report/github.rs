@@ -1,6 +1,6 @@
 //! `--output github` for GitHub Actions: `::group::` per target, `::notice`/`::error`
 //! annotations (config errors with `file=`, `line=`, `col=`), `key=value` lines appended to
-//! `$GITHUB_OUTPUT` (`changes`, `added`, `modified`, `removed`, `zero_sum`) and a Markdown
+//! `$GITHUB_OUTPUT` (`changes`, `added`, `modified`, `removed`, `zero_sum`, `failed_targets`) and a Markdown
 //! table appended to `$GITHUB_STEP_SUMMARY`. No value is ever written, so nothing needs
 //! `::add-mask::`.
 
@@ -89,12 +89,13 @@ pub fn render(report: &Report) -> String {
 pub fn outputs(report: &Report) -> String {
     let s = &report.summary;
     format!(
-        "changes={}\nadded={}\nmodified={}\nremoved={}\nzero_sum={}\n",
+        "changes={}\nadded={}\nmodified={}\nremoved={}\nzero_sum={}\nfailed_targets={}\n",
         s.changes() > 0,
         s.added,
         s.modified,
         s.removed,
-        report.zero_sum
+        report.zero_sum,
+        s.failed_targets
     )
 }
 

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use crate::diff::ChangeKind;
+use crate::diff::{ChangeKind, ChangeStatus};
 use crate::report::{Report, Status};
 
 /// ANSI styling, or none.
@@ -100,7 +100,15 @@ pub fn render(report: &Report, style: Style) -> String {
             } else {
                 format!("  {}", style.dim(&format!("keys: {}", keys.join(", "))))
             };
-            let _ = writeln!(out, "  {painted} {}{keys}", c.path);
+            let status = match (c.status, c.error_kind) {
+                (Some(ChangeStatus::Failed), Some(kind)) => {
+                    format!("  {}", style.red(&format!("failed ({})", kind.as_str())))
+                }
+                (Some(ChangeStatus::Failed), None) => format!("  {}", style.red("failed")),
+                (Some(ChangeStatus::Skipped), _) => format!("  {}", style.dim("skipped")),
+                _ => String::new(),
+            };
+            let _ = writeln!(out, "  {painted} {}{keys}{status}", c.path);
         }
         if ts.unmanaged > 0 {
             let _ = writeln!(out, "  {}", style.dim(&format!("{} unmanaged secret(s) left alone", ts.unmanaged)));

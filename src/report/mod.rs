@@ -15,7 +15,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::config::ConfigError;
-use crate::diff::ChangeKind;
+use crate::diff::{ChangeKind, ChangeStatus};
 use crate::engine::{Outcome, Phase};
 use crate::error::{ErrorKind, Failure};
 use crate::secret::Fingerprinter;
@@ -54,6 +54,12 @@ pub struct Summary {
     /// equal or different: not written.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub unverified: usize,
+    /// Changes whose write or delete failed (real runs).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed: usize,
+    /// Changes not attempted because another change of their target failed (real runs).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped: usize,
     /// Targets that failed in at least one phase.
     pub failed_targets: usize,
 }
@@ -114,6 +120,12 @@ pub struct TargetSummary {
     /// different: not written.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub unverified: usize,
+    /// Changes whose write or delete failed (real runs).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed: usize,
+    /// Changes not attempted because another change of the target failed (real runs).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped: usize,
     /// Live secrets without this target's ownership marker, never touched.
     pub unmanaged: usize,
     /// Live secrets this target owns that are no longer desired, kept because
@@ -140,6 +152,13 @@ pub struct ChangeReport {
     /// Only the store's metadata changes (tags, description, encryption key).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub metadata: bool,
+    /// `planned` (dry run), `applied`, `failed` or `skipped`; absent for `unchanged` and
+    /// `unverified`, which are never written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<ChangeStatus>,
+    /// The kind of failure of a `failed` change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<ErrorKind>,
     /// Keyed fingerprint of the live value.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub before: Option<String>,
@@ -227,12 +246,23 @@ impl Report {
         let mut errors = Vec::new();
         for t in &outcome.targets {
             let d = &t.diff;
+            // A dry run counts what it would do; a real run what it did.
+            let done = if outcome.dry_run { ChangeStatus::Planned } else { ChangeStatus::Applied };
+            let count = |kind: ChangeKind| d.changes.iter().filter(|c| c.kind == kind && c.status == done).count();
+            let with_status =
+                |status: ChangeStatus| d.changes.iter().filter(|c| c.kind.is_change() && c.status == status).count();
             let ts = TargetSummary {
-                added: d.count(ChangeKind::Added),
-                modified: d.count(ChangeKind::Modified),
-                removed: d.count(ChangeKind::Removed),
+                added: count(ChangeKind::Added),
+                modified: count(ChangeKind::Modified),
+                removed: count(ChangeKind::Removed),
                 unchanged: d.count(ChangeKind::Unchanged),
                 unverified: d.count(ChangeKind::Unverified),
+                failed: if outcome.dry_run { 0 } else { with_status(ChangeStatus::Failed) },
+                skipped: if outcome.dry_run {
+                    0
+                } else {
+                    with_status(ChangeStatus::Skipped) + with_status(ChangeStatus::Planned)
+                },
                 unmanaged: d.unmanaged,
                 orphans: d.orphans,
             };
@@ -241,6 +271,8 @@ impl Report {
             summary.removed += ts.removed;
             summary.unchanged += ts.unchanged;
             summary.unverified += ts.unverified;
+            summary.failed += ts.failed;
+            summary.skipped += ts.skipped;
             if let Some(error) = &t.error {
                 if !errors.iter().any(|e: &ErrorEntry| e.target.as_deref() == Some(t.target.as_str())) {
                     summary.failed_targets += 1;
@@ -265,6 +297,8 @@ impl Report {
                     keys_removed: c.keys_removed.clone(),
                     keys_modified: c.keys_modified.clone(),
                     metadata: c.metadata,
+                    status: c.kind.is_change().then_some(c.status),
+                    error_kind: c.error,
                     before: c
                         .before
                         .as_ref()

@@ -425,7 +425,7 @@ async fn vault_to_s3_to_secrets_manager_in_three_accounts() {
         .unwrap();
     assert_eq!(
         production["changes"],
-        json!([{"path": "app/db", "change": "modified", "metadata": true, "before": production["changes"][0]["before"], "after": production["changes"][0]["after"]}])
+        json!([{"path": "app/db", "change": "modified", "metadata": true, "status": "planned", "before": production["changes"][0]["before"], "after": production["changes"][0]["after"]}])
     );
     assert_eq!(run_vss(&ws, &["pipeline"]).code, 0);
     assert_eq!(tags(&prod, &format!("{u}/app/db")).await["team"], "platform");

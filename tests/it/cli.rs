@@ -40,7 +40,7 @@ fn verbose_logs_go_to_stderr_and_quiet_silences_them() {
     ws.write("s.yaml", "a: {b: 1}\n");
     ws.write("vss.yaml", "source: {file: {path: s.yaml}}\ntargets: {T: {file: {path: out}}}\n");
     let verbose = ws.vss(["-vv", "pipeline", "--output", "compact"]);
-    assert_eq!(verbose.stdout, "CHANGES: +1 ~0 -0 =0\n", "stdout carries only the report");
+    assert_eq!(verbose.stdout, "APPLIED: +1 ~0 -0 =0\n", "stdout carries only the report");
     assert!(verbose.stderr.contains("starting the pipeline"), "{}", verbose.stderr);
     assert!(verbose.stderr.contains("write"), "{}", verbose.stderr);
     let quiet = ws.vss(["-q", "pipeline", "--output", "compact"]);
@@ -91,4 +91,46 @@ fn github_output_stays_one_well_formed_command_per_line() {
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert!(run.stdout.starts_with("::notice title=vss::odd::dir%25/vss.yaml: valid"), "{}", run.stdout);
     assert_eq!(run.stdout.lines().count(), 1);
+}
+
+#[test]
+fn a_partly_failed_target_reports_each_change() {
+    let ws = crate::common::Workspace::new();
+    ws.write("s.yaml", "keep: {v: 1}\ngone: {v: 1}\n");
+    ws.write(
+        "vss.yaml",
+        "pipeline: {sync: {delete_orphans: true}}\nsource: {file: {path: s.yaml}}\ntargets: {T: {file: {path: out}}}\n",
+    );
+    assert_eq!(ws.vss(["pipeline"]).code, 0);
+    ws.write("s.yaml", "keep: {v: 2}\nnew: {v: 1}\nblocked: {v: 2}\n");
+    std::fs::create_dir_all(ws.path("out/blocked.json/inside")).unwrap();
+    let run = ws.vss(["pipeline", "--output", "json"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    let report = run.json();
+    let changes = &report["targets"][0]["changes"];
+    let status = |path: &str| {
+        let c = changes.as_array().unwrap().iter().find(|c| c["path"] == path).unwrap();
+        (c["status"].as_str().unwrap().to_string(), c["error_kind"].as_str().map(str::to_string))
+    };
+    assert_eq!(status("blocked"), ("failed".to_string(), Some("io".to_string())), "{changes:#}");
+    assert_eq!(status("keep"), ("applied".to_string(), None));
+    assert_eq!(status("new"), ("applied".to_string(), None));
+    assert_eq!(status("gone"), ("skipped".to_string(), None), "deletes wait for every write");
+    let summary = &report["summary"];
+    assert_eq!(
+        (&summary["added"], &summary["modified"], &summary["removed"], &summary["failed"], &summary["skipped"]),
+        (
+            &serde_json::json!(1),
+            &serde_json::json!(1),
+            &serde_json::json!(0),
+            &serde_json::json!(1),
+            &serde_json::json!(1)
+        ),
+        "summaries count what was applied: {summary}"
+    );
+    let compact = ws.vss(["pipeline", "--output", "compact"]);
+    assert_eq!(compact.stdout, "FAILED: 1 error, +0 ~0 -0 =2\n", "{}", compact.transcript());
+    let dry = ws.vss(["pipeline", "--dry-run", "--output", "json"]).json();
+    let planned = dry["targets"][0]["changes"].as_array().unwrap().iter().all(|c| c["status"] == "planned");
+    assert!(planned, "{dry:#}");
 }

@@ -325,7 +325,7 @@ fn github_output_groups_annotations_and_files() {
     assert!(!run.stdout.contains("add-mask") && !run.stdout.contains("set-output"));
     assert_eq!(
         std::fs::read_to_string(&outputs).unwrap(),
-        "changes=true\nadded=16\nmodified=0\nremoved=0\nzero_sum=false\n"
+        "changes=true\nadded=16\nmodified=0\nremoved=0\nzero_sum=false\nfailed_targets=0\n"
     );
     let table = std::fs::read_to_string(&summary).unwrap();
     assert!(table.contains("| Production | sync | ok | 3 | 0 | 0 | 0 |"), "{table}");
@@ -450,6 +450,6 @@ fn a_missing_or_empty_source_fails_its_targets_and_deletes_nothing() {
     // Said on purpose, an empty source empties the target.
     ws.write("vss.yaml", &config("empty", ", allow_empty: true"));
     let run = ws.vss(["pipeline", "--output", "compact"]);
-    assert_eq!((run.code, run.stdout.as_str()), (0, "CHANGES: +0 ~0 -1 =0\n"), "{}", run.transcript());
+    assert_eq!((run.code, run.stdout.as_str()), (0, "APPLIED: +0 ~0 -1 =0\n"), "{}", run.transcript());
     assert!(!ws.path("out/app.json").exists());
 }

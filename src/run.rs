@@ -51,14 +51,24 @@ fn init_logging(cli: &Cli) {
         (false, _) => LevelFilter::TRACE,
     };
     // The AWS SDK warns about every credential provider it tries and fails (with long
-    // debug dumps); vss reports what failed itself, so those logs show only with -vv.
-    let sdk_level = if cli.verbose >= 2 { level } else { LevelFilter::ERROR };
-    let filter = tracing_subscriber::filter::Targets::new()
-        .with_default(level)
-        .with_target("aws_config", sdk_level)
-        .with_target("aws_smithy_runtime", sdk_level)
-        .with_target("aws_smithy_http_client", sdk_level)
-        .with_target("aws_sdk_sts", sdk_level);
+    // debug dumps); vss reports what failed itself, so those logs show only with -vv. Its
+    // TRACE events dump whole client configurations (an external id among them), so they
+    // never show.
+    let sdk_level = if cli.verbose >= 2 { level.min(LevelFilter::DEBUG) } else { LevelFilter::ERROR };
+    let filter = [
+        "aws_config",
+        "aws_runtime",
+        "aws_smithy_runtime",
+        "aws_smithy_runtime_api",
+        "aws_smithy_http_client",
+        "aws_smithy_types",
+        "aws_sdk_sts",
+        "aws_sdk_secretsmanager",
+        "aws_sdk_s3",
+        "aws_sdk_organizations",
+    ]
+    .into_iter()
+    .fold(tracing_subscriber::filter::Targets::new().with_default(level), |f, target| f.with_target(target, sdk_level));
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false)

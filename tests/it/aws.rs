@@ -746,3 +746,25 @@ fn an_account_without_a_role_follows_the_organizations_convention() {
     let graph = run_vss(&ws, &["graph"]);
     assert!(graph.stdout.contains(&format!("as arn:aws:iam::{caller}:role/SecretsSync")), "{}", graph.transcript());
 }
+
+/// The SDK's most verbose logs dump client configurations: `-vvv` must not print the
+/// external id (nor any value).
+#[test]
+fn verbose_logs_print_no_external_id() {
+    const CANARY: &str = "CANARY-external-3c9d";
+    let u = unique("verbose");
+    let ws = Workspace::new();
+    ws.write("s.yaml", &format!("app/db: {{password: {CANARY}-value}}\n"));
+    ws.write(
+        "vss.yaml",
+        &format!(
+            "aws: {{endpoint_url: \"${{VSS_TEST_AWS_ENDPOINT}}\", external_id: {CANARY}}}\nsource: {{file: {{path: s.yaml}}}}\ntargets: {{T: {{account_id: \"777777777777\", aws: {{prefix: {u}/}}}}}}\n"
+        ),
+    );
+    for args in [&["-vvv", "pipeline", "--dry-run"][..], &["-vvv", "pipeline"][..], &["-vv", "pipeline"][..]] {
+        let run = run_vss(&ws, args);
+        assert_eq!(run.code, 0, "{}", run.transcript());
+        assert!(run.stderr.contains("DEBUG"), "the logs are verbose: {args:?}");
+        assert!(!run.stdout.contains(CANARY) && !run.stderr.contains(CANARY), "{args:?}: {}", run.transcript());
+    }
+}

@@ -59,6 +59,7 @@ pub mod merge;
 pub mod plan;
 pub mod report;
 pub mod run;
+pub mod scrub;
 pub mod secret;
 pub mod span;
 pub mod store;

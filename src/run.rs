@@ -70,12 +70,32 @@ fn init_logging(cli: &Cli) {
     .into_iter()
     .fold(tracing_subscriber::filter::Targets::new().with_default(level), |f, target| f.with_target(target, sdk_level));
     let layer = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(|| ScrubbedStderr(Vec::new()))
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal() && !cli.no_color);
     use tracing_subscriber::layer::{Layer as _, SubscriberExt as _};
     use tracing_subscriber::util::SubscriberInitExt as _;
     let _ = tracing_subscriber::registry().with(layer.with_filter(filter)).try_init();
+}
+
+/// One log event, written to stderr scrubbed of every value the run has read when it is
+/// dropped (the formatter writes an event, then drops its writer).
+struct ScrubbedStderr(Vec<u8>);
+
+impl std::io::Write for ScrubbedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for ScrubbedStderr {
+    fn drop(&mut self) {
+        print_err(&String::from_utf8_lossy(&self.0));
+    }
 }
 
 /// `vss version`: version, commit and compiled-in stores.
@@ -90,9 +110,10 @@ fn print_out(text: &str) {
     let _ = out.flush();
 }
 
+/// Writes to stderr, scrubbed of every value the run has read.
 fn print_err(text: &str) {
     let mut err = std::io::stderr().lock();
-    let _ = err.write_all(text.as_bytes());
+    let _ = err.write_all(crate::scrub::scrub(text).as_bytes());
 }
 
 fn load(path: &Path) -> Result<Config, ConfigError> {

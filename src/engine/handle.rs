@@ -93,7 +93,13 @@ impl Handle {
         let results: Vec<Result<Vec<(SecretPath, LiveSecret)>, StoreError>> = reads.collect().await;
         let mut state = LiveState::new();
         for result in results {
-            state.extend(result?);
+            for (path, secret) in result? {
+                // Whatever a server echoes later, these values never reach an output.
+                if let Some(value) = secret.value() {
+                    crate::scrub::remember(value);
+                }
+                state.insert(path, secret);
+            }
         }
         Ok(state)
     }

@@ -18,6 +18,7 @@ use crate::config::ConfigError;
 use crate::diff::{ChangeKind, ChangeStatus};
 use crate::engine::{Outcome, Phase};
 use crate::error::{ErrorKind, Failure};
+use crate::scrub::scrub;
 use crate::secret::Fingerprinter;
 use crate::store::stats::CallCounts;
 
@@ -203,12 +204,13 @@ pub struct ErrorEntry {
 
 impl ErrorEntry {
     /// A failure found before any target ran (a discovery, say), with its store and hint.
+    /// Its message and hint are scrubbed of every value the run has read ([`crate::scrub`]).
     pub fn of_failure(failure: &Failure) -> Self {
         ErrorEntry {
             store: failure.store.map(str::to_string),
             location: failure.location.clone(),
-            hint: failure.hint.clone(),
-            ..ErrorEntry::message(failure.kind, failure.message.clone())
+            hint: failure.hint.as_deref().map(|h| scrub(h).into_owned()),
+            ..ErrorEntry::message(failure.kind, scrub(&failure.message).into_owned())
         }
     }
 
@@ -280,10 +282,7 @@ impl Report {
                 errors.push(ErrorEntry {
                     target: Some(t.target.clone()),
                     phase: Some(t.phase),
-                    store: error.store.map(str::to_string),
-                    location: error.location.clone(),
-                    hint: error.hint.clone(),
-                    ..ErrorEntry::message(error.kind, error.message.clone())
+                    ..ErrorEntry::of_failure(error)
                 });
             }
             let changes = d
@@ -314,7 +313,7 @@ impl Report {
                 location: t.location.clone(),
                 summary: ts,
                 changes,
-                error: t.error.as_ref().map(|e| e.message.clone()),
+                error: t.error.as_ref().map(|e| scrub(&e.message).into_owned()),
             });
         }
         Report {

@@ -18,6 +18,7 @@ mod cli;
 mod common;
 mod config_errors;
 mod conformance;
+mod echo;
 mod examples;
 pub mod no_leak;
 mod pipeline_file;

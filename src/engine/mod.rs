@@ -247,10 +247,12 @@ async fn reconcile_once(
 
     let fail = |e: StoreError, context: &str| e.into_failure(context, place.store, place.location);
     let live = handle.read_state().await.map_err(|e| (TargetDiff::default(), fail(e, "cannot read current state")))?;
-    let plan = diff(&live, desired, DiffOptions { delete_orphans, owner, fingerprints: None });
+    // Compared as the store will hold them (a number for Secrets Manager is its text).
+    let caps = handle.capabilities();
+    let held: crate::secret::SecretMap = desired.iter().map(|(p, v)| (p.clone(), caps.normalize(v))).collect();
+    let plan = diff(&live, &held, DiffOptions { delete_orphans, owner, fingerprints: None });
     // Values the store cannot hold are refused when the plan is made, in a dry run too,
     // and before anything is written.
-    let caps = handle.capabilities();
     let unfit: Vec<Failure> = plan
         .changes
         .iter()

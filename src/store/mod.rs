@@ -54,6 +54,9 @@ pub enum ValueShape {
     Any,
     /// JSON objects only (Vault KV2).
     Object,
+    /// JSON objects, or else text (Secrets Manager's `SecretString`): a string is held as
+    /// it is, any other value as its JSON text, and read back as that string.
+    ObjectOrText,
     /// One string per name (GitHub secrets, Kubernetes keys, environment variables):
     /// structured secrets are flattened into names first ([`crate::flatten`]).
     FlatStrings,
@@ -80,6 +83,16 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
+    /// `value` as the store will hold and return it: for [`ValueShape::ObjectOrText`], a
+    /// value that is neither an object nor a string becomes its JSON text (so a number
+    /// written is compared, next time, as the string it reads back as).
+    pub fn normalize(&self, value: &SecretValue) -> SecretValue {
+        if self.value_shape == ValueShape::ObjectOrText && !value.is_object() && !value.canonical().starts_with('"') {
+            return SecretValue::new(serde_json::Value::String(value.canonical().to_string()));
+        }
+        value.clone()
+    }
+
     /// Whether a store with these capabilities can hold `value`; if not, why (never
     /// quoting the value).
     pub fn accepts(&self, value: &SecretValue) -> Result<(), String> {
@@ -713,6 +726,7 @@ pub type SharedStore = Arc<AnyStore>;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::file::FileStore;
 
     #[test]
     fn kinds_list_every_variant_of_the_schema() {
@@ -760,6 +774,18 @@ mod tests {
             caps(ValueShape::Any, Some(9)).accepts(&string).unwrap_err(),
             "it is 10 bytes, over the store's limit of 9"
         );
+    }
+
+    #[test]
+    fn object_or_text_stores_hold_scalars_as_their_text() {
+        let caps = Capabilities { value_shape: ValueShape::ObjectOrText, ..FileStore::CAPABILITIES };
+        let held = |v: serde_json::Value| caps.normalize(&SecretValue::new(v)).expose();
+        assert_eq!(held(serde_json::json!(42)), serde_json::json!("42"));
+        assert_eq!(held(serde_json::json!([1, "a"])), serde_json::json!("[1,\"a\"]"));
+        assert_eq!(held(serde_json::json!("text")), serde_json::json!("text"));
+        assert_eq!(held(serde_json::json!({"k": 1})), serde_json::json!({"k": 1}));
+        let any = FileStore::CAPABILITIES;
+        assert_eq!(any.normalize(&SecretValue::new(serde_json::json!(42))).expose(), serde_json::json!(42));
     }
 
     #[test]

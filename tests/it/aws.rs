@@ -768,3 +768,38 @@ fn verbose_logs_print_no_external_id() {
         assert!(!run.stdout.contains(CANARY) && !run.stderr.contains(CANARY), "{args:?}: {}", run.transcript());
     }
 }
+
+/// Only a JSON object is structured: every other SecretString reaches its targets exactly
+/// as the source holds it, and a number from another source is held as its text.
+#[test]
+fn secret_strings_are_copied_byte_exact() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let u = unique("exact");
+    let strings = [("big", "98765432109876543210"), ("quoted", "\"quoted\""), ("decimal", "1.10"), ("list", "[1, 2]")];
+    rt.block_on(async {
+        let client = sm(None).await;
+        for (name, text) in strings {
+            client.create_secret().name(format!("{u}/src/{name}")).secret_string(text).send().await.unwrap();
+        }
+    });
+    let ws = Workspace::new();
+    ws.write("numbers.yaml", "n: 42\n");
+    ws.write(
+        "vss.yaml",
+        &format!(
+            "aws: {{endpoint_url: \"${{VSS_TEST_AWS_ENDPOINT}}\"}}\nsources:\n  sm: {{aws: {{prefix: {u}/src/}}}}\n  numbers: {{file: {{path: numbers.yaml}}}}\ntargets:\n  T: {{imports: [sm, numbers], aws: {{prefix: {u}/dst/}}}}\n  F: {{imports: [sm], file: {{path: out}}}}\n"
+        ),
+    );
+    let run = run_vss(&ws, &["pipeline"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    rt.block_on(async {
+        let client = sm(None).await;
+        for (name, text) in strings.iter().copied().chain([("n", "42")]) {
+            let copied = client.get_secret_value().secret_id(format!("{u}/dst/{name}")).send().await.unwrap();
+            assert_eq!(copied.secret_string(), Some(text), "{name}");
+        }
+    });
+    assert_eq!(ws.read_json("out/big.json"), json!("98765432109876543210"));
+    let again = run_vss(&ws, &["pipeline", "--dry-run", "--exit-code"]);
+    assert_eq!(again.code, 0, "zero-sum on the next run: {}", again.transcript());
+}

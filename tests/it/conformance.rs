@@ -39,7 +39,7 @@ pub async fn run(store: &AnyStore, bundle: Option<&str>) {
     };
     let object = |value: serde_json::Value| match caps.value_shape {
         ValueShape::FlatStrings => SecretValue::new(json!(value.to_string())),
-        ValueShape::Any | ValueShape::Object => SecretValue::new(value),
+        ValueShape::Any | ValueShape::Object | ValueShape::ObjectOrText => SecretValue::new(value),
     };
 
     let listed = store.list().await.unwrap_or_else(|e| panic!("[{kind}] list of an empty location failed: {e}"));

@@ -265,11 +265,16 @@ fn path_of(prefix: &str, name: &str) -> Option<SecretPath> {
     (name_of(prefix, &path) == name).then_some(path)
 }
 
-/// A Secrets Manager value as JSON: `SecretString` parsed (a string that is not JSON stays
-/// a string), `SecretBinary` as `{"$binary": "<base64>"}`.
+/// A Secrets Manager value as JSON: a `SecretString` holding a JSON object is that object;
+/// any other `SecretString` stays exactly the string it is (`"quoted"`, `1.10` and
+/// `98765432109876543210` are strings, never parsed); `SecretBinary` is
+/// `{"$binary": "<base64>"}`.
 fn decode(string: Option<&str>, binary: Option<&Blob>) -> Value {
     match (string, binary) {
-        (Some(text), _) => serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string())),
+        (Some(text), _) => match serde_json::from_str::<Value>(text) {
+            Ok(object @ Value::Object(_)) => object,
+            _ => Value::String(text.to_string()),
+        },
         (None, Some(blob)) => json!({"$binary": base64::engine::general_purpose::STANDARD.encode(blob.as_ref())}),
         (None, None) => Value::Null,
     }
@@ -301,7 +306,7 @@ impl StoreKind for SecretsManagerStore {
     const CAPABILITIES: Capabilities = Capabilities {
         roles: Roles { source: true, merge_store: false, target: true },
         reads_values: true,
-        value_shape: ValueShape::Any,
+        value_shape: ValueShape::ObjectOrText,
         max_value_bytes: Some(MAX_VALUE_BYTES),
         ownership: true,
         atomic_commit: false,
@@ -685,9 +690,14 @@ mod tests {
 
     #[test]
     fn values_round_trip_including_binary_and_plain_strings() {
-        for value in [json!({"a": 1, "b": [true]}), json!("plain text"), json!({"$binary": "AAEC/w=="}), json!(42)] {
+        for value in [json!({"a": 1, "b": [true]}), json!("plain text"), json!({"$binary": "AAEC/w=="}), json!("42")] {
             let (string, binary) = encode(&value).unwrap();
             assert_eq!(decode(string.as_deref(), binary.as_ref()), value);
+        }
+        // Only an object is structured: any other SecretString stays the string it is.
+        for text in ["98765432109876543210", "\"quoted\"", "1.10", "[1, 2]", "true", "null", "{not json"] {
+            assert_eq!(decode(Some(text), None), json!(text), "{text}");
+            assert_eq!(encode(&json!(text)).unwrap().0.as_deref(), Some(text));
         }
         let (string, binary) = encode(&json!({"$binary": "AAEC/w=="})).unwrap();
         assert!(string.is_none() && binary.unwrap().as_ref() == [0, 1, 2, 255]);

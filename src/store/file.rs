@@ -156,6 +156,7 @@ impl StoreKind for FileStore {
         reads_values: true,
         value_shape: ValueShape::Any,
         max_value_bytes: None,
+        exact_integers: true,
         ownership: true,
         atomic_commit: false,
     };

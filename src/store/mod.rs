@@ -75,6 +75,9 @@ pub struct Capabilities {
     pub value_shape: ValueShape,
     /// The largest value it accepts, in bytes of its JSON text (or of the string).
     pub max_value_bytes: Option<usize>,
+    /// Whether it keeps every integer exactly; false for stores that hold JSON numbers as
+    /// 64-bit floats (Vault), which round integers beyond 2^53.
+    pub exact_integers: bool,
     /// Stores vss's ownership marker, so orphans can be deleted safely.
     pub ownership: bool,
     /// Applies all of a location's writes and deletes as one change ([`Store::commit`]),
@@ -111,11 +114,42 @@ impl Capabilities {
             serde_json::Value::String(s) => s.len(),
             _ => text.len(),
         };
-        match self.max_value_bytes {
-            Some(max) if size > max => Err(format!("it is {size} bytes, over the store's limit of {max}")),
-            _ => Ok(()),
+        if let Some(max) = self.max_value_bytes
+            && size > max
+        {
+            return Err(format!("it is {size} bytes, over the store's limit of {max}"));
         }
+        if !self.exact_integers
+            && let Some(key) = inexact_integer(&value.expose(), "")
+        {
+            return Err(format!(
+                "{key} holds an integer beyond 2^53, which the store would round (quote it to keep it as text)"
+            ));
+        }
+        Ok(())
     }
+}
+
+/// Where in `value` an integer lies that a 64-bit float cannot hold exactly: `key
+/// \`a.b\``, or `the value` at the top.
+fn inexact_integer(value: &serde_json::Value, at: &str) -> Option<String> {
+    const EXACT: u64 = 1 << 53;
+    let here = || if at.is_empty() { "the value".to_string() } else { format!("key `{at}`") };
+    match value {
+        serde_json::Value::Number(n) => {
+            let beyond = n.as_u64().is_some_and(|u| u > EXACT) || n.as_i64().is_some_and(|i| i.unsigned_abs() > EXACT);
+            beyond.then(here)
+        }
+        serde_json::Value::Array(items) => {
+            items.iter().enumerate().find_map(|(i, v)| inexact_integer(v, &join_key(at, &i.to_string())))
+        }
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| inexact_integer(v, &join_key(at, k))),
+        _ => None,
+    }
+}
+
+fn join_key(at: &str, key: &str) -> String {
+    if at.is_empty() { key.to_string() } else { format!("{at}.{key}") }
 }
 
 /// The role a store plays in a config.
@@ -761,6 +795,7 @@ mod tests {
             reads_values: true,
             value_shape,
             max_value_bytes,
+            exact_integers: true,
             ownership: true,
             atomic_commit: false,
         };
@@ -774,6 +809,17 @@ mod tests {
             caps(ValueShape::Any, Some(9)).accepts(&string).unwrap_err(),
             "it is 10 bytes, over the store's limit of 9"
         );
+    }
+
+    #[test]
+    fn stores_that_round_integers_refuse_them_naming_the_key() {
+        let caps = Capabilities { exact_integers: false, value_shape: ValueShape::Object, ..FileStore::CAPABILITIES };
+        let value = |v| SecretValue::new(v);
+        assert!(caps.accepts(&value(serde_json::json!({"n": 9007199254740992u64}))).is_ok(), "2^53 is exact");
+        let refused = caps.accepts(&value(serde_json::json!({"db": {"ids": [1, 9007199254740993u64]}}))).unwrap_err();
+        assert!(refused.starts_with("key `db.ids.1` holds an integer beyond 2^53"), "{refused}");
+        assert!(caps.accepts(&value(serde_json::json!({"n": -9007199254740993i64}))).is_err());
+        assert!(FileStore::CAPABILITIES.accepts(&value(serde_json::json!({"n": u64::MAX}))).is_ok());
     }
 
     #[test]

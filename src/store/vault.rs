@@ -614,6 +614,7 @@ impl StoreKind for VaultStore {
         reads_values: true,
         value_shape: ValueShape::Object,
         max_value_bytes: None,
+        exact_integers: false,
         ownership: true,
         atomic_commit: false,
     };

@@ -693,3 +693,25 @@ async fn a_typo_in_a_source_path_fails_and_deletes_nothing() {
     assert_eq!(calls(&run.json(), "vault")["delete"], 0);
     assert!(http.secret(&format!("secret/{u}/target/app")).await.is_some(), "the target keeps its secret");
 }
+
+#[test]
+fn an_integer_vault_would_round_is_refused_naming_its_key() {
+    let s = servers();
+    let ws = Workspace::new();
+    let folder = unique("round");
+    ws.write("s.yaml", "app/ids: {small: 9007199254740992, big: 12345678901234567}\n");
+    ws.write(
+        "vss.yaml",
+        &format!(
+            "vault: {{address: \"${{VSS_TEST_VAULT_ADDR}}\", auth: {{token: \"${{VSS_TEST_VAULT_TOKEN}}\"}}}}\nsource: {{file: {{path: s.yaml}}}}\ntargets: {{T: {{vault: {{path: secret/{folder}}}}}}}\n"
+        ),
+    );
+    let run = run_vss(&ws, &s, &["pipeline", "--dry-run", "--output", "json"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    let message = run.json()["errors"][0]["message"].as_str().unwrap().to_string();
+    assert!(
+        message.contains("secret `app/ids` cannot be written: key `big` holds an integer beyond 2^53"),
+        "{message}"
+    );
+    assert!(!message.contains("12345678901234567"), "no value in errors: {message}");
+}

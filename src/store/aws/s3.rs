@@ -207,6 +207,7 @@ impl StoreKind for S3BundleStore {
         reads_values: true,
         value_shape: ValueShape::Any,
         max_value_bytes: None,
+        exact_integers: true,
         ownership: true,
         atomic_commit: true,
     };

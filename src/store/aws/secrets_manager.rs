@@ -308,6 +308,7 @@ impl StoreKind for SecretsManagerStore {
         reads_values: true,
         value_shape: ValueShape::ObjectOrText,
         max_value_bytes: Some(MAX_VALUE_BYTES),
+        exact_integers: true,
         ownership: true,
         atomic_commit: false,
     };

@@ -1,5 +1,5 @@
-//! A hostile server: a loopback test server that speaks just enough of the Vault and the
-//! Secrets Manager APIs to be written to, and answers every write with an error whose text
+//! A hostile server: a loopback test server that speaks just enough of the Vault, Secrets
+//! Manager and S3 APIs to be written to, and answers every write with an error whose text
 //! quotes the request body, as some servers and gateways do. No output of vss may then
 //! carry a value: not the reports in any format, not the GitHub annotations or step
 //! summary, not the `-vvv` logs.
@@ -64,7 +64,9 @@ fn serve(mut stream: TcpStream, status: u16) {
                 "application/json",
                 r#"{"data":{"path":"secret/","type":"kv","options":{"version":"2"}}}"#.to_string(),
             ),
-            ("LIST" | "GET", _, None) => (404, "application/json", r#"{"errors":[]}"#.to_string()),
+            ("LIST" | "GET", p, None) if p.starts_with("/v1/") => {
+                (404, "application/json", r#"{"errors":[]}"#.to_string())
+            }
             ("POST" | "PUT", p, None) if p.starts_with("/v1/") => (
                 status,
                 "application/json",
@@ -85,6 +87,25 @@ fn serve(mut stream: TcpStream, status: u16) {
                     status,
                     "application/x-amz-json-1.1",
                     serde_json::json!({"__type": kind, "message": message}).to_string(),
+                )
+            }
+            // S3 (path-style): no bundle yet; writing one fails.
+            ("GET", _, None) => (
+                404,
+                "application/xml",
+                "<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>".to_string(),
+            ),
+            ("PUT", _, None) => {
+                let code = match status {
+                    403 => "AccessDenied",
+                    500 => "InternalError",
+                    _ => "InvalidRequest",
+                };
+                let echo = echo.replace('&', "&amp;").replace('<', "&lt;");
+                (
+                    status,
+                    "application/xml",
+                    format!("<Error><Code>{code}</Code><Message>bad body: {echo}</Message></Error>"),
                 )
             }
             _ => (404, "application/json", "{}".to_string()),
@@ -124,14 +145,15 @@ fn an_echoing_server_cannot_put_a_value_in_any_output() {
     );
     for status in [400, 403, 500] {
         let address = start(status);
-        for (store, target) in [
-            ("vault", format!("vault: {{path: secret/app, address: \"{address}\", auth: {{token: t}}}}")),
-            ("aws", "aws: {prefix: app/}".to_string()),
+        for (store, target, merge_store) in [
+            ("vault", format!("vault: {{path: secret/app, address: \"{address}\", auth: {{token: t}}}}"), ""),
+            ("aws", "aws: {prefix: app/}".to_string(), ""),
+            ("s3", "file: {path: out}".to_string(), "merge_store: {s3: {bucket: bundles, prefix: merged/}}\n"),
         ] {
             ws.write(
                 "vss.yaml",
                 &format!(
-                    "aws: {{endpoint_url: \"{address}\", region: us-east-1}}\nsource: {{file: {{path: s.yaml}}}}\ntargets: {{T: {{{target}}}}}\n"
+                    "aws: {{endpoint_url: \"{address}\", region: us-east-1}}\n{merge_store}source: {{file: {{path: s.yaml}}}}\ntargets: {{T: {{{target}}}}}\n"
                 ),
             );
             // Every format once; the retried 500s in JSON only (each run waits out the retries).

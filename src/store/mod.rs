@@ -261,6 +261,20 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
+/// A server's error text, as much of it as is safe to keep: on one line (whitespace
+/// collapsed), at most [`SHORT`] characters. Server text is untrusted (some quote the request body); what is
+/// kept is still scrubbed of every value before it is printed ([`crate::scrub`]).
+pub fn short(text: &str) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(SHORT) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
+    }
+}
+
+/// How many characters of a server's error text are kept ([`short`]).
+pub const SHORT: usize = 200;
+
 /// The I/O every store implements, at one location (a directory, a KV prefix…). `Debug`
 /// must not print values (stores that cache values implement it by hand).
 pub trait Store: Send + Sync + fmt::Debug {
@@ -832,6 +846,14 @@ mod tests {
         assert_eq!(held(serde_json::json!({"k": 1})), serde_json::json!({"k": 1}));
         let any = FileStore::CAPABILITIES;
         assert_eq!(any.normalize(&SecretValue::new(serde_json::json!(42))).expose(), serde_json::json!(42));
+    }
+
+    #[test]
+    fn server_text_is_cut_to_one_short_line() {
+        assert_eq!(short("1 error occurred:\n\t* permission denied\n\n"), "1 error occurred: * permission denied");
+        let long = "x".repeat(SHORT + 50);
+        assert_eq!(short(&long).chars().count(), SHORT + 1);
+        assert!(short(&long).ends_with('…'));
     }
 
     #[test]

@@ -223,7 +223,7 @@ pub fn classify(status: u16, body: &str, op: Op, what: &str, address: &str) -> S
         .and_then(|v| v.get("errors").and_then(Value::as_array).cloned())
         .map(|a| a.iter().filter_map(|e| e.as_str().map(str::to_string)).collect())
         .unwrap_or_default();
-    let reason = errors.join("; ");
+    let reason = crate::store::short(&errors.join("; "));
     // The server's reason with the status, or the status alone when it gave none.
     let detail = if reason.is_empty() { format!("HTTP {status}") } else { format!("{reason} (HTTP {status})") };
     match status {

@@ -253,7 +253,7 @@ pub fn classify(answer: Answer<'_>, action: &str, resource: &str, role: Option<&
         return Classified::Replicated;
     }
     let code_text = code.unwrap_or("error");
-    let detail = format!("{action} on {resource}{who}: {code_text}: {message}");
+    let detail = format!("{action} on {resource}{who}: {code_text}: {}", crate::store::short(message));
     let throttled = matches!(
         code,
         Some(

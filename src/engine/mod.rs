@@ -249,7 +249,12 @@ async fn reconcile_once(
     let live = handle.read_state().await.map_err(|e| (TargetDiff::default(), fail(e, "cannot read current state")))?;
     // Compared as the store will hold them (a number for Secrets Manager is its text).
     let caps = handle.capabilities();
-    let held: crate::secret::SecretMap = desired.iter().map(|(p, v)| (p.clone(), caps.normalize(v))).collect();
+    let held: std::borrow::Cow<'_, crate::secret::SecretMap> = match caps.value_shape {
+        crate::store::ValueShape::ObjectOrText => {
+            std::borrow::Cow::Owned(desired.iter().map(|(p, v)| (p.clone(), caps.normalize(v))).collect())
+        }
+        _ => std::borrow::Cow::Borrowed(desired),
+    };
     let plan = diff(&live, &held, DiffOptions { delete_orphans, owner, fingerprints: None });
     // Values the store cannot hold are refused when the plan is made, in a dry run too,
     // and before anything is written.

@@ -109,9 +109,9 @@ impl Capabilities {
             }
             _ => {}
         }
-        // A string is stored as its text; anything else as its JSON.
-        let size = match value.expose() {
-            serde_json::Value::String(s) => s.len(),
+        // A string is stored as its text; anything else as its JSON (parsed only for a string).
+        let size = match text.starts_with('"').then(|| value.expose()) {
+            Some(serde_json::Value::String(s)) => s.len(),
             _ => text.len(),
         };
         if let Some(max) = self.max_value_bytes

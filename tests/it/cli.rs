@@ -48,8 +48,10 @@ fn verbose_logs_go_to_stderr_and_quiet_silences_them() {
     assert_eq!(quiet.stdout, "ZERO-SUM: 1 unchanged\n");
 }
 
-#[test]
-fn a_failed_write_skips_the_targets_deletes() {
+/// A target synced from `keep` and `gone`, then run again (JSON output) from `source`,
+/// where `gone` is no longer desired (an owned orphan) and `blocked` cannot be written
+/// because a directory stands where its file must go.
+fn run_with_a_blocked_write(source: &str) -> (crate::common::Workspace, crate::common::Run) {
     let ws = crate::common::Workspace::new();
     ws.write("s.yaml", "keep: {v: 1}\ngone: {v: 1}\n");
     ws.write(
@@ -57,12 +59,16 @@ fn a_failed_write_skips_the_targets_deletes() {
         "pipeline: {sync: {delete_orphans: true}}\nsource: {file: {path: s.yaml}}\ntargets: {T: {file: {path: out}}}\n",
     );
     assert_eq!(ws.vss(["pipeline"]).code, 0);
-    // `gone` is no longer desired (an owned orphan), and `blocked` cannot be written
-    // because a directory stands where its file must go.
-    ws.write("s.yaml", "keep: {v: 1}\nblocked: {v: 2}\n");
+    ws.write("s.yaml", source);
     std::fs::create_dir_all(ws.path("out/blocked.json/inside")).unwrap();
     let run = ws.vss(["pipeline", "--output", "json"]);
     assert_eq!(run.code, 2, "{}", run.transcript());
+    (ws, run)
+}
+
+#[test]
+fn a_failed_write_skips_the_targets_deletes() {
+    let (ws, run) = run_with_a_blocked_write("keep: {v: 1}\nblocked: {v: 2}\n");
     let message = run.json()["errors"][0]["message"].as_str().unwrap().to_string();
     assert!(message.contains("cannot write `blocked`") && message.ends_with("deletes skipped"), "{message}");
     assert!(ws.path("out/gone.json").exists(), "deletes run only after every write succeeded");
@@ -95,17 +101,7 @@ fn github_output_stays_one_well_formed_command_per_line() {
 
 #[test]
 fn a_partly_failed_target_reports_each_change() {
-    let ws = crate::common::Workspace::new();
-    ws.write("s.yaml", "keep: {v: 1}\ngone: {v: 1}\n");
-    ws.write(
-        "vss.yaml",
-        "pipeline: {sync: {delete_orphans: true}}\nsource: {file: {path: s.yaml}}\ntargets: {T: {file: {path: out}}}\n",
-    );
-    assert_eq!(ws.vss(["pipeline"]).code, 0);
-    ws.write("s.yaml", "keep: {v: 2}\nnew: {v: 1}\nblocked: {v: 2}\n");
-    std::fs::create_dir_all(ws.path("out/blocked.json/inside")).unwrap();
-    let run = ws.vss(["pipeline", "--output", "json"]);
-    assert_eq!(run.code, 2, "{}", run.transcript());
+    let (ws, run) = run_with_a_blocked_write("keep: {v: 2}\nnew: {v: 1}\nblocked: {v: 2}\n");
     let report = run.json();
     let changes = &report["targets"][0]["changes"];
     let status = |path: &str| {

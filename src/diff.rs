@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use crate::secret::{Fingerprinter, LiveState, LiveValue, SecretMap, SecretPath, SecretValue, json_eq};
+use crate::secret::{Fingerprinter, LiveState, LiveValue, SecretMap, SecretPath, SecretValue};
 
 /// How one secret differs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema)]
@@ -219,7 +219,7 @@ fn key_changes(have: &SecretValue, want: &SecretValue) -> (Vec<String>, Vec<Stri
     let mut added: Vec<String> = new.keys().filter(|k| !old.contains_key(*k)).cloned().collect();
     let mut removed: Vec<String> = old.keys().filter(|k| !new.contains_key(*k)).cloned().collect();
     let mut modified: Vec<String> =
-        new.iter().filter(|(k, v)| old.get(*k).is_some_and(|o| !json_eq(o, v))).map(|(k, _)| k.clone()).collect();
+        new.iter().filter(|(k, v)| old.get(*k).is_some_and(|o| o != *v)).map(|(k, _)| k.clone()).collect();
     added.sort();
     removed.sort();
     modified.sort();
@@ -258,7 +258,7 @@ mod tests {
                 ("gone", json!({"x": 1}), Some("T")),
             ]),
             &desired(&[
-                ("same", json!({"a": 1.0})),
+                ("same", json!({"a": 1})),
                 ("mod", json!({"keep": 1, "chg": 4, "new": 5})),
                 ("new", json!({"k": 1})),
             ]),

@@ -18,7 +18,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::secret::{SecretMap, SecretValue, json_eq};
+use crate::secret::{SecretMap, SecretValue};
 
 /// How two lists merge.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -129,7 +129,7 @@ pub fn merge_value(earlier: &mut Value, later: &Value, options: MergeOptions) {
             ListMode::Union => {
                 for item in right {
                     let item = strip_nulls(item, options);
-                    if !left.iter().any(|existing| json_eq(existing, &item)) {
+                    if !left.contains(&item) {
                         left.push(item);
                     }
                 }
@@ -207,8 +207,9 @@ mod tests {
     #[test]
     fn lists_union_keeps_order_and_skips_equal_items() {
         let options = MergeOptions { lists: ListMode::Union, ..DEFAULT };
-        let out = merged(json!({"s": {"l": [1, {"a": 1}]}}), json!({"s": {"l": [{"a": 1.0}, 1.0, 4]}}), options);
-        assert_eq!(out, json!({"s": {"l": [1, {"a": 1}, 4]}}));
+        let out = merged(json!({"s": {"l": [1, {"a": 1}]}}), json!({"s": {"l": [{"a": 1}, 1, 1.0, 4]}}), options);
+        // Equal means the same JSON, numbers by their exact text: `1.0` is not `1`.
+        assert_eq!(out, json!({"s": {"l": [1, {"a": 1}, 1.0, 4]}}));
     }
 
     #[test]

@@ -1,9 +1,8 @@
 //! Secrets as data: [`SecretPath`], the redacting [`SecretValue`], the [`SecretMap`] a
-//! target's desired state is made of, value equality with numbers compared by value, and
+//! target's desired state is made of, value equality (numbers by their exact text), and
 //! keyed [`Fingerprinter`] hashes that let a report show "this value changed" without
 //! showing the value.
 
-use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -67,10 +66,10 @@ impl<'de> Deserialize<'de> for SecretPath {
 /// possibly a scalar. It has no `Display`, and its `Debug` prints `<redacted>`, so a value
 /// cannot end up in a log line or an error message by accident.
 ///
-/// It is held as canonical JSON text ([`canonical_json`]: sorted keys, integral numbers
-/// without a fraction), shared behind an `Arc`: about as small in memory as the JSON
-/// itself, cloned without copying, compared as text (which is numbers-by-value equality),
-/// and parsed only where a merge or a key-level diff needs the structure.
+/// It is held as canonical JSON text ([`canonical_json`]: sorted keys, numbers exactly as
+/// read), shared behind an `Arc`: about as small in memory as the JSON itself, cloned
+/// without copying, compared as text, and parsed only where a merge or a key-level diff
+/// needs the structure.
 #[derive(Clone)]
 pub struct SecretValue(Arc<str>);
 
@@ -200,46 +199,11 @@ impl LiveSecret {
 /// What a store holds below a location: path -> live secret.
 pub type LiveState = BTreeMap<SecretPath, LiveSecret>;
 
-/// JSON equality where numbers compare by value (`1 == 1.0`); objects compare regardless
-/// of key order, lists element by element.
-pub fn json_eq(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => number_cmp(x, y) == Some(Ordering::Equal),
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_eq(a, b)),
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
-        }
-        _ => a == b,
-    }
-}
-
-fn number_cmp(x: &serde_json::Number, y: &serde_json::Number) -> Option<Ordering> {
-    if let (Some(a), Some(b)) = (as_i128(x), as_i128(y)) {
-        return Some(a.cmp(&b));
-    }
-    x.as_f64()?.partial_cmp(&y.as_f64()?)
-}
-
-fn as_i128(n: &serde_json::Number) -> Option<i128> {
-    if let Some(i) = n.as_i64() {
-        return Some(i128::from(i));
-    }
-    if let Some(u) = n.as_u64() {
-        return Some(i128::from(u));
-    }
-    let f = n.as_f64()?;
-    // An integral float within the exactly representable range compares as an integer.
-    (f.fract() == 0.0 && f.abs() < 9.0e15).then_some(f as i128)
-}
-
-/// Writes `value` as canonical JSON: sorted keys, integral numbers without a fraction, so
-/// that values equal under [`json_eq`] have the same bytes.
+/// Writes `value` as canonical JSON: sorted keys, no whitespace, every number exactly as
+/// its text was read (`1.10` stays `1.10`, `12345678901234567890123` keeps every digit), so
+/// that equal values have the same bytes and no value is altered on its way.
 pub fn canonical_json(value: &Value, out: &mut String) {
     match value {
-        Value::Number(n) => match as_i128(n) {
-            Some(i) => out.push_str(&i.to_string()),
-            None => out.push_str(&n.to_string()),
-        },
         Value::Array(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
@@ -368,12 +332,16 @@ mod tests {
         assert_eq!(format!("{:?}", Some(value)), "Some(<redacted>)");
     }
 
+    fn parse(text: &str) -> Value {
+        serde_json::from_str(text).unwrap()
+    }
+
     #[test]
-    fn secret_values_compare_by_value_and_round_trip() {
-        let a = SecretValue::new(json!({"b": [1, 2.0, "x"], "a": {"z": null, "y": 1e3}}));
-        let b = SecretValue::new(json!({"a": {"y": 1000, "z": null}, "b": [1.0, 2, "x"]}));
-        assert!(a == b);
-        assert!(json_eq(&a.expose(), &json!({"a": {"y": 1000, "z": null}, "b": [1, 2, "x"]})));
+    fn secret_values_compare_as_canonical_text_and_round_trip() {
+        let a = SecretValue::new(parse(r#"{"b": [1, 2.0, "x"], "a": {"z": null, "y": 1e3}}"#));
+        let b = SecretValue::new(parse(r#"{"a": {"y": 1e3, "z": null}, "b": [1, 2.0, "x"]}"#));
+        assert!(a == b, "key order and whitespace do not matter");
+        assert_eq!(a.canonical(), r#"{"a":{"y":1e+3,"z":null},"b":[1,2.0,"x"]}"#);
         assert!(SecretValue::new(json!(1.5)) != SecretValue::new(json!(1)));
         assert!(SecretValue::new(json!({})).is_object() && SecretValue::new(json!(null)).is_null());
         assert_eq!(SecretValue::new(json!({"b": 1, "a": 2})).keys(), Some(vec!["a".to_string(), "b".to_string()]));
@@ -381,19 +349,22 @@ mod tests {
     }
 
     #[test]
-    fn numbers_compare_by_value() {
-        assert!(json_eq(&json!({"a": 1}), &json!({"a": 1.0})));
-        assert!(json_eq(&json!([1, 2.0]), &json!([1.0, 2])));
-        assert!(!json_eq(&json!(1), &json!(1.5)));
-        assert!(!json_eq(&json!(1), &json!("1")));
-        assert!(json_eq(&json!(u64::MAX), &json!(u64::MAX)));
+    fn numbers_keep_their_exact_text() {
+        for text in ["12345678901234567890123", "1.10", "1.0", "-0", "1e+400", "0.1e-7", "98765432109876543210"] {
+            let value = SecretValue::new(parse(&format!(r#"{{"n": {text}}}"#)));
+            assert_eq!(value.canonical(), format!(r#"{{"n":{text}}}"#));
+            assert_eq!(SecretValue::new(value.expose()), value, "{text} survives a parse");
+        }
+        assert!(SecretValue::new(parse("1")) != SecretValue::new(parse("1.0")), "1.0 is not the text 1");
+        // The one rewrite: an exponent is spelled `e` with its sign, the same number.
+        assert_eq!(SecretValue::new(parse("[1E5, 2e-3]")).canonical(), "[1e+5,2e-3]");
     }
 
     #[test]
     fn fingerprints_are_keyed_and_value_equal() {
         let a = Fingerprinter::with_key(b"k1");
         let b = Fingerprinter::with_key(b"k2");
-        assert_eq!(a.fingerprint(&json!({"x": 1, "y": 2})), a.fingerprint(&json!({"y": 2.0, "x": 1})));
+        assert_eq!(a.fingerprint(&json!({"x": 1, "y": 2})), a.fingerprint(&json!({"y": 2, "x": 1})));
         assert_ne!(a.fingerprint(&json!({"x": 1})), b.fingerprint(&json!({"x": 1})));
         assert_ne!(a.fingerprint(&json!({"x": 1})), a.fingerprint(&json!({"x": 2})));
         assert!(a.fingerprint(&json!("hunter2")).starts_with("hmac:"));

@@ -99,19 +99,53 @@ pub fn resolve_plain(text: &str) -> Plain {
     Plain::Str
 }
 
+/// `text` as a JSON number, exactly, when it is spelled as JSON spells numbers
+/// (`-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`).
+fn json_number(text: &str) -> Option<serde_json::Number> {
+    let b = text.strip_prefix('-').unwrap_or(text).as_bytes();
+    let digits = |from: usize| b[from..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let mut at = match b.first()? {
+        b'0' => 1,
+        b'1'..=b'9' => digits(0),
+        _ => return None,
+    };
+    if b.get(at) == Some(&b'.') {
+        let n = digits(at + 1);
+        if n == 0 {
+            return None;
+        }
+        at += 1 + n;
+    }
+    if matches!(b.get(at), Some(b'e' | b'E')) {
+        at += 1;
+        if matches!(b.get(at), Some(b'+' | b'-')) {
+            at += 1;
+        }
+        let n = digits(at);
+        if n == 0 {
+            return None;
+        }
+        at += n;
+    }
+    if at != b.len() {
+        return None;
+    }
+    text.parse().ok()
+}
+
 impl Node {
-    /// Converts the node to JSON, typing plain scalars by the core schema. Non-finite
-    /// floats and integers outside JSON's range are kept as their text.
+    /// Converts the node to JSON, typing plain scalars by the core schema. A number spelled
+    /// as JSON keeps its exact text; non-finite floats are kept as their text.
     pub fn to_json(&self) -> Value {
         match &self.kind {
             NodeKind::Scalar { text, plain: false } => Value::String(text.clone()),
             NodeKind::Scalar { text, plain: true } => match resolve_plain(text) {
                 Plain::Null => Value::Null,
                 Plain::Bool(b) => Value::Bool(b),
-                Plain::Int(i) => i64::try_from(i)
-                    .map(Value::from)
-                    .or_else(|_| u64::try_from(i).map(Value::from))
-                    .unwrap_or_else(|_| Value::String(text.clone())),
+                // A number written as JSON writes it keeps that exact text, whatever its size
+                // or precision; other YAML spellings (`0x1f`, `+1`, `.5`) become their value.
+                Plain::Int(_) | Plain::Float(_) if let Some(n) = json_number(text) => Value::Number(n),
+                Plain::Int(i) => json_number(&i.to_string()).map_or_else(|| Value::String(text.clone()), Value::Number),
                 Plain::Float(f) => {
                     serde_json::Number::from_f64(f).map(Value::Number).unwrap_or_else(|| Value::String(text.clone()))
                 }
@@ -495,8 +529,22 @@ mod tests {
         let node = parse("a: 1\nb: 1.5\nc: true\nd: ~\ne: '1'\nf: hello\ng: -2\nh: 0x1f\ni: 1e3\nj: 1.2.3").unwrap();
         assert_eq!(
             node.to_json(),
-            json!({"a": 1, "b": 1.5, "c": true, "d": null, "e": "1", "f": "hello", "g": -2, "h": 31, "i": 1000.0, "j": "1.2.3"})
+            json!({"a": 1, "b": 1.5, "c": true, "d": null, "e": "1", "f": "hello", "g": -2, "h": 31, "i": serde_json::from_str::<Value>("1e3").unwrap(), "j": "1.2.3"})
         );
+    }
+
+    #[test]
+    fn numbers_spelled_as_json_keep_their_exact_text() {
+        let exact = ["0", "-0", "1.10", "1.0", "12345678901234567890123", "-1e+400", "2.5e-3", "1e+5"];
+        for text in exact {
+            let node = parse(&format!("n: {text}")).unwrap();
+            assert_eq!(node.to_json()["n"].to_string(), text, "{text}");
+        }
+        // Other YAML spellings of numbers become their value; what is not a number stays text.
+        let node = parse("a: +1\nb: .5\nc: 0x1f\nd: 1.\ne: 007\nf: 1e\ng: .inf").unwrap();
+        let text = |k: &str| node.to_json()[k].to_string();
+        assert_eq!([text("a"), text("b"), text("c"), text("d"), text("e")], ["1", "0.5", "31", "1.0", "7"]);
+        assert_eq!([text("f"), text("g")], [r#""1e""#, r#"".inf""#]);
     }
 
     #[test]

@@ -155,8 +155,9 @@ impl StoreKind for FileStore {
         roles: Roles { source: true, merge_store: true, target: true },
         reads_values: true,
         value_shape: ValueShape::Any,
+        min_value_bytes: 0,
         max_value_bytes: None,
-        exact_integers: true,
+        exact_numbers: true,
         ownership: true,
         atomic_commit: false,
     };

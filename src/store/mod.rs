@@ -55,7 +55,8 @@ pub enum ValueShape {
     /// JSON objects only (Vault KV2).
     Object,
     /// JSON objects, or else text (Secrets Manager's `SecretString`): a string is held as
-    /// it is, any other value as its JSON text, and read back as that string.
+    /// it is, any other value as its JSON text; text that is a JSON object reads back as
+    /// that object, any other text as the string it is.
     ObjectOrText,
     /// One string per name (GitHub secrets, Kubernetes keys, environment variables):
     /// structured secrets are flattened into names first ([`crate::flatten`]).
@@ -73,11 +74,15 @@ pub struct Capabilities {
     pub reads_values: bool,
     /// The values it can hold.
     pub value_shape: ValueShape,
+    /// The smallest value it accepts, in bytes of its JSON text (or of the string): 1 for
+    /// a store that cannot hold an empty string (Secrets Manager).
+    pub min_value_bytes: usize,
     /// The largest value it accepts, in bytes of its JSON text (or of the string).
     pub max_value_bytes: Option<usize>,
-    /// Whether it keeps every integer exactly; false for stores that hold JSON numbers as
-    /// 64-bit floats (Vault), which round integers beyond 2^53.
-    pub exact_integers: bool,
+    /// Whether it keeps every number's text exactly; false for stores that hold JSON
+    /// numbers as 64-bit floats (Vault), which round `12345678901234567890123` and rewrite
+    /// `1.10` as `1.1`. Such a store is refused a number whose text would change.
+    pub exact_numbers: bool,
     /// Stores vss's ownership marker, so orphans can be deleted safely.
     pub ownership: bool,
     /// Applies all of a location's writes and deletes as one change ([`Store::commit`]),
@@ -86,14 +91,21 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
-    /// `value` as the store will hold and return it: for [`ValueShape::ObjectOrText`], a
-    /// value that is neither an object nor a string becomes its JSON text (so a number
-    /// written is compared, next time, as the string it reads back as).
+    /// `value` as the store will return it, for comparing with what it holds (what is
+    /// written is `value` itself). For [`ValueShape::ObjectOrText`]: a value that is
+    /// neither an object nor a string becomes its JSON text (a number written is read back
+    /// as that string), and a string that is a JSON object's text becomes that object.
     pub fn normalize(&self, value: &SecretValue) -> SecretValue {
-        if self.value_shape == ValueShape::ObjectOrText && !value.is_object() && !value.canonical().starts_with('"') {
-            return SecretValue::new(serde_json::Value::String(value.canonical().to_string()));
+        if self.value_shape != ValueShape::ObjectOrText || value.is_object() {
+            return value.clone();
         }
-        value.clone()
+        match value.expose() {
+            serde_json::Value::String(text) => match serde_json::from_str(&text) {
+                Ok(object @ serde_json::Value::Object(_)) => SecretValue::new(object),
+                _ => value.clone(),
+            },
+            _ => SecretValue::new(serde_json::Value::String(value.canonical().to_string())),
+        }
     }
 
     /// Whether a store with these capabilities can hold `value`; if not, why (never
@@ -114,38 +126,61 @@ impl Capabilities {
             Some(serde_json::Value::String(s)) => s.len(),
             _ => text.len(),
         };
+        if size < self.min_value_bytes {
+            return Err(format!("it is {size} bytes, under the store's minimum of {}", self.min_value_bytes));
+        }
         if let Some(max) = self.max_value_bytes
             && size > max
         {
             return Err(format!("it is {size} bytes, over the store's limit of {max}"));
         }
-        if !self.exact_integers
-            && let Some(key) = inexact_integer(&value.expose(), "")
+        if !self.exact_numbers
+            && let Some(key) = inexact_number(&value.expose(), "")
         {
             return Err(format!(
-                "{key} holds an integer beyond 2^53, which the store would round (quote it to keep it as text)"
+                "{key} holds a number whose text the store would change, as it keeps numbers as 64-bit floats \
+                 (quote it to keep it as text)"
             ));
         }
         Ok(())
     }
 }
 
-/// Where in `value` an integer lies that a 64-bit float cannot hold exactly: `key
-/// \`a.b\``, or `the value` at the top.
-fn inexact_integer(value: &serde_json::Value, at: &str) -> Option<String> {
-    const EXACT: u64 = 1 << 53;
+/// Where in `value` a number lies whose text does not survive a store that keeps numbers
+/// as 64-bit floats and returns each in its shortest form (Go's `encoding/json`, as Vault
+/// does): `key \`a.b\``, or `the value` at the top. Such a store turns
+/// `12345678901234567890123` into `1.2345678901234568e+22`, `1.10` into `1.1` and `1.0`
+/// into `1`.
+fn inexact_number(value: &serde_json::Value, at: &str) -> Option<String> {
     let here = || if at.is_empty() { "the value".to_string() } else { format!("key `{at}`") };
     match value {
         serde_json::Value::Number(n) => {
-            let beyond = n.as_u64().is_some_and(|u| u > EXACT) || n.as_i64().is_some_and(|i| i.unsigned_abs() > EXACT);
-            beyond.then(here)
+            let text = n.to_string();
+            (float64_text(&text).as_deref() != Some(text.as_str())).then(here)
         }
         serde_json::Value::Array(items) => {
-            items.iter().enumerate().find_map(|(i, v)| inexact_integer(v, &join_key(at, &i.to_string())))
+            items.iter().enumerate().find_map(|(i, v)| inexact_number(v, &join_key(at, &i.to_string())))
         }
-        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| inexact_integer(v, &join_key(at, k))),
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| inexact_number(v, &join_key(at, k))),
         _ => None,
     }
+}
+
+/// The text Go's `encoding/json` writes for the 64-bit float nearest to the JSON number
+/// `text`: the shortest digits that read back as that float, in plain notation from 1e-6
+/// up to 1e21 and as `d.ddde±x` outside it. None when the number is beyond a float's range.
+fn float64_text(text: &str) -> Option<String> {
+    let f: f64 = text.parse().ok().filter(|f: &f64| f.is_finite())?;
+    let abs = f.abs();
+    if abs == 0.0 || (1e-6..1e21).contains(&abs) {
+        return Some(format!("{f}"));
+    }
+    let scientific = format!("{f:e}");
+    let (digits, exponent) = scientific.split_once('e')?;
+    Some(match exponent.strip_prefix('-') {
+        Some(negative) => format!("{digits}e-{negative}"),
+        None => format!("{digits}e+{exponent:0>2}"),
+    })
 }
 
 fn join_key(at: &str, key: &str) -> String {
@@ -808,8 +843,9 @@ mod tests {
             roles: Roles { source: true, merge_store: true, target: true },
             reads_values: true,
             value_shape,
+            min_value_bytes: 0,
             max_value_bytes,
-            exact_integers: true,
+            exact_numbers: true,
             ownership: true,
             atomic_commit: false,
         };
@@ -823,17 +859,24 @@ mod tests {
             caps(ValueShape::Any, Some(9)).accepts(&string).unwrap_err(),
             "it is 10 bytes, over the store's limit of 9"
         );
+        let at_least_one = Capabilities { min_value_bytes: 1, ..caps(ValueShape::Any, None) };
+        let empty = SecretValue::new(serde_json::json!(""));
+        assert_eq!(at_least_one.accepts(&empty).unwrap_err(), "it is 0 bytes, under the store's minimum of 1");
     }
 
     #[test]
-    fn stores_that_round_integers_refuse_them_naming_the_key() {
-        let caps = Capabilities { exact_integers: false, value_shape: ValueShape::Object, ..FileStore::CAPABILITIES };
-        let value = |v| SecretValue::new(v);
-        assert!(caps.accepts(&value(serde_json::json!({"n": 9007199254740992u64}))).is_ok(), "2^53 is exact");
-        let refused = caps.accepts(&value(serde_json::json!({"db": {"ids": [1, 9007199254740993u64]}}))).unwrap_err();
-        assert!(refused.starts_with("key `db.ids.1` holds an integer beyond 2^53"), "{refused}");
-        assert!(caps.accepts(&value(serde_json::json!({"n": -9007199254740993i64}))).is_err());
-        assert!(FileStore::CAPABILITIES.accepts(&value(serde_json::json!({"n": u64::MAX}))).is_ok());
+    fn stores_that_keep_floats_refuse_numbers_whose_text_would_change_naming_the_key() {
+        let caps = Capabilities { exact_numbers: false, value_shape: ValueShape::Object, ..FileStore::CAPABILITIES };
+        let accepts = |text: &str| caps.accepts(&SecretValue::new(serde_json::from_str(text).unwrap()));
+        for exact in ["9007199254740992", "1.5", "0.1", "1e-7", "1e+21", "100000000000000000000", "-0", "5e-324"] {
+            assert!(accepts(&format!(r#"{{"n": {exact}}}"#)).is_ok(), "{exact} survives a 64-bit float");
+        }
+        for changed in ["9007199254740993", "1.10", "1.0", "1e20", "0.0000001", "1e400", "12345678901234567890123"] {
+            assert!(accepts(&format!(r#"{{"n": {changed}}}"#)).is_err(), "{changed} would change");
+        }
+        let refused = accepts(r#"{"db": {"ids": [1, 9007199254740993]}}"#).unwrap_err();
+        assert!(refused.starts_with("key `db.ids.1` holds a number whose text the store would change"), "{refused}");
+        assert!(FileStore::CAPABILITIES.accepts(&SecretValue::new(serde_json::json!({"n": u64::MAX}))).is_ok());
     }
 
     #[test]
@@ -843,6 +886,11 @@ mod tests {
         assert_eq!(held(serde_json::json!(42)), serde_json::json!("42"));
         assert_eq!(held(serde_json::json!([1, "a"])), serde_json::json!("[1,\"a\"]"));
         assert_eq!(held(serde_json::json!("text")), serde_json::json!("text"));
+        assert_eq!(
+            held(serde_json::json!(" {\"b\": 1, \"a\": 1.10}")),
+            serde_json::from_str::<serde_json::Value>(r#"{"a": 1.10, "b": 1}"#).unwrap()
+        );
+        assert_eq!(held(serde_json::json!("[1]")), serde_json::json!("[1]"));
         assert_eq!(held(serde_json::json!({"k": 1})), serde_json::json!({"k": 1}));
         let any = FileStore::CAPABILITIES;
         assert_eq!(any.normalize(&SecretValue::new(serde_json::json!(42))).expose(), serde_json::json!(42));

@@ -613,8 +613,9 @@ impl StoreKind for VaultStore {
         roles: Roles { source: true, merge_store: true, target: true },
         reads_values: true,
         value_shape: ValueShape::Object,
+        min_value_bytes: 0,
         max_value_bytes: None,
-        exact_integers: false,
+        exact_numbers: false,
         ownership: true,
         atomic_commit: false,
     };

@@ -23,7 +23,7 @@ fn endpoint() -> String {
     })
 }
 
-fn unique(tag: &str) -> String {
+pub(crate) fn unique(tag: &str) -> String {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
     format!("{tag}-{}-{}", std::process::id(), nanos % 1_000_000_000_000)
 }
@@ -57,11 +57,11 @@ async fn sdk(account: Option<&str>) -> SdkConfig {
         .build()
 }
 
-async fn sm(account: Option<&str>) -> aws_sdk_secretsmanager::Client {
+pub(crate) async fn sm(account: Option<&str>) -> aws_sdk_secretsmanager::Client {
     aws_sdk_secretsmanager::Client::new(&sdk(account).await)
 }
 
-async fn s3() -> aws_sdk_s3::Client {
+pub(crate) async fn s3() -> aws_sdk_s3::Client {
     let config = aws_sdk_s3::config::Builder::from(&sdk(None).await).force_path_style(true).build();
     aws_sdk_s3::Client::from_conf(config)
 }
@@ -108,7 +108,7 @@ fn defaults() -> StoreDefaults {
     defaults
 }
 
-async fn open(config: Value, bundle: Option<Bundle<'_>>) -> AnyStore {
+pub(crate) async fn open(config: Value, bundle: Option<Bundle<'_>>) -> AnyStore {
     let config: StoreConfig = serde_json::from_value(config).unwrap();
     let (stats, sessions, defaults) = (Stats::default(), Sessions::default(), defaults());
     let ctx =
@@ -776,18 +776,21 @@ fn secret_strings_are_copied_byte_exact() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let u = unique("exact");
     let strings = [("big", "98765432109876543210"), ("quoted", "\"quoted\""), ("decimal", "1.10"), ("list", "[1, 2]")];
+    let object = r#"{"n": 12345678901234567890123, "d": 1.10, "z": 0.000000000000000000001, "l": [1.0, -0]}"#;
+    let bucket = unique("exact");
     rt.block_on(async {
         let client = sm(None).await;
-        for (name, text) in strings {
+        for (name, text) in strings.iter().copied().chain([("object", object)]) {
             client.create_secret().name(format!("{u}/src/{name}")).secret_string(text).send().await.unwrap();
         }
+        s3().await.create_bucket().bucket(&bucket).send().await.unwrap();
     });
     let ws = Workspace::new();
     ws.write("numbers.yaml", "n: 42\n");
     ws.write(
         "vss.yaml",
         &format!(
-            "aws: {{endpoint_url: \"${{VSS_TEST_AWS_ENDPOINT}}\"}}\nsources:\n  sm: {{aws: {{prefix: {u}/src/}}}}\n  numbers: {{file: {{path: numbers.yaml}}}}\ntargets:\n  T: {{imports: [sm, numbers], aws: {{prefix: {u}/dst/}}}}\n  F: {{imports: [sm], file: {{path: out}}}}\n"
+            "aws: {{endpoint_url: \"${{VSS_TEST_AWS_ENDPOINT}}\"}}\nmerge_store: {{s3: {{bucket: {bucket}}}}}\nsources:\n  sm: {{aws: {{prefix: {u}/src/}}}}\n  numbers: {{file: {{path: numbers.yaml}}}}\ntargets:\n  T: {{imports: [sm, numbers], aws: {{prefix: {u}/dst/}}}}\n  F: {{imports: [sm], file: {{path: out}}}}\n"
         ),
     );
     let run = run_vss(&ws, &["pipeline"]);
@@ -798,8 +801,17 @@ fn secret_strings_are_copied_byte_exact() {
             let copied = client.get_secret_value().secret_id(format!("{u}/dst/{name}")).send().await.unwrap();
             assert_eq!(copied.secret_string(), Some(text), "{name}");
         }
+        // An object is structured (keys sorted, no spaces), and its numbers keep their text,
+        // through the S3 merge bundle too.
+        let copied = client.get_secret_value().secret_id(format!("{u}/dst/object")).send().await.unwrap();
+        let exact = r#"{"d":1.10,"l":[1.0,-0],"n":12345678901234567890123,"z":0.000000000000000000001}"#;
+        assert_eq!(copied.secret_string(), Some(exact));
     });
     assert_eq!(ws.read_json("out/big.json"), json!("98765432109876543210"));
+    let file = std::fs::read_to_string(ws.path("out/object.json")).unwrap();
+    for text in ["12345678901234567890123", "1.10", "0.000000000000000000001", "1.0", "-0"] {
+        assert!(file.contains(text), "{text} in {file}");
+    }
     let again = run_vss(&ws, &["pipeline", "--dry-run", "--exit-code"]);
     assert_eq!(again.code, 0, "zero-sum on the next run: {}", again.transcript());
 }

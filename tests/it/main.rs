@@ -8,12 +8,14 @@
 //! - [`pipeline_file`]: end-to-end pipelines through the binary;
 //! - [`config_errors`]: one bad config per file in `fixtures/config/invalid/`, each
 //!   rendered error locked by a snapshot;
+//! - [`byte_exact`]: arbitrary strings and numbers through every store, exactly or refused;
 //! - [`properties`]: merge and diff laws, the flattening, config parsing never panics;
 //! - [`no_leak`]: canary values through every output format, log and `Debug`;
 //! - [`cli`], [`schemas`], [`examples`], [`quickstart`], [`bench_smoke`].
 
 mod aws;
 mod bench_smoke;
+mod byte_exact;
 mod cli;
 mod common;
 mod config_errors;

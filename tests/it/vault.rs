@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use vss::error::ErrorKind;
 use vss::secret::{SecretPath, SecretValue};
 use vss::store::stats::Stats;
-use vss::store::vault::VaultDefaults;
+use vss::store::vault::{VaultDefaults, VaultStore};
 use vss::store::{AnyStore, OpenContext, Sessions, Store, StoreConfig, StoreDefaults, StoreError};
 
 struct Servers {
@@ -105,6 +105,11 @@ impl Http {
 
 fn vault_config(value: Value) -> StoreConfig {
     serde_json::from_value(json!({ "vault": value })).unwrap()
+}
+
+/// Opens a `vault:` store with these options on the first test server.
+pub(crate) async fn open_default(options: Value) -> AnyStore {
+    open(&vault_config(options), &servers()).await.unwrap()
 }
 
 /// Opens a vault store the way the engine does, with the test server as the default.
@@ -710,8 +715,64 @@ fn an_integer_vault_would_round_is_refused_naming_its_key() {
     assert_eq!(run.code, 2, "{}", run.transcript());
     let message = run.json()["errors"][0]["message"].as_str().unwrap().to_string();
     assert!(
-        message.contains("secret `app/ids` cannot be written: key `big` holds an integer beyond 2^53"),
+        message
+            .contains("secret `app/ids` cannot be written: key `big` holds a number whose text the store would change"),
         "{message}"
     );
     assert!(!message.contains("12345678901234567"), "no value in errors: {message}");
+}
+
+/// What vss accepts for Vault is exactly what the real server returns unchanged: every
+/// number below is written to OpenBao as raw JSON and read back, and vss's check accepts
+/// it if and only if its text came back byte for byte.
+#[tokio::test]
+async fn vault_is_refused_exactly_the_numbers_whose_text_it_would_change() {
+    use vss::store::StoreKind;
+    let s = servers();
+    let http = Http::new(&s.first, &s.token);
+    let folder = unique("numbers");
+    let numbers = [
+        "0",
+        "-0",
+        "1",
+        "-17",
+        "1.5",
+        "0.1",
+        "1.10",
+        "1.0",
+        "2.50",
+        "9007199254740992",
+        "9007199254740993",
+        "12345678901234567",
+        "12345678901234567890123",
+        "98765432109876543210",
+        "100000000000000000000",
+        "1e+21",
+        "1e21",
+        "1E21",
+        "1.2345678901234568e+22",
+        "1e-7",
+        "0.000001",
+        "0.0000001",
+        "1e-6",
+        "2.5e-3",
+        "123.456e-300",
+        "5e-324",
+        "1.7976931348623157e+308",
+        "1e400",
+        "1e+5",
+        "100000",
+    ];
+    for (i, text) in numbers.iter().enumerate() {
+        let data: Value = serde_json::from_str(&format!(r#"{{"n": {text}}}"#)).unwrap();
+        let sent = data["n"].to_string();
+        let (status, _) = http.call("POST", &format!("secret/data/{folder}/{i}"), Some(json!({"data": data}))).await;
+        let returned = match status {
+            200 => http.secret(&format!("secret/{folder}/{i}")).await.map(|(data, _)| data["n"].to_string()),
+            _ => None,
+        };
+        let exact = returned.as_deref() == Some(sent.as_str());
+        let accepted = VaultStore::CAPABILITIES.accepts(&SecretValue::new(data)).is_ok();
+        assert_eq!(accepted, exact, "{text}: vss accepts it: {accepted}, OpenBao returned {returned:?}");
+    }
 }

@@ -206,8 +206,9 @@ impl StoreKind for S3BundleStore {
         roles: Roles { source: false, merge_store: true, target: false },
         reads_values: true,
         value_shape: ValueShape::Any,
+        min_value_bytes: 0,
         max_value_bytes: None,
-        exact_integers: true,
+        exact_numbers: true,
         ownership: true,
         atomic_commit: true,
     };

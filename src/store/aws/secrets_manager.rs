@@ -307,8 +307,9 @@ impl StoreKind for SecretsManagerStore {
         roles: Roles { source: true, merge_store: false, target: true },
         reads_values: true,
         value_shape: ValueShape::ObjectOrText,
+        min_value_bytes: 1,
         max_value_bytes: Some(MAX_VALUE_BYTES),
-        exact_integers: true,
+        exact_numbers: true,
         ownership: true,
         atomic_commit: false,
     };

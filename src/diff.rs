@@ -1,9 +1,10 @@
 //! Pure diff of a target's live state against its desired state (README, *Diff and writes*).
 //!
-//! Every secret path is `added`, `modified`, `removed` or `unchanged`; a modified object
-//! lists its top-level `keys_added`, `keys_removed` and `keys_modified`. Numbers compare by
-//! value. `removed` exists only with `delete_orphans` and only for secrets whose ownership
-//! marker names this target; other live secrets that are not desired are left alone and
+//! Every secret path is `added`, `modified`, `removed` or `unchanged` (or `unverified`
+//! when a store returns no value and nothing proves it equal); a modified object lists its
+//! top-level `keys_added`, `keys_removed` and `keys_modified`. Values compare exactly
+//! (numbers by their text). `removed` exists only with `delete_orphans` and only for
+//! secrets whose ownership marker names this target; other live secrets that are not desired are left alone and
 //! counted (`unmanaged`, or `orphans` when vss owns them but deletion is off).
 
 use serde::Serialize;
@@ -25,6 +26,9 @@ pub enum ChangeKind {
     /// Desired and present, but the store does not return values and nothing proves it
     /// equal or different: not written, and reported as such.
     Unverified,
+    /// Desired, but its name matches an exclusion pattern of the store (`excluded_by`):
+    /// never written nor deleted.
+    Excluded,
 }
 
 impl ChangeKind {
@@ -69,10 +73,34 @@ pub struct Change {
     pub after: Option<SecretValue>,
     /// Only the store's metadata changes (tags, description, encryption key), not the value.
     pub metadata: bool,
+    /// Modified because someone else wrote it since vss did ([`LiveValue::Overwritten`]).
+    pub drift: bool,
+    /// The pattern that excludes it, for [`ChangeKind::Excluded`].
+    pub excluded_by: Option<String>,
     /// What became of it (`Planned` until the engine applies it).
     pub status: ChangeStatus,
     /// Why it failed, when it did.
     pub error: Option<crate::error::ErrorKind>,
+}
+
+impl Change {
+    /// A change of `kind` to `path`, with no keys, values or flags: planned.
+    pub fn new(path: SecretPath, kind: ChangeKind) -> Self {
+        Change {
+            path,
+            kind,
+            keys_added: Vec::new(),
+            keys_removed: Vec::new(),
+            keys_modified: Vec::new(),
+            before: None,
+            after: None,
+            metadata: false,
+            drift: false,
+            excluded_by: None,
+            status: ChangeStatus::Planned,
+            error: None,
+        }
+    }
 }
 
 /// Options of one diff.
@@ -123,6 +151,8 @@ pub fn diff(live: &LiveState, desired: &SecretMap, options: DiffOptions<'_>) -> 
                 before: None,
                 after: Some(want.clone()),
                 metadata: false,
+                drift: false,
+                excluded_by: None,
                 status: ChangeStatus::Planned,
                 error: None,
             },
@@ -133,6 +163,7 @@ pub fn diff(live: &LiveState, desired: &SecretMap, options: DiffOptions<'_>) -> 
                         options.fingerprints.map(|f| f.fingerprint_secret(want) == *fingerprint)
                     }
                     LiveValue::Unreadable { .. } => None,
+                    LiveValue::Overwritten => Some(false),
                 };
                 let (keys_added, keys_removed, keys_modified) = match (&have.value, equal) {
                     (LiveValue::Value(value), Some(false)) => key_changes(value, want),
@@ -155,6 +186,8 @@ pub fn diff(live: &LiveState, desired: &SecretMap, options: DiffOptions<'_>) -> 
                     before: have.value().cloned(),
                     after: Some(want.clone()),
                     metadata,
+                    drift: have.value == LiveValue::Overwritten,
+                    excluded_by: None,
                     status: ChangeStatus::Planned,
                     error: None,
                 }
@@ -181,6 +214,8 @@ pub fn diff(live: &LiveState, desired: &SecretMap, options: DiffOptions<'_>) -> 
                 before: have.value().cloned(),
                 after: None,
                 metadata: false,
+                drift: false,
+                excluded_by: None,
                 status: ChangeStatus::Planned,
                 error: None,
             });

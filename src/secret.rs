@@ -159,6 +159,10 @@ pub enum LiveValue {
         /// The store's version or `updated_at` of the secret, when it has one.
         version: Option<String>,
     },
+    /// Written by someone else since vss last wrote it (the store's `updated_at` is newer
+    /// than vss's record): its value is unknown and taken to differ, so the diff reports
+    /// it as modified, with the reason `drift`.
+    Overwritten,
 }
 
 /// A secret as a store holds it, with the ownership marker it carries, if any.
@@ -261,6 +265,12 @@ impl Fingerprinter {
             Ok(key) if !key.is_empty() => Self::with_key(key.as_bytes()),
             _ => Self::with_key(&rand::random::<[u8; 32]>()),
         }
+    }
+
+    /// Keyed by `VSS_FINGERPRINT_KEY`, when it is set and non-empty: fingerprints that stay
+    /// comparable from one run to the next (write-only stores record them).
+    pub fn stable() -> Option<Self> {
+        std::env::var(Self::KEY_VAR).ok().filter(|k| !k.is_empty()).map(|k| Self::with_key(k.as_bytes()))
     }
 
     /// The fingerprint of a value, e.g. `hmac:3f9a0c1d2b4e5f60`.

@@ -56,6 +56,32 @@ impl Handle {
         self.retry.run("read", || self.store.read_batch(paths)).await
     }
 
+    /// How desired secrets become the store's flat names, when it holds one string per name.
+    pub fn flattening(&self) -> Option<crate::flatten::FlattenOptions> {
+        self.store.flattening()
+    }
+
+    /// The exclusion pattern `name` matches, if any.
+    pub fn excluded(&self, name: &SecretPath) -> Option<String> {
+        self.store.excluded(name)
+    }
+
+    /// Why the store would refuse `name`, if it would.
+    pub fn name_error(&self, name: &SecretPath) -> Option<String> {
+        self.store.name_error(name)
+    }
+
+    /// The key of the fingerprints the store's reads return, if it returns any.
+    pub fn fingerprints(&self) -> Option<&crate::secret::Fingerprinter> {
+        self.store.fingerprints()
+    }
+
+    /// Lets the store record what was applied ([`Store::finish`]).
+    pub async fn finish(&self) -> Result<(), StoreError> {
+        let _permit = self.permit().await?;
+        self.retry.run("finish", || self.store.finish()).await
+    }
+
     /// How many calls this handle queues at once.
     pub fn parallel(&self) -> usize {
         self.parallel.max(1)

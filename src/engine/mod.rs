@@ -117,11 +117,13 @@ pub async fn run(plan: &Plan<'_>, options: &RunOptions, progress: Arc<dyn Progre
     let started = Instant::now();
     let stats = Stats::default();
     let sessions = Sessions::default();
+    let fingerprints = crate::secret::Fingerprinter::stable();
     let ctx = OpenContext {
         base_dir: &plan.config.base_dir,
         stats: &stats,
         defaults: &plan.config.defaults,
         sessions: &sessions,
+        fingerprints: fingerprints.as_ref(),
     };
     let selected: Vec<TargetId> = options.targets.clone().unwrap_or_else(|| plan.graph.order.clone());
     let to_sync: Vec<TargetId> = plan
@@ -246,16 +248,45 @@ async fn reconcile_once(
     use crate::diff::{ChangeKind, ChangeStatus, DiffOptions, diff};
 
     let fail = |e: StoreError, context: &str| e.into_failure(context, place.store, place.location);
-    let live = handle.read_state().await.map_err(|e| (TargetDiff::default(), fail(e, "cannot read current state")))?;
+    let refuse = |message: String| (TargetDiff::default(), fail(StoreError::invalid(message), ""));
+    // A store of one string per name gets the secrets as names first; two that would get
+    // one name, or a name the store would refuse, fail the plan before anything is read.
+    let names = named(handle, desired).map_err(refuse)?;
+    let desired = names.as_ref().unwrap_or(desired);
+    let mut live =
+        handle.read_state().await.map_err(|e| (TargetDiff::default(), fail(e, "cannot read current state")))?;
+    // Excluded names are never written nor deleted: out of both sides, and reported.
+    let excluded: Vec<(crate::secret::SecretPath, String)> =
+        desired.keys().filter_map(|name| handle.excluded(name).map(|pattern| (name.clone(), pattern))).collect();
+    live.retain(|name, _| handle.excluded(name).is_none());
+    let desired: std::borrow::Cow<'_, crate::secret::SecretMap> = if excluded.is_empty() {
+        std::borrow::Cow::Borrowed(desired)
+    } else {
+        std::borrow::Cow::Owned(
+            desired
+                .iter()
+                .filter(|(p, _)| !excluded.iter().any(|(e, _)| e == *p))
+                .map(|(p, v)| (p.clone(), v.clone()))
+                .collect(),
+        )
+    };
     // Compared as the store will hold them (a number for Secrets Manager is its text).
     let caps = handle.capabilities();
     let held: std::borrow::Cow<'_, crate::secret::SecretMap> = match caps.value_shape {
         crate::store::ValueShape::ObjectOrText => {
             std::borrow::Cow::Owned(desired.iter().map(|(p, v)| (p.clone(), caps.normalize(v))).collect())
         }
-        _ => std::borrow::Cow::Borrowed(desired),
+        _ => desired,
     };
-    let plan = diff(&live, &held, DiffOptions { delete_orphans, owner, fingerprints: None });
+    let mut plan = diff(&live, &held, DiffOptions { delete_orphans, owner, fingerprints: handle.fingerprints() });
+    for (name, pattern) in excluded {
+        plan.changes.push(crate::diff::Change {
+            excluded_by: Some(pattern),
+            ..crate::diff::Change::new(name, ChangeKind::Excluded)
+        });
+    }
+    plan.changes.sort_by(|a, b| a.path.cmp(&b.path));
+    let plan = plan;
     // Values the store cannot hold are refused when the plan is made, in a dry run too,
     // and before anything is written.
     let unfit: Vec<Failure> = plan
@@ -278,6 +309,57 @@ async fn reconcile_once(
     if dry_run || !plan.has_changes() {
         return Ok(plan);
     }
+    let applied = apply(handle, plan, owner, place).await;
+    // What was written is recorded, also after a failure (only what succeeded).
+    match (applied, handle.finish().await) {
+        (applied, Ok(())) => applied,
+        (Ok(plan) | Err((plan, _)), Err(e)) => Err((plan, fail(e, "cannot record the writes"))),
+    }
+}
+
+/// A target's desired secrets as the store's flat names, when it holds one string per
+/// name; `None` for other stores. Each name keeps the secret (and key) it comes from, and
+/// the store's naming rules are checked here: every problem is listed, naming the paths.
+fn named(
+    handle: &handle::Handle,
+    desired: &crate::secret::SecretMap,
+) -> Result<Option<crate::secret::SecretMap>, String> {
+    let Some(options) = handle.flattening() else {
+        return Ok(None);
+    };
+    let flat = crate::flatten::flatten(desired, &options)
+        .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))?;
+    let mut secrets = crate::secret::SecretMap::new();
+    let mut problems = Vec::new();
+    for (name, entry) in flat {
+        let path = match crate::secret::SecretPath::parse(&name) {
+            Ok(path) => path,
+            Err(why) => {
+                problems.push(format!("{} cannot be named `{name}`: {why}", entry.origin));
+                continue;
+            }
+        };
+        if let Some(why) = handle.name_error(&path) {
+            problems.push(format!("{} cannot be named `{name}`: {why}", entry.origin));
+            continue;
+        }
+        secrets.insert(path, crate::secret::SecretValue::new(serde_json::Value::String(entry.value)));
+    }
+    if !problems.is_empty() {
+        return Err(format!("{}; nothing written", problems.join("; ")));
+    }
+    Ok(Some(secrets))
+}
+
+/// Applies a plan with changes: creates and updates first, then deletes.
+async fn apply(
+    handle: &handle::Handle,
+    mut plan: TargetDiff,
+    owner: &str,
+    place: Place<'_>,
+) -> Result<TargetDiff, (TargetDiff, Failure)> {
+    use crate::diff::{ChangeKind, ChangeStatus};
+    let fail = |e: StoreError, context: &str| e.into_failure(context, place.store, place.location);
     if handle.capabilities().atomic_commit {
         let writes: Vec<(crate::secret::SecretPath, crate::secret::SecretValue)> = plan
             .changes

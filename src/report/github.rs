@@ -62,6 +62,7 @@ pub fn render(report: &Report) -> String {
                 ChangeKind::Removed => '-',
                 ChangeKind::Unchanged => '=',
                 ChangeKind::Unverified => '?',
+                ChangeKind::Excluded => 'x',
             };
             let _ = writeln!(out, "{mark} {}", escape_data(c.path.as_str()));
         }

@@ -83,6 +83,7 @@ pub fn render(report: &Report, style: Style) -> String {
                 ChangeKind::Removed => style.red("-"),
                 ChangeKind::Unchanged => style.dim("="),
                 ChangeKind::Unverified => style.yellow("?"),
+                ChangeKind::Excluded => style.dim("x"),
             };
             let mut keys = Vec::new();
             if c.change == ChangeKind::Modified {
@@ -94,6 +95,12 @@ pub fn render(report: &Report, style: Style) -> String {
             }
             if c.metadata {
                 keys.push("(metadata)".into());
+            }
+            if c.drift {
+                keys.push("(drift: written by someone else)".into());
+            }
+            if let Some(pattern) = &c.excluded_by {
+                keys.push(format!("(excluded by `{pattern}`)"));
             }
             let keys = if keys.is_empty() {
                 String::new()

@@ -55,6 +55,9 @@ pub struct Summary {
     /// equal or different: not written.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub unverified: usize,
+    /// Desired secrets whose names match an exclusion pattern: never written.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub excluded: usize,
     /// Changes whose write or delete failed (real runs).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub failed: usize,
@@ -121,6 +124,9 @@ pub struct TargetSummary {
     /// different: not written.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub unverified: usize,
+    /// Desired secrets whose names match an exclusion pattern: never written.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub excluded: usize,
     /// Changes whose write or delete failed (real runs).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub failed: usize,
@@ -139,7 +145,7 @@ pub struct TargetSummary {
 pub struct ChangeReport {
     /// The secret's path.
     pub path: String,
-    /// `added`, `modified`, `removed`, `unchanged` or `unverified`.
+    /// `added`, `modified`, `removed`, `unchanged`, `unverified` or `excluded`.
     pub change: ChangeKind,
     /// Top-level keys created.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -153,6 +159,13 @@ pub struct ChangeReport {
     /// Only the store's metadata changes (tags, description, encryption key).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub metadata: bool,
+    /// Modified because someone else wrote it since vss did (a write-only store's record
+    /// is older than the secret).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drift: bool,
+    /// For `excluded`: the pattern its name matches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub excluded_by: Option<String>,
     /// `planned` (dry run), `applied`, `failed` or `skipped`; absent for `unchanged` and
     /// `unverified`, which are never written.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -259,6 +272,7 @@ impl Report {
                 removed: count(ChangeKind::Removed),
                 unchanged: d.count(ChangeKind::Unchanged),
                 unverified: d.count(ChangeKind::Unverified),
+                excluded: d.count(ChangeKind::Excluded),
                 failed: if outcome.dry_run { 0 } else { with_status(ChangeStatus::Failed) },
                 skipped: if outcome.dry_run {
                     0
@@ -273,6 +287,7 @@ impl Report {
             summary.removed += ts.removed;
             summary.unchanged += ts.unchanged;
             summary.unverified += ts.unverified;
+            summary.excluded += ts.excluded;
             summary.failed += ts.failed;
             summary.skipped += ts.skipped;
             if let Some(error) = &t.error {
@@ -296,6 +311,8 @@ impl Report {
                     keys_removed: c.keys_removed.clone(),
                     keys_modified: c.keys_modified.clone(),
                     metadata: c.metadata,
+                    drift: c.drift,
+                    excluded_by: c.excluded_by.clone(),
                     status: c.kind.is_change().then_some(c.status),
                     error_kind: c.error,
                     before: c

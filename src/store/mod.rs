@@ -205,12 +205,22 @@ pub struct StoreError {
     kind: ErrorKind,
     message: String,
     hint: Option<String>,
+    retry: Option<Retry>,
+}
+
+/// What the server said of retrying, overriding what the error's kind implies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Retry {
+    /// Try again after this long (a `retry-after` header).
+    After(std::time::Duration),
+    /// Trying again cannot help before the run would end (a spent API quota).
+    Never,
 }
 
 impl StoreError {
     /// An error of `kind`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), hint: None }
+        Self { kind, message: message.into(), hint: None, retry: None }
     }
 
     /// The credentials lack a permission, or a login failed.
@@ -266,9 +276,33 @@ impl StoreError {
         self.hint.as_deref()
     }
 
+    /// The server asked to wait this long before trying again (retried after that wait).
+    pub fn retry_after(mut self, wait: std::time::Duration) -> Self {
+        self.retry = Some(Retry::After(wait));
+        self
+    }
+
+    /// Trying again cannot help during this run (a spent API quota): never retried.
+    pub fn final_(mut self) -> Self {
+        self.retry = Some(Retry::Never);
+        self
+    }
+
+    /// How long the server asked to wait before trying again, if it said.
+    pub fn wait(&self) -> Option<std::time::Duration> {
+        match self.retry {
+            Some(Retry::After(wait)) => Some(wait),
+            _ => None,
+        }
+    }
+
     /// Whether trying again may succeed.
     pub fn is_retryable(&self) -> bool {
-        self.kind.is_retryable()
+        match self.retry {
+            Some(Retry::After(_)) => true,
+            Some(Retry::Never) => false,
+            None => self.kind.is_retryable(),
+        }
     }
 
     /// This error as a target's failure: `context` says what was being done (`cannot read
@@ -350,6 +384,39 @@ pub trait Store: Send + Sync + fmt::Debug {
             }
             Ok(found)
         }
+    }
+
+    /// How desired secrets become this store's flat names, for stores whose values are
+    /// one string per name ([`ValueShape::FlatStrings`]).
+    fn flattening(&self) -> Option<crate::flatten::FlattenOptions> {
+        None
+    }
+
+    /// The exclusion pattern `name` matches, if any: such a name is never written nor
+    /// deleted, and is reported as excluded.
+    fn excluded(&self, name: &SecretPath) -> Option<String> {
+        let _ = name;
+        None
+    }
+
+    /// Why the store would refuse `name`, if it would (its naming rules), so the plan
+    /// can refuse it before anything is written.
+    fn name_error(&self, name: &SecretPath) -> Option<String> {
+        let _ = name;
+        None
+    }
+
+    /// The key of the fingerprints its reads return ([`crate::secret::LiveValue::Fingerprint`]),
+    /// for stores that record fingerprints instead of returning values.
+    fn fingerprints(&self) -> Option<&crate::secret::Fingerprinter> {
+        None
+    }
+
+    /// Called once after a target's changes were applied (also when some failed, never in
+    /// a dry run): a store that keeps a record of its writes saves it here. Only the writes
+    /// and deletes that succeeded were recorded.
+    fn finish(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async { Ok(()) }
     }
 
     /// Applies writes and deletes as one change. Only called on stores with
@@ -456,6 +523,9 @@ pub struct OpenContext<'a> {
     pub defaults: &'a StoreDefaults,
     /// The run's shared connections.
     pub sessions: &'a Sessions,
+    /// The run's stable fingerprint key (`VSS_FINGERPRINT_KEY`), when set: what write-only
+    /// stores record their writes with.
+    pub fingerprints: Option<&'a crate::secret::Fingerprinter>,
 }
 
 impl OpenContext<'_> {
@@ -787,6 +857,26 @@ macro_rules! stores {
             ) -> Result<(), StoreError> {
                 match self { $( $(#[cfg($cfg)])? AnyStore::$variant(s) => s.commit(writes, deletes, owner).await, )* }
             }
+
+            fn flattening(&self) -> Option<crate::flatten::FlattenOptions> {
+                match self { $( $(#[cfg($cfg)])? AnyStore::$variant(s) => s.flattening(), )* }
+            }
+
+            fn excluded(&self, name: &SecretPath) -> Option<String> {
+                match self { $( $(#[cfg($cfg)])? AnyStore::$variant(s) => s.excluded(name), )* }
+            }
+
+            fn name_error(&self, name: &SecretPath) -> Option<String> {
+                match self { $( $(#[cfg($cfg)])? AnyStore::$variant(s) => s.name_error(name), )* }
+            }
+
+            fn fingerprints(&self) -> Option<&crate::secret::Fingerprinter> {
+                match self { $( $(#[cfg($cfg)])? AnyStore::$variant(s) => s.fingerprints(), )* }
+            }
+
+            async fn finish(&self) -> Result<(), StoreError> {
+                match self { $( $(#[cfg($cfg)])? AnyStore::$variant(s) => s.finish().await, )* }
+            }
         }
     };
 }
@@ -801,6 +891,9 @@ stores! {
     Aws(aws::secrets_manager::SecretsManagerStore) if feature = "aws";
     /// S3: one JSON object per bundle (merge store only).
     S3(aws::s3::S3BundleStore) if feature = "aws";
+    /// GitHub Actions, Dependabot and Codespaces secrets of a repository, an environment
+    /// or an organization (target; as a source, names only).
+    Github(github::GithubStore) if feature = "github", mod github;
 }
 
 /// A shared, cheaply clonable store.

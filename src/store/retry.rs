@@ -17,6 +17,9 @@ pub struct RetryPolicy {
     pub cap: Duration,
 }
 
+/// The longest a server's `retry-after` is waited out; a longer one is waited this long.
+pub const MAX_WAIT: Duration = Duration::from_secs(120);
+
 impl Default for RetryPolicy {
     fn default() -> Self {
         Self { attempts: 5, base: Duration::from_millis(100), cap: Duration::from_secs(5) }
@@ -35,7 +38,8 @@ impl RetryPolicy {
         loop {
             match op().await {
                 Err(e) if e.is_retryable() && attempt < self.attempts => {
-                    let delay = self.delay(attempt);
+                    // As long as the server asked, when it did (a secondary rate limit).
+                    let delay = e.wait().map_or_else(|| self.delay(attempt), |wait| wait.min(MAX_WAIT));
                     tracing::warn!(call = what, attempt, ?delay, error = %e, "retrying");
                     tokio::time::sleep(delay).await;
                     attempt += 1;

@@ -111,8 +111,13 @@ fn defaults() -> StoreDefaults {
 pub(crate) async fn open(config: Value, bundle: Option<Bundle<'_>>) -> AnyStore {
     let config: StoreConfig = serde_json::from_value(config).unwrap();
     let (stats, sessions, defaults) = (Stats::default(), Sessions::default(), defaults());
-    let ctx =
-        OpenContext { base_dir: std::path::Path::new("."), stats: &stats, defaults: &defaults, sessions: &sessions };
+    let ctx = OpenContext {
+        base_dir: std::path::Path::new("."),
+        stats: &stats,
+        defaults: &defaults,
+        sessions: &sessions,
+        fingerprints: None,
+    };
     AnyStore::open(&config, &ctx, bundle.as_ref()).await.unwrap()
 }
 

@@ -31,6 +31,9 @@ fn version_names_the_stores() {
     if cfg!(feature = "aws") {
         expected.extend(["aws", "s3"]);
     }
+    if cfg!(feature = "github") {
+        expected.push("github");
+    }
     assert_eq!(vss::store::StoreConfig::KINDS, expected.as_slice());
 }
 

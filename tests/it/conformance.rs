@@ -141,7 +141,8 @@ pub async fn run(store: &AnyStore, bundle: Option<&str>) {
 async fn file_store(dir: &std::path::Path, path: &str) -> AnyStore {
     let config: StoreConfig = serde_json::from_value(serde_json::json!({"file": {"path": path}})).unwrap();
     let (stats, defaults, sessions) = (Stats::default(), StoreDefaults::default(), Sessions::default());
-    let ctx = OpenContext { base_dir: dir, stats: &stats, defaults: &defaults, sessions: &sessions };
+    let ctx =
+        OpenContext { base_dir: dir, stats: &stats, defaults: &defaults, sessions: &sessions, fingerprints: None };
     AnyStore::open(&config, &ctx, None).await.unwrap()
 }
 

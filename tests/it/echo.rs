@@ -4,127 +4,71 @@
 //! carry a value: not the reports in any format, not the GitHub annotations or step
 //! summary, not the `-vvv` logs.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::thread;
-
 use crate::common::{Run, Vss, Workspace};
+use crate::loopback::{Request, Response, serve};
 
 const CANARY: &str = "CANARY-echo-6a1f";
 
 /// Starts the echo server on a free loopback port; every write is answered with `status`.
-/// Returns its address. The server thread lives as long as the test process.
+/// Returns its address.
 fn start(status: u16) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
-    let address = format!("http://{}", listener.local_addr().unwrap());
-    thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            thread::spawn(move || serve(stream, status));
-        }
-    });
-    address
+    serve(move |request| answer(request, status))
 }
 
-/// One request: method, path, the `X-Amz-Target` header, and the body.
-fn read_request(stream: &TcpStream) -> Option<(String, String, Option<String>, String)> {
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let mut parts = line.split_whitespace();
-    let (method, path) = (parts.next()?.to_string(), parts.next()?.to_string());
-    let (mut length, mut target) = (0usize, None);
-    loop {
-        let mut header = String::new();
-        reader.read_line(&mut header).ok()?;
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
+fn answer(request: Request, status: u16) -> Response {
+    let Request { method, path, headers, body, .. } = request;
+    let target = headers.get("x-amz-target").cloned();
+    // What a careless server says: the request, quoted back, Python style.
+    let echo = body.replace('"', "'");
+    let (code, content_type, answer) = match (method.as_str(), path.as_str(), target.as_deref()) {
+        // Vault: token lookup, mount lookup, an empty listing; writes fail.
+        ("GET", "/v1/auth/token/lookup-self", _) => (200, "application/json", r#"{"data":{}}"#.to_string()),
+        ("GET", p, _) if p.starts_with("/v1/sys/internal/ui/mounts/") => (
+            200,
+            "application/json",
+            r#"{"data":{"path":"secret/","type":"kv","options":{"version":"2"}}}"#.to_string(),
+        ),
+        ("LIST" | "GET", p, None) if p.starts_with("/v1/") => (404, "application/json", r#"{"errors":[]}"#.to_string()),
+        ("POST" | "PUT", p, None) if p.starts_with("/v1/") => (
+            status,
+            "application/json",
+            serde_json::json!({"errors": [format!("invalid request body: {echo}")]}).to_string(),
+        ),
+        // Secrets Manager (JSON protocol): an empty listing; writes fail.
+        (_, _, Some("secretsmanager.ListSecrets")) => {
+            (200, "application/x-amz-json-1.1", r#"{"SecretList":[]}"#.to_string())
         }
-        let (name, value) = header.split_once(':')?;
-        match name.trim().to_ascii_lowercase().as_str() {
-            "content-length" => length = value.trim().parse().ok()?,
-            "x-amz-target" => target = Some(value.trim().to_string()),
-            _ => {}
+        (_, _, Some(action)) => {
+            let kind = match status {
+                403 => "AccessDeniedException",
+                500 => "InternalServiceError",
+                _ => "InvalidParameterException",
+            };
+            let message = format!("{action} rejected: {echo}");
+            (status, "application/x-amz-json-1.1", serde_json::json!({"__type": kind, "message": message}).to_string())
         }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    Some((method, path, target, String::from_utf8_lossy(&body).into_owned()))
-}
-
-fn serve(mut stream: TcpStream, status: u16) {
-    while let Some((method, path, target, body)) = read_request(&stream) {
-        // What a careless server says: the request, quoted back, Python style.
-        let echo = body.replace('"', "'");
-        let (code, content_type, answer) = match (method.as_str(), path.as_str(), target.as_deref()) {
-            // Vault: token lookup, mount lookup, an empty listing; writes fail.
-            ("GET", "/v1/auth/token/lookup-self", _) => (200, "application/json", r#"{"data":{}}"#.to_string()),
-            ("GET", p, _) if p.starts_with("/v1/sys/internal/ui/mounts/") => (
-                200,
-                "application/json",
-                r#"{"data":{"path":"secret/","type":"kv","options":{"version":"2"}}}"#.to_string(),
-            ),
-            ("LIST" | "GET", p, None) if p.starts_with("/v1/") => {
-                (404, "application/json", r#"{"errors":[]}"#.to_string())
-            }
-            ("POST" | "PUT", p, None) if p.starts_with("/v1/") => (
+        // S3 (path-style): no bundle yet; writing one fails.
+        ("GET", _, None) => (
+            404,
+            "application/xml",
+            "<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>".to_string(),
+        ),
+        ("PUT", _, None) => {
+            let code = match status {
+                403 => "AccessDenied",
+                500 => "InternalError",
+                _ => "InvalidRequest",
+            };
+            let echo = echo.replace('&', "&amp;").replace('<', "&lt;");
+            (
                 status,
-                "application/json",
-                serde_json::json!({"errors": [format!("invalid request body: {echo}")]}).to_string(),
-            ),
-            // Secrets Manager (JSON protocol): an empty listing; writes fail.
-            (_, _, Some("secretsmanager.ListSecrets")) => {
-                (200, "application/x-amz-json-1.1", r#"{"SecretList":[]}"#.to_string())
-            }
-            (_, _, Some(action)) => {
-                let kind = match status {
-                    403 => "AccessDeniedException",
-                    500 => "InternalServiceError",
-                    _ => "InvalidParameterException",
-                };
-                let message = format!("{action} rejected: {echo}");
-                (
-                    status,
-                    "application/x-amz-json-1.1",
-                    serde_json::json!({"__type": kind, "message": message}).to_string(),
-                )
-            }
-            // S3 (path-style): no bundle yet; writing one fails.
-            ("GET", _, None) => (
-                404,
                 "application/xml",
-                "<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>".to_string(),
-            ),
-            ("PUT", _, None) => {
-                let code = match status {
-                    403 => "AccessDenied",
-                    500 => "InternalError",
-                    _ => "InvalidRequest",
-                };
-                let echo = echo.replace('&', "&amp;").replace('<', "&lt;");
-                (
-                    status,
-                    "application/xml",
-                    format!("<Error><Code>{code}</Code><Message>bad body: {echo}</Message></Error>"),
-                )
-            }
-            _ => (404, "application/json", "{}".to_string()),
-        };
-        let reason = match code {
-            200 => "OK",
-            400 => "Bad Request",
-            403 => "Forbidden",
-            404 => "Not Found",
-            _ => "Internal Server Error",
-        };
-        let response = format!(
-            "HTTP/1.1 {code} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{answer}",
-            answer.len()
-        );
-        if stream.write_all(response.as_bytes()).is_err() {
-            return;
+                format!("<Error><Code>{code}</Code><Message>bad body: {echo}</Message></Error>"),
+            )
         }
-    }
+        _ => (404, "application/json", "{}".to_string()),
+    };
+    Response { status: code, headers: Vec::new(), content_type, body: answer }
 }
 
 /// A secret number (one Vault holds exactly), which an echo would quote as it is.

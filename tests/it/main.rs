@@ -11,6 +11,8 @@
 //! - [`byte_exact`]: arbitrary strings and numbers through every store, exactly or refused;
 //! - [`properties`]: merge and diff laws, the flattening, config parsing never panics;
 //! - [`no_leak`]: canary values through every output format, log and `Debug`;
+//! - [`github`]: the GitHub store end to end, against [`github_server`], the loopback
+//!   GitHub test server (real sealed boxes, decrypted on arrival);
 //! - [`cli`], [`schemas`], [`examples`], [`quickstart`], [`bench_smoke`].
 
 mod aws;
@@ -22,6 +24,9 @@ mod config_errors;
 mod conformance;
 mod echo;
 mod examples;
+mod github;
+mod github_server;
+mod loopback;
 pub mod no_leak;
 mod pipeline_file;
 mod properties;

@@ -123,8 +123,13 @@ async fn debug_formatting_prints_no_value() {
     assert!(outcome.targets.iter().all(|t| t.error.is_none()), "{outcome:?}");
     seen.push(format!("{outcome:?}"));
     let (stats, sessions) = (Stats::default(), Sessions::default());
-    let ctx =
-        OpenContext { base_dir: &config.base_dir, stats: &stats, defaults: &config.defaults, sessions: &sessions };
+    let ctx = OpenContext {
+        base_dir: &config.base_dir,
+        stats: &stats,
+        defaults: &config.defaults,
+        sessions: &sessions,
+        fingerprints: None,
+    };
     let stores =
         config.sources.iter().map(|s| &s.store).chain(config.targets.iter().filter_map(|t| t.destination.as_ref()));
     for store_config in stores {

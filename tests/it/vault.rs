@@ -131,8 +131,13 @@ async fn open_at(
     let mut defaults = StoreDefaults::default();
     defaults.set("vault", std::sync::Arc::new(vault));
     let (stats, sessions) = (Stats::default(), Sessions::default());
-    let ctx =
-        OpenContext { base_dir: std::path::Path::new("."), stats: &stats, defaults: &defaults, sessions: &sessions };
+    let ctx = OpenContext {
+        base_dir: std::path::Path::new("."),
+        stats: &stats,
+        defaults: &defaults,
+        sessions: &sessions,
+        fingerprints: None,
+    };
     AnyStore::open(config, &ctx, bundle).await
 }
 

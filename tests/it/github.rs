@@ -1,0 +1,244 @@
+//! The `github` store, end to end through the binary, against the loopback GitHub test
+//! server (`github_server`): every scope, values checked by decrypting what the server
+//! received, zero writes on a no-op re-run, source changes and drift reported exactly,
+//! exclusions and refused names, rate limits, a wrong token, and no value in any output.
+#![cfg(feature = "github")]
+
+use serde_json::Value;
+
+use crate::common::{Run, Vss, Workspace};
+use crate::github_server::GithubServer;
+
+const TOKEN: &str = "ghp_test_token_0123456789";
+const KEY: &str = "fingerprint-key-for-tests";
+const CANARY: &str = "CANARY-gh-93be";
+
+fn run(ws: &Workspace, server: &GithubServer, args: &[&str]) -> Run {
+    Vss::new()
+        .cwd(ws.dir.path())
+        .env("GH_TEST_URL", &server.url)
+        .env("GH_TEST_TOKEN", TOKEN)
+        .env("VSS_FINGERPRINT_KEY", KEY)
+        .env_remove("GITHUB_TOKEN")
+        .env_remove("GH_TOKEN")
+        .env_remove("GITHUB_API_URL")
+        .args(args)
+        .run()
+}
+
+fn github_calls(report: &Value) -> Value {
+    report["stats"]["calls"]["github"].clone()
+}
+
+/// A server with `repos` (each with a `production` environment) and the org `acme`.
+fn server(repos: &[&str]) -> GithubServer {
+    let server = GithubServer::start(TOKEN);
+    for repo in repos {
+        server.add_repo(repo);
+        server.add_environment(repo, "production");
+    }
+    server.add_org("acme");
+    server
+}
+
+const HEADER: &str =
+    "github: {api_url: \"${GH_TEST_URL}\", auth: {token: \"${GH_TEST_TOKEN}\"}, write_interval_ms: 0}\n";
+
+fn plaintexts(server: &GithubServer, collection: &str) -> Vec<(String, String)> {
+    server.secrets(collection).into_iter().map(|(name, s)| (name, s.plaintext)).collect()
+}
+
+#[test]
+fn every_scope_gets_exactly_the_mapped_values_and_a_rerun_writes_nothing() {
+    let repos = ["acme/app1", "acme/app2", "acme/app3", "acme/app4", "acme/app5"];
+    let server = server(&repos);
+    let ws = Workspace::new();
+    ws.write(
+        "s.yaml",
+        &format!(
+            "app/db: {{user: app, password: {CANARY}-db}}\nci/keys: {{deploy_key: {CANARY}-deploy, npm_token: n}}\n"
+        ),
+    );
+    let mut targets = String::new();
+    for repo in repos {
+        let n = repo.trim_start_matches("acme/");
+        targets.push_str(&format!(
+            "  {n}-actions: {{imports: [s], github: {{repo: {repo}}}}}\n  {n}-prod: {{imports: [s], github: {{repo: {repo}, environment: production}}}}\n  {n}-bots: {{imports: [s], github: {{repo: {repo}, scope: dependabot, names: path_key}}}}\n"
+        ));
+    }
+    targets.push_str("  app1-spaces: {imports: [s], github: {repo: acme/app1, scope: codespaces, prefix: vss_}}\n");
+    targets.push_str(
+        "  org: {imports: [s], github: {org: acme, visibility: selected, selected_repositories: [app1, app2]}}\n",
+    );
+    ws.write("vss.yaml", &format!("{HEADER}sources: {{s: {{file: {{path: s.yaml}}}}}}\ntargets:\n{targets}"));
+
+    let first = run(&ws, &server, &["pipeline", "--output", "json"]);
+    assert_eq!(first.code, 0, "{}", first.transcript());
+    assert!(!first.stdout.contains(CANARY) && !first.stderr.contains(CANARY), "{}", first.transcript());
+    let by_key = vec![
+        ("DEPLOY_KEY".to_string(), format!("{CANARY}-deploy")),
+        ("NPM_TOKEN".to_string(), "n".to_string()),
+        ("PASSWORD".to_string(), format!("{CANARY}-db")),
+        ("USER".to_string(), "app".to_string()),
+    ];
+    for repo in repos {
+        assert_eq!(plaintexts(&server, &format!("/repos/{repo}/actions/secrets")), by_key, "{repo}");
+        assert_eq!(plaintexts(&server, &format!("/repos/{repo}/environments/production/secrets")), by_key);
+        assert_eq!(
+            plaintexts(&server, &format!("/repos/{repo}/dependabot/secrets")),
+            vec![
+                ("APP_DB_PASSWORD".to_string(), format!("{CANARY}-db")),
+                ("APP_DB_USER".to_string(), "app".to_string()),
+                ("CI_KEYS_DEPLOY_KEY".to_string(), format!("{CANARY}-deploy")),
+                ("CI_KEYS_NPM_TOKEN".to_string(), "n".to_string()),
+            ]
+        );
+    }
+    let spaces: Vec<String> = server.secrets("/repos/acme/app1/codespaces/secrets").into_keys().collect();
+    assert_eq!(spaces, ["VSS_DEPLOY_KEY", "VSS_NPM_TOKEN", "VSS_PASSWORD", "VSS_USER"]);
+    let org = server.secrets("/orgs/acme/actions/secrets");
+    assert_eq!(org.len(), 4);
+    let ids = [1000, 1001];
+    for secret in org.values() {
+        assert_eq!((secret.visibility.as_deref(), secret.selected.as_slice()), (Some("selected"), &ids[..]));
+    }
+    // The ledger holds fingerprints, never a value.
+    let ledger = server.variable("/repos/acme/app1/actions/variables", "VSS_LEDGER_ACTIONS").expect("a ledger");
+    assert!(ledger.contains("hmac:") && !ledger.contains(CANARY), "{ledger}");
+    assert!(server.rejected().is_empty(), "requests GitHub would refuse: {:?}", server.rejected());
+
+    // Nothing changed: zero-sum, and not one write.
+    let writes = server.writes();
+    let again = run(&ws, &server, &["pipeline", "--dry-run", "--exit-code", "--output", "json"]);
+    assert_eq!(again.code, 0, "{}", again.transcript());
+    let report = again.json();
+    // 5 repositories x 3 targets x 4 names, plus Codespaces and the organization.
+    assert_eq!(report["summary"]["unchanged"], 5 * 3 * 4 + 4 + 4, "{report}");
+    let applied = run(&ws, &server, &["pipeline", "--output", "json"]);
+    assert_eq!(applied.code, 0, "{}", applied.transcript());
+    assert_eq!(github_calls(&applied.json())["write"], 0);
+    assert_eq!(server.writes(), writes, "a no-op run writes nothing");
+}
+
+#[test]
+fn source_changes_and_drift_are_reported_exactly_and_applied() {
+    let server = server(&["acme/app"]);
+    let ws = Workspace::new();
+    ws.write("s.yaml", "app/db: {user: app, password: one}\napp/api: {key: k}\n");
+    ws.write(
+        "vss.yaml",
+        &format!("{HEADER}sources: {{s: {{file: {{path: s.yaml}}}}}}\ntargets:\n  T: {{imports: [s], github: {{repo: acme/app}}}}\n"),
+    );
+    assert_eq!(run(&ws, &server, &["pipeline"]).code, 0);
+    let collection = "/repos/acme/app/actions/secrets";
+
+    // A source change updates exactly the names it maps to.
+    ws.write("s.yaml", "app/db: {user: app, password: two}\napp/api: {key: k}\n");
+    let dry = run(&ws, &server, &["pipeline", "--dry-run", "--exit-code", "--output", "json"]);
+    assert_eq!(dry.code, 1, "{}", dry.transcript());
+    let changes = &dry.json()["targets"][0]["changes"];
+    assert_eq!(changes.as_array().unwrap().len(), 1, "{changes}");
+    assert_eq!((changes[0]["path"].as_str(), changes[0]["change"].as_str()), (Some("PASSWORD"), Some("modified")));
+    let writes = server.writes();
+    assert_eq!(run(&ws, &server, &["pipeline"]).code, 0);
+    assert_eq!(server.secrets(collection)["PASSWORD"].plaintext, "two");
+    assert_eq!(server.writes(), writes + 2, "one secret and the ledger");
+
+    // Someone changes a secret behind vss's back: drift in the dry run, rewritten by the apply.
+    server.overwrite(collection, "KEY", "tampered");
+    let dry = run(&ws, &server, &["pipeline", "--dry-run", "--exit-code", "--output", "json"]);
+    assert_eq!(dry.code, 1, "{}", dry.transcript());
+    let change = &dry.json()["targets"][0]["changes"][0];
+    assert_eq!((change["path"].as_str(), change["drift"].as_bool()), (Some("KEY"), Some(true)), "{change}");
+    let human = run(&ws, &server, &["pipeline", "--dry-run"]);
+    assert!(human.stdout.contains("drift"), "{}", human.stdout);
+    assert_eq!(run(&ws, &server, &["pipeline"]).code, 0);
+    assert_eq!(server.secrets(collection)["KEY"].plaintext, "k");
+    assert_eq!(run(&ws, &server, &["pipeline", "--dry-run", "--exit-code"]).code, 0, "zero-sum again");
+}
+
+#[test]
+fn excluded_and_refused_names_are_reported_before_any_write() {
+    let server = server(&["acme/app"]);
+    let ws = Workspace::new();
+    ws.write("s.yaml", "app/ci: {actions_runner_debug: x, ci: y, deploy: z, skip_me: w}\n");
+    ws.write(
+        "vss.yaml",
+        &format!("{HEADER}sources: {{s: {{file: {{path: s.yaml}}}}}}\ntargets:\n  T: {{imports: [s], github: {{repo: acme/app, exclude: ['^SKIP_']}}}}\n"),
+    );
+    let run1 = run(&ws, &server, &["pipeline", "--output", "json"]);
+    assert_eq!(run1.code, 0, "{}", run1.transcript());
+    let report = run1.json();
+    let excluded: Vec<(String, String)> = report["targets"][0]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["change"] == "excluded")
+        .map(|c| (c["path"].as_str().unwrap().to_string(), c["excluded_by"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        excluded,
+        [
+            ("ACTIONS_RUNNER_DEBUG".into(), "^ACTIONS_".into()),
+            ("CI".into(), "^CI$".into()),
+            ("SKIP_ME".into(), "^SKIP_".into())
+        ]
+    );
+    assert_eq!(server.secrets("/repos/acme/app/actions/secrets").into_keys().collect::<Vec<_>>(), ["DEPLOY"]);
+
+    // Names GitHub would refuse, and two values with one name: refused, naming the paths.
+    ws.write("s.yaml", "app/a: {1st: x, token: t}\napp/b: {TOKEN: u}\n");
+    let writes = server.writes();
+    let refused = run(&ws, &server, &["pipeline", "--output", "json"]);
+    assert_eq!(refused.code, 2, "{}", refused.transcript());
+    let message = refused.json()["errors"][0]["message"].as_str().unwrap().to_string();
+    assert!(message.contains("`app/a` key `token` and `app/b` key `TOKEN` would both be named `TOKEN`"), "{message}");
+    ws.write("s.yaml", "app/a: {1st: x, github_x: t}\n");
+    let refused = run(&ws, &server, &["pipeline", "--dry-run", "--output", "json"]);
+    assert_eq!(refused.code, 2, "{}", refused.transcript());
+    let message = refused.json()["errors"][0]["message"].as_str().unwrap().to_string();
+    assert!(
+        message.contains("`app/a` key `1st` cannot be named `1ST`: GitHub names cannot start with a digit"),
+        "{message}"
+    );
+    assert!(message.contains("`app/a` key `github_x` cannot be named `GITHUB_X`"), "{message}");
+    assert_eq!(server.writes(), writes, "nothing written");
+}
+
+#[test]
+fn a_wrong_token_and_a_spent_rate_limit_fail_cleanly_and_a_secondary_limit_is_waited_out() {
+    let server = server(&["acme/app"]);
+    let ws = Workspace::new();
+    ws.write("s.yaml", "app/db: {user: app, password: p}\n");
+    ws.write(
+        "vss.yaml",
+        &format!("{HEADER}sources: {{s: {{file: {{path: s.yaml}}}}}}\ntargets:\n  T: {{imports: [s], github: {{repo: acme/app}}}}\n"),
+    );
+    let wrong = Vss::new()
+        .cwd(ws.dir.path())
+        .env("GH_TEST_URL", &server.url)
+        .env("GH_TEST_TOKEN", "wrong")
+        .env("VSS_FINGERPRINT_KEY", KEY)
+        .args(["pipeline"])
+        .run();
+    assert_eq!(wrong.code, 2, "{}", wrong.transcript());
+    assert!(wrong.stdout.contains("the token was refused (Bad credentials (HTTP 401))"), "{}", wrong.stdout);
+
+    // Below the reserve: the run stops before writing, and the ledger claims nothing.
+    server.set_remaining(50);
+    let spent = run(&ws, &server, &["pipeline", "--output", "json"]);
+    assert_eq!(spent.code, 2, "{}", spent.transcript());
+    let error = &spent.json()["errors"][0];
+    assert_eq!(error["kind"], "quota", "{error}");
+    assert!(error["message"].as_str().unwrap().contains("calls left, within the reserve of 100"), "{error}");
+    assert!(server.secrets("/repos/acme/app/actions/secrets").is_empty());
+    assert_eq!(server.variable("/repos/acme/app/actions/variables", "VSS_LEDGER_ACTIONS"), None);
+
+    // A secondary limit on the first writes is waited out (`retry-after: 1`).
+    server.set_remaining(5000);
+    server.secondary_limit(2);
+    let waited = run(&ws, &server, &["pipeline"]);
+    assert_eq!(waited.code, 0, "{}", waited.transcript());
+    assert_eq!(server.secrets("/repos/acme/app/actions/secrets").len(), 2);
+    assert_eq!(run(&ws, &server, &["pipeline", "--dry-run", "--exit-code"]).code, 0);
+}

@@ -1,0 +1,542 @@
+//! A loopback GitHub test server: the REST routes vss uses for Actions, Dependabot and
+//! Codespaces secrets (repository, environment, organization) and Actions variables,
+//! stateful and in memory. It is test code, faithful to GitHub's documented contract:
+//!
+//! - a real X25519 key pair per location; `PUT …/secrets/{name}` with `encrypted_value` and
+//!   `key_id` answers 201 (created) or 204 (updated) and **opens the sealed box**, so tests
+//!   assert plaintexts; 422 on an unknown key id, a value that does not open, a bad name
+//!   (`[A-Za-z0-9_]`, no leading digit, no `GITHUB_` prefix) or a value over 48 KB;
+//! - lists paged by `per_page` (default 30, at most 100) and `page`, with `Link` headers;
+//! - `Authorization: Bearer` checked (401 `Bad credentials` otherwise); unknown
+//!   repositories, environments and organizations are 404 `Not Found`;
+//! - `x-ratelimit-*` headers on every answer, a primary limit that answers 403 once spent,
+//!   and a switch for secondary limits (403 with `retry-after`);
+//! - request bodies are checked against the shapes GitHub's OpenAPI description gives
+//!   for these operations (required fields, types, enums): a request the real API would
+//!   reject fails with 422, and is recorded in [`GithubServer::rejected`].
+//!
+//! `updated_at` comes from a logical clock that moves one second per write, so a change
+//! made "behind vss's back" is always later than vss's own write.
+#![cfg(feature = "github")]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+use crate::loopback::{Request, Response, serve};
+
+const DOCS: &str = "https://docs.github.com/rest";
+
+/// One stored secret.
+#[derive(Clone, Debug)]
+pub struct Secret {
+    /// The decrypted value.
+    pub plaintext: String,
+    /// Creation time.
+    pub created_at: String,
+    /// Last update.
+    pub updated_at: String,
+    /// Organization secrets: `all`, `private` or `selected`.
+    pub visibility: Option<String>,
+    /// Organization secrets: selected repository ids.
+    pub selected: Vec<u64>,
+}
+
+/// The secrets of one location, with its key pair.
+struct Location {
+    key: crypto_box::SecretKey,
+    key_id: String,
+    secrets: BTreeMap<String, Secret>,
+}
+
+#[derive(Default)]
+struct State {
+    repos: BTreeMap<String, u64>,
+    environments: BTreeSet<(String, String)>,
+    orgs: BTreeSet<String>,
+    /// Secrets collection path (`/repos/o/r/actions/secrets`) -> location.
+    locations: BTreeMap<String, Location>,
+    /// Variables collection path -> name -> value.
+    variables: BTreeMap<String, BTreeMap<String, (String, String)>>,
+    clock: u64,
+    remaining: i64,
+    secondary: u32,
+    writes: u64,
+    rejected: Vec<String>,
+}
+
+/// The server and its state.
+#[derive(Clone)]
+pub struct GithubServer {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    state: Arc<Mutex<State>>,
+}
+
+fn error(status: u16, message: &str) -> Response {
+    let body = json!({"message": message, "documentation_url": DOCS, "status": status.to_string()});
+    Response { status, headers: Vec::new(), content_type: "application/json; charset=utf-8", body: body.to_string() }
+}
+
+fn ok(status: u16, body: Value) -> Response {
+    let body = if body.is_null() { String::new() } else { body.to_string() };
+    Response { status, headers: Vec::new(), content_type: "application/json; charset=utf-8", body }
+}
+
+fn name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !name.as_bytes()[0].is_ascii_digit()
+        && !name.to_ascii_uppercase().starts_with("GITHUB_")
+}
+
+/// Checks a JSON body against an operation's shape: required fields, and each field's
+/// type (`string`, `integer`, `array<integer>`) or enum. Returns what is wrong.
+fn check_body(body: &Value, required: &[&str], fields: &[(&str, &str)]) -> Result<(), String> {
+    let Some(object) = body.as_object() else {
+        return Err("the body is not a JSON object".into());
+    };
+    for field in required {
+        if !object.contains_key(*field) {
+            return Err(format!("`{field}` is required"));
+        }
+    }
+    for (name, value) in object {
+        let Some((_, kind)) = fields.iter().find(|(n, _)| n == name) else {
+            continue;
+        };
+        let fits = match *kind {
+            "string" => value.is_string(),
+            "integer[]" => value.as_array().is_some_and(|a| a.iter().all(Value::is_u64)),
+            "integer|string[]" => value.as_array().is_some_and(|a| a.iter().all(|v| v.is_u64() || v.is_string())),
+            choices => choices.split('|').any(|c| value.as_str() == Some(c)),
+        };
+        if !fits {
+            return Err(format!("`{name}` is not {kind}"));
+        }
+    }
+    Ok(())
+}
+
+impl GithubServer {
+    /// Starts a server accepting `token`.
+    pub fn start(token: &str) -> Self {
+        let state = Arc::new(Mutex::new(State { remaining: 5000, clock: 1_800_000_000, ..State::default() }));
+        let (s, t) = (state.clone(), token.to_string());
+        let url = serve(move |request| handle(&s, &t, request));
+        GithubServer { url, state }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a repository (`owner/name`); its id is returned.
+    pub fn add_repo(&self, full_name: &str) -> u64 {
+        let mut state = self.state();
+        let id = 1000 + state.repos.len() as u64;
+        *state.repos.entry(full_name.to_string()).or_insert(id)
+    }
+
+    /// Adds an environment to a repository.
+    pub fn add_environment(&self, repo: &str, environment: &str) {
+        self.state().environments.insert((repo.to_string(), environment.to_string()));
+    }
+
+    /// Adds an organization.
+    pub fn add_org(&self, org: &str) {
+        self.state().orgs.insert(org.to_string());
+    }
+
+    /// The secrets at a collection path (`/repos/acme/app/actions/secrets`).
+    pub fn secrets(&self, collection: &str) -> BTreeMap<String, Secret> {
+        self.state().locations.get(collection).map(|l| l.secrets.clone()).unwrap_or_default()
+    }
+
+    /// An Actions variable's value.
+    pub fn variable(&self, collection: &str, name: &str) -> Option<String> {
+        self.state().variables.get(collection).and_then(|v| v.get(name)).map(|(value, _)| value.clone())
+    }
+
+    /// Changes a secret as someone else would (through GitHub, not vss).
+    pub fn overwrite(&self, collection: &str, name: &str, plaintext: &str) {
+        let mut state = self.state();
+        state.clock += 1;
+        let now = timestamp(state.clock);
+        let secret = state.locations.get_mut(collection).and_then(|l| l.secrets.get_mut(name)).expect("a secret");
+        secret.plaintext = plaintext.to_string();
+        secret.updated_at = now;
+    }
+
+    /// How many writes (PUT, POST, PATCH, DELETE) were accepted.
+    pub fn writes(&self) -> u64 {
+        self.state().writes
+    }
+
+    /// Requests refused as the real API would refuse them (should stay empty).
+    pub fn rejected(&self) -> Vec<String> {
+        self.state().rejected.clone()
+    }
+
+    /// Sets the calls left in the primary rate limit.
+    pub fn set_remaining(&self, remaining: i64) {
+        self.state().remaining = remaining;
+    }
+
+    /// The next `count` writes hit a secondary rate limit.
+    pub fn secondary_limit(&self, count: u32) {
+        self.state().secondary = count;
+    }
+}
+
+fn timestamp(clock: u64) -> String {
+    // Seconds since the epoch as UTC ISO 8601, as GitHub writes them.
+    let days = clock / 86_400;
+    let rem = clock % 86_400;
+    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if mo <= 2 { y + 1 } else { y };
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
+}
+
+/// Pages `items` by `per_page`/`page`, with the `Link` header.
+fn page(request: &Request, url_path: &str, items: Vec<Value>) -> Result<(Vec<Value>, Option<String>), Response> {
+    let per_page: usize =
+        request.query.get("per_page").map_or(Ok(30), |v| v.parse()).map_err(|_| error(422, "Invalid request."))?;
+    let page: usize =
+        request.query.get("page").map_or(Ok(1), |v| v.parse()).map_err(|_| error(422, "Invalid request."))?;
+    if !(1..=100).contains(&per_page) || page == 0 {
+        return Err(error(422, "Invalid request.\n\nper_page must be between 1 and 100."));
+    }
+    let total = items.len();
+    let shown: Vec<Value> = items.into_iter().skip((page - 1) * per_page).take(per_page).collect();
+    let last = total.div_ceil(per_page).max(1);
+    let link = (page < last).then(|| {
+        format!(
+            "<{url_path}?per_page={per_page}&page={}>; rel=\"next\", <{url_path}?per_page={per_page}&page={last}>; rel=\"last\"",
+            page + 1
+        )
+    });
+    Ok((shown, link))
+}
+
+fn handle(state: &Mutex<State>, token: &str, request: Request) -> Response {
+    let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+    let mut response = route(&mut state, token, &request);
+    let reset = (1_900_000_000u64).to_string();
+    let remaining = state.remaining.max(0).to_string();
+    response.headers.extend([
+        ("x-ratelimit-limit".to_string(), "5000".to_string()),
+        ("x-ratelimit-remaining".to_string(), remaining),
+        ("x-ratelimit-reset".to_string(), reset),
+        ("x-ratelimit-resource".to_string(), "core".to_string()),
+        ("x-github-api-version-selected".to_string(), "2022-11-28".to_string()),
+    ]);
+    if response.status == 422 || response.status == 400 {
+        state.rejected.push(format!("{} {}: {}", request.method, request.path, response.body));
+    }
+    response
+}
+
+fn route(state: &mut State, token: &str, request: &Request) -> Response {
+    let authorized = request
+        .headers
+        .get("authorization")
+        .is_some_and(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("token ")).is_some_and(|t| t == token));
+    if !authorized {
+        return error(401, "Bad credentials");
+    }
+    if state.remaining <= 0 {
+        return error(403, "API rate limit exceeded for user ID 1.");
+    }
+    state.remaining -= 1;
+    let writes = matches!(request.method.as_str(), "PUT" | "POST" | "PATCH" | "DELETE");
+    if writes && state.secondary > 0 {
+        state.secondary -= 1;
+        let mut response =
+            error(403, "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.");
+        response.headers.push(("retry-after".into(), "1".into()));
+        return response;
+    }
+    let segments: Vec<&str> = request.path.trim_start_matches('/').split('/').collect();
+    // Where the location is, and whether it exists.
+    let (owner_kind, rest): (Option<bool>, &[&str]) = match segments.as_slice() {
+        ["repos", o, r, rest @ ..] => {
+            let full = format!("{o}/{r}");
+            if !state.repos.contains_key(&full) {
+                return error(404, "Not Found");
+            }
+            if let ["environments", env, ..] = rest
+                && !state.environments.contains(&(full.clone(), env.to_string()))
+            {
+                return error(404, "Not Found");
+            }
+            (Some(false), rest)
+        }
+        ["orgs", org, rest @ ..] => {
+            if !state.orgs.contains(*org) {
+                return error(404, "Not Found");
+            }
+            (Some(true), rest)
+        }
+        _ => (None, &[]),
+    };
+    let org = owner_kind == Some(true);
+    match (request.method.as_str(), segments.as_slice(), rest) {
+        ("GET", ["repos", o, r], _) => {
+            let full = format!("{o}/{r}");
+            ok(200, json!({"id": state.repos[&full], "name": r, "full_name": full, "private": true}))
+        }
+        (method, _, rest) if rest.contains(&"secrets") => secrets(state, request, method, org),
+        (method, _, rest) if rest.contains(&"variables") => variables(state, request, method, org),
+        _ => error(404, "Not Found"),
+    }
+}
+
+/// The collection path (up to `secrets`/`variables`) and what follows it.
+fn split<'a>(path: &'a str, word: &str) -> (String, Vec<&'a str>) {
+    let segments: Vec<&str> = path.split('/').collect();
+    let at = segments.iter().position(|s| *s == word).expect("routed on it");
+    (segments[..=at].join("/"), segments[at + 1..].to_vec())
+}
+
+fn secrets(state: &mut State, request: &Request, method: &str, org: bool) -> Response {
+    let (collection, rest) = split(&request.path, "secrets");
+    let scope_ok = collection.ends_with("/actions/secrets")
+        || collection.ends_with("/dependabot/secrets")
+        || collection.ends_with("/codespaces/secrets")
+        || collection.contains("/environments/");
+    if !scope_ok {
+        return error(404, "Not Found");
+    }
+    let location = state.locations.entry(collection.clone()).or_insert_with(|| {
+        let key = crypto_box::SecretKey::generate(&mut crypto_box::aead::OsRng);
+        let key_id = format!("{:x}", rand_id());
+        Location { key, key_id, secrets: BTreeMap::new() }
+    });
+    let org_item = |name: &str, secret: &Secret| {
+        let mut item = json!({"name": name, "created_at": secret.created_at, "updated_at": secret.updated_at});
+        if org {
+            item["visibility"] = json!(secret.visibility);
+            if secret.visibility.as_deref() == Some("selected") {
+                item["selected_repositories_url"] = json!(format!("{collection}/{name}/repositories"));
+            }
+        }
+        item
+    };
+    match (method, rest.as_slice()) {
+        ("GET", []) => {
+            let items: Vec<Value> = location.secrets.iter().map(|(n, s)| org_item(n, s)).collect();
+            let total = items.len();
+            match page(request, &collection, items) {
+                Ok((shown, link)) => {
+                    let mut response = ok(200, json!({"total_count": total, "secrets": shown}));
+                    response.headers.extend(link.map(|l| ("link".to_string(), l)));
+                    response
+                }
+                Err(response) => response,
+            }
+        }
+        ("GET", ["public-key"]) => {
+            let key = base64::engine::general_purpose::STANDARD.encode(location.key.public_key().as_bytes());
+            ok(200, json!({"key_id": location.key_id, "key": key}))
+        }
+        ("GET", [name]) => match location.secrets.get(&name.to_ascii_uppercase()) {
+            Some(secret) => ok(200, org_item(&name.to_ascii_uppercase(), secret)),
+            None => error(404, "Not Found"),
+        },
+        ("GET", [name, "repositories"]) if org => match location.secrets.get(&name.to_ascii_uppercase()) {
+            Some(secret) => {
+                let repos: Vec<Value> = state
+                    .repos
+                    .iter()
+                    .filter(|(_, id)| secret.selected.contains(id))
+                    .map(|(full, id)| json!({"id": id, "full_name": full, "name": full.split('/').nth(1)}))
+                    .collect();
+                ok(200, json!({"total_count": repos.len(), "repositories": repos}))
+            }
+            None => error(404, "Not Found"),
+        },
+        ("PUT", [name]) => {
+            let body: Value = serde_json::from_str(&request.body).unwrap_or(Value::Null);
+            let dependabot = collection.ends_with("/dependabot/secrets");
+            let ids = if dependabot { "integer|string[]" } else { "integer[]" };
+            let (required, fields): (&[&str], &[(&str, &str)]) = if org {
+                (
+                    &["encrypted_value", "key_id", "visibility"],
+                    &[
+                        ("encrypted_value", "string"),
+                        ("key_id", "string"),
+                        ("visibility", "all|private|selected"),
+                        ("selected_repository_ids", ids),
+                    ],
+                )
+            } else {
+                (&["encrypted_value", "key_id"], &[("encrypted_value", "string"), ("key_id", "string")])
+            };
+            if let Err(why) = check_body(&body, required, fields) {
+                return error(422, &format!("Invalid request.\n\n{why}"));
+            }
+            if !name_ok(name) {
+                return error(
+                    422,
+                    "Secret names can only contain alphanumeric characters ([a-z], [A-Z], [0-9]) or underscores (_). Spaces are not allowed. Must start with a letter ([a-z], [A-Z]) or underscores (_).",
+                );
+            }
+            if body["key_id"] != json!(location.key_id) {
+                return error(422, "Bad request - key_id does not match the current public key");
+            }
+            let Some(sealed) =
+                body["encrypted_value"].as_str().and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
+            else {
+                return error(422, "Invalid request.\n\nencrypted_value is not base64");
+            };
+            let Ok(plain) = location.key.unseal(&sealed) else {
+                return error(422, "Bad request - the value could not be decrypted with the key");
+            };
+            let Ok(plaintext) = String::from_utf8(plain) else {
+                return error(422, "Bad request - the value is not UTF-8");
+            };
+            if plaintext.len() > 48 * 1024 {
+                return error(422, "Secret value is too large (maximum 48 KB)");
+            }
+            state.clock += 1;
+            state.writes += 1;
+            let now = timestamp(state.clock);
+            let location = state.locations.get_mut(&collection).expect("created above");
+            let name = name.to_ascii_uppercase();
+            let visibility = body["visibility"].as_str().map(str::to_string);
+            let selected: Vec<u64> = body["selected_repository_ids"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok())).collect())
+                .unwrap_or_default();
+            match location.secrets.get_mut(&name) {
+                Some(secret) => {
+                    secret.plaintext = plaintext;
+                    secret.updated_at = now;
+                    secret.visibility = visibility;
+                    secret.selected = selected;
+                    ok(204, Value::Null)
+                }
+                None => {
+                    let secret = Secret { plaintext, created_at: now.clone(), updated_at: now, visibility, selected };
+                    location.secrets.insert(name, secret);
+                    ok(201, json!({}))
+                }
+            }
+        }
+        ("DELETE", [name]) => match location.secrets.remove(&name.to_ascii_uppercase()) {
+            Some(_) => {
+                state.writes += 1;
+                ok(204, Value::Null)
+            }
+            None => error(404, "Not Found"),
+        },
+        _ => error(404, "Not Found"),
+    }
+}
+
+fn variables(state: &mut State, request: &Request, method: &str, org: bool) -> Response {
+    let (collection, rest) = split(&request.path, "variables");
+    let vars = state.variables.entry(collection.clone()).or_default();
+    let body: Value = serde_json::from_str(&request.body).unwrap_or(Value::Null);
+    let visibility = if org { Some(("visibility", "all|private|selected")) } else { None };
+    match (method, rest.as_slice()) {
+        ("GET", []) => {
+            let items: Vec<Value> = vars
+                .iter()
+                .map(|(n, (v, at))| json!({"name": n, "value": v, "created_at": at, "updated_at": at}))
+                .collect();
+            let total = items.len();
+            match page(request, &collection, items) {
+                Ok((shown, link)) => {
+                    let mut response = ok(200, json!({"total_count": total, "variables": shown}));
+                    response.headers.extend(link.map(|l| ("link".to_string(), l)));
+                    response
+                }
+                Err(response) => response,
+            }
+        }
+        ("GET", [name]) => match vars.get(&name.to_ascii_uppercase()) {
+            Some((value, at)) => {
+                ok(200, json!({"name": name.to_ascii_uppercase(), "value": value, "created_at": at, "updated_at": at}))
+            }
+            None => error(404, "Not Found"),
+        },
+        ("POST", []) => {
+            let mut required = vec!["name", "value"];
+            let mut fields = vec![("name", "string"), ("value", "string")];
+            if let Some(v) = visibility {
+                required.push("visibility");
+                fields.push(v);
+            }
+            if let Err(why) = check_body(&body, &required, &fields) {
+                return error(422, &format!("Invalid request.\n\n{why}"));
+            }
+            let name = body["name"].as_str().unwrap_or_default().to_ascii_uppercase();
+            if vars.contains_key(&name) {
+                return error(409, "Already exists - Variable already exists");
+            }
+            let value = body["value"].as_str().unwrap_or_default().to_string();
+            if value.len() > 48 * 1024 {
+                return error(422, "Variable value is too large (maximum 48 KB)");
+            }
+            state.clock += 1;
+            let now = timestamp(state.clock);
+            state.variables.get_mut(&collection).expect("created above").insert(name, (value, now));
+            state.writes += 1;
+            ok(201, json!({}))
+        }
+        ("PATCH", [name]) => {
+            let mut fields = vec![("name", "string"), ("value", "string")];
+            fields.extend(visibility);
+            if let Err(why) = check_body(&body, &[], &fields) {
+                return error(422, &format!("Invalid request.\n\n{why}"));
+            }
+            let key = name.to_ascii_uppercase();
+            if !vars.contains_key(&key) {
+                return error(404, "Not Found");
+            }
+            let value = body["value"].as_str().unwrap_or_default().to_string();
+            if value.len() > 48 * 1024 {
+                return error(422, "Variable value is too large (maximum 48 KB)");
+            }
+            state.clock += 1;
+            let now = timestamp(state.clock);
+            state.variables.get_mut(&collection).expect("exists").insert(key, (value, now));
+            state.writes += 1;
+            ok(204, Value::Null)
+        }
+        ("DELETE", [name]) => match vars.remove(&name.to_ascii_uppercase()) {
+            Some(_) => {
+                state.writes += 1;
+                ok(204, Value::Null)
+            }
+            None => error(404, "Not Found"),
+        },
+        _ => error(404, "Not Found"),
+    }
+}
+
+fn rand_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0x5a11_0000);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+#[test]
+fn timestamps_are_utc_iso_8601() {
+    assert_eq!(timestamp(0), "1970-01-01T00:00:00Z");
+    assert_eq!(timestamp(1_800_000_000), "2027-01-15T08:00:00Z");
+}

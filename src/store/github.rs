@@ -630,6 +630,7 @@ impl Store for GithubStore {
         self.client.call_allow_404(reqwest::Method::DELETE, &api, None, Call::Delete).await?;
         let mut state = self.state();
         state.written.remove(&name);
+        state.listed.remove(&name);
         state.deleted.insert(name);
         Ok(())
     }
@@ -700,6 +701,9 @@ impl Store for GithubStore {
         let mut state = self.state();
         state.written.clear();
         state.deleted.clear();
+        state.listed = listed;
+        state.ledger = Some(ledger);
+        state.ledger_exists = true;
         Ok(())
     }
 }

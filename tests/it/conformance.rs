@@ -13,8 +13,11 @@ use vss::secret::{LiveSecret, LiveValue, SecretPath, SecretValue};
 use vss::store::stats::Stats;
 use vss::store::{AnyStore, OpenContext, Sessions, Store, StoreConfig, StoreDefaults, ValueShape};
 
-fn path(p: &str) -> SecretPath {
-    SecretPath::parse(p).expect("valid test path")
+/// A test path as the store names it: flat stores get one upper-case name
+/// (`conformance/app/db` is `CONFORMANCE_APP_DB`).
+fn path_in(flat: bool, p: &str) -> SecretPath {
+    let name = if flat { p.replace('/', "_").to_uppercase() } else { p.to_string() };
+    SecretPath::parse(&name).expect("valid test path")
 }
 
 /// Runs every check against an empty store location. `bundle` is the target when the
@@ -23,6 +26,13 @@ fn path(p: &str) -> SecretPath {
 pub async fn run(store: &AnyStore, bundle: Option<&str>) {
     let kind = store.kind();
     let caps = store.capabilities();
+    let flat = caps.value_shape == ValueShape::FlatStrings;
+    let path = |p: &str| path_in(flat, p);
+    // A store that records its writes (a write-only store's ledger) does so once the
+    // target's changes are applied, as the engine calls it.
+    let settle = || async {
+        store.finish().await.unwrap_or_else(|e| panic!("[{kind}] recording the writes failed: {e}"));
+    };
     let owner =
         |writer: &'static str| -> Option<&str> { if !caps.ownership { None } else { Some(bundle.unwrap_or(writer)) } };
     // What a read must say of a value that was written.
@@ -32,6 +42,15 @@ pub async fn run(store: &AnyStore, bundle: Option<&str>) {
             LiveValue::Value(value) => {
                 assert!(caps.reads_values, "[{kind}] {what}: a store that declares unreadable values returned one");
                 assert!(value == written, "[{kind}] {what}: the value read back differs from the value written");
+            }
+            LiveValue::Fingerprint(fingerprint) => {
+                let fingerprints =
+                    store.fingerprints().unwrap_or_else(|| panic!("[{kind}] fingerprints without a key"));
+                assert_eq!(
+                    *fingerprint,
+                    fingerprints.fingerprint_secret(written),
+                    "[{kind}] {what}: the recorded fingerprint"
+                );
             }
             other => assert!(!caps.reads_values, "[{kind}] {what}: a readable store returned {other:?}"),
         }
@@ -56,6 +75,7 @@ pub async fn run(store: &AnyStore, bundle: Option<&str>) {
         .write(&path("conformance/app/db"), &value, "Staging")
         .await
         .unwrap_or_else(|e| panic!("[{kind}] write failed: {e}"));
+    settle().await;
     let read = store.read(&path("conformance/app/db")).await.unwrap_or_else(|e| panic!("[{kind}] read failed: {e}"));
     let read = check(read, &value, "write");
     assert_eq!(read.owner.as_deref(), owner("Staging"), "[{kind}] the ownership marker must name the target");
@@ -66,6 +86,7 @@ pub async fn run(store: &AnyStore, bundle: Option<&str>) {
         .write(&path("conformance/app/db"), &updated, "Production")
         .await
         .unwrap_or_else(|e| panic!("[{kind}] update failed: {e}"));
+    settle().await;
     let read = store
         .read(&path("conformance/app/db"))
         .await
@@ -92,6 +113,7 @@ pub async fn run(store: &AnyStore, bundle: Option<&str>) {
     } else {
         store.write(&top, &scalar, "Staging").await.unwrap_or_else(|e| panic!("[{kind}] scalar write failed: {e}"));
     }
+    settle().await;
     let listed: Vec<String> = store
         .list()
         .await
@@ -99,11 +121,9 @@ pub async fn run(store: &AnyStore, bundle: Option<&str>) {
         .iter()
         .map(ToString::to_string)
         .collect();
-    assert_eq!(
-        listed,
-        ["conformance/app/api", "conformance/app/db", "conformance/top"],
-        "[{kind}] list must return every path, sorted"
-    );
+    let expected: Vec<String> =
+        ["conformance/app/api", "conformance/app/db", "conformance/top"].map(|p| path(p).to_string()).to_vec();
+    assert_eq!(listed, expected, "[{kind}] list must return every path, sorted");
     if caps.value_shape != ValueShape::Object {
         let read = store.read(&top).await.unwrap_or_else(|e| panic!("[{kind}] read failed: {e}"));
         check(read, &scalar, "a scalar secret");
@@ -115,6 +135,7 @@ pub async fn run(store: &AnyStore, bundle: Option<&str>) {
         .delete(&path("conformance/app/db"))
         .await
         .unwrap_or_else(|e| panic!("[{kind}] deleting a missing secret must succeed: {e}"));
+    settle().await;
     let gone = store
         .read(&path("conformance/app/db"))
         .await
@@ -124,6 +145,7 @@ pub async fn run(store: &AnyStore, bundle: Option<&str>) {
         .write(&path("conformance/app/db"), &value, "Staging")
         .await
         .unwrap_or_else(|e| panic!("[{kind}] re-create failed: {e}"));
+    settle().await;
     let again = store.read(&path("conformance/app/db")).await.unwrap_or_else(|e| panic!("[{kind}] read failed: {e}"));
     assert_eq!(
         again.and_then(|s| s.owner).as_deref(),
@@ -134,6 +156,7 @@ pub async fn run(store: &AnyStore, bundle: Option<&str>) {
     for p in ["conformance/app/db", "conformance/app/api", "conformance/top"] {
         store.delete(&path(p)).await.unwrap_or_else(|e| panic!("[{kind}] cleanup delete failed: {e}"));
     }
+    settle().await;
     let listed = store.list().await.unwrap_or_else(|e| panic!("[{kind}] list failed: {e}"));
     assert!(listed.is_empty(), "[{kind}] after deleting everything the location must list empty, found {listed:?}");
 }

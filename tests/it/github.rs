@@ -4,7 +4,11 @@
 //! exclusions and refused names, rate limits, a wrong token, and no value in any output.
 #![cfg(feature = "github")]
 
-use serde_json::Value;
+use serde_json::{Value, json};
+use vss::secret::{Fingerprinter, Sensitive};
+use vss::store::github::{GithubAuth, GithubDefaults};
+use vss::store::stats::Stats;
+use vss::store::{AnyStore, OpenContext, Sessions, StoreConfig, StoreDefaults};
 
 use crate::common::{Run, Vss, Workspace};
 use crate::github_server::GithubServer;
@@ -241,4 +245,72 @@ fn a_wrong_token_and_a_spent_rate_limit_fail_cleanly_and_a_secondary_limit_is_wa
     assert_eq!(waited.code, 0, "{}", waited.transcript());
     assert_eq!(server.secrets("/repos/acme/app/actions/secrets").len(), 2);
     assert_eq!(run(&ws, &server, &["pipeline", "--dry-run", "--exit-code"]).code, 0);
+}
+
+/// Opens a `github:` store on `server` the way the engine does, with a fingerprint key.
+async fn open(server: &GithubServer, options: Value) -> AnyStore {
+    let github = GithubDefaults {
+        api_url: Some(server.url.clone()),
+        auth: Some(GithubAuth::Token(Sensitive(TOKEN.into()))),
+        write_interval_ms: Some(0),
+        ..GithubDefaults::default()
+    };
+    let mut defaults = StoreDefaults::default();
+    defaults.set("github", std::sync::Arc::new(github));
+    let (stats, sessions, key) = (Stats::default(), Sessions::default(), Fingerprinter::with_key(KEY.as_bytes()));
+    let ctx = OpenContext {
+        base_dir: std::path::Path::new("."),
+        stats: &stats,
+        defaults: &defaults,
+        sessions: &sessions,
+        fingerprints: Some(&key),
+    };
+    let config: StoreConfig = serde_json::from_value(json!({"github": options})).unwrap();
+    AnyStore::open(&config, &ctx, None).await.unwrap()
+}
+
+#[tokio::test]
+async fn conformance_in_every_scope() {
+    let server = server(&["acme/app"]);
+    for options in [
+        json!({"repo": "acme/app"}),
+        json!({"repo": "acme/app", "environment": "production"}),
+        json!({"repo": "acme/app", "scope": "dependabot"}),
+        json!({"repo": "acme/app", "scope": "codespaces"}),
+        json!({"org": "acme", "visibility": "selected", "selected_repositories": ["app"]}),
+        json!({"org": "acme", "scope": "dependabot"}),
+    ] {
+        crate::conformance::run(&open(&server, options).await, None).await;
+    }
+    assert!(server.rejected().is_empty(), "requests GitHub would refuse: {:?}", server.rejected());
+}
+
+/// The test server holds requests to GitHub's published description: what GitHub would
+/// refuse, it refuses and records (so the tests above, asserting none, would catch vss
+/// sending one).
+#[tokio::test]
+async fn the_test_server_refuses_what_github_would() {
+    let server = server(&["acme/app"]);
+    let http = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut request = http.request(method, format!("{}{path}", server.url)).bearer_auth(TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let secrets = "/repos/acme/app/actions/secrets";
+    assert_eq!(call(reqwest::Method::GET, &format!("{secrets}?per_page=100"), None).await, 200);
+    assert_eq!(call(reqwest::Method::GET, &format!("{secrets}?per_page=101"), None).await, 422, "per_page <= 100");
+    assert_eq!(call(reqwest::Method::GET, &format!("{secrets}?perpage=5"), None).await, 422, "no such parameter");
+    let put = |body: Value| call(reqwest::Method::PUT, "/repos/acme/app/actions/secrets/X", Some(body));
+    assert_eq!(put(json!({"encrypted_value": "AAAA"})).await, 422, "key_id is required");
+    assert_eq!(put(json!({"encrypted_value": "not base64!", "key_id": "k"})).await, 422, "the value's pattern");
+    assert_eq!(
+        call(reqwest::Method::POST, "/orgs/acme/actions/variables", Some(json!({"name": "A", "value": "v"}))).await,
+        422,
+        "org variables need a visibility"
+    );
+    assert_eq!(call(reqwest::Method::GET, "/repos/acme/app/actions/secret", None).await, 404, "undocumented");
+    assert_eq!(server.rejected().len(), 5, "{:?}", server.rejected());
 }

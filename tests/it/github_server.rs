@@ -11,9 +11,12 @@
 //!   repositories, environments and organizations are 404 `Not Found`;
 //! - `x-ratelimit-*` headers on every answer, a primary limit that answers 403 once spent,
 //!   and a switch for secondary limits (403 with `retry-after`);
-//! - request bodies are checked against the shapes GitHub's OpenAPI description gives
-//!   for these operations (required fields, types, enums): a request the real API would
-//!   reject fails with 422, and is recorded in [`GithubServer::rejected`].
+//! - every request is checked against GitHub's published OpenAPI description of the
+//!   operation (`tests/github/openapi.json`, cut from npm `@octokit/openapi` by
+//!   `tests/github/openapi-subset.py`): an undocumented route is 404, a parameter or body
+//!   the schema refuses is 422, and either is recorded in [`GithubServer::rejected`]; the
+//!   server's own answers are checked against the documented response schemas too, so a
+//!   test server that drifts from GitHub fails the tests that assert `rejected` is empty.
 //!
 //! `updated_at` comes from a logical clock that moves one second per write, so a change
 //! made "behind vss's back" is always later than vss's own write.
@@ -59,7 +62,8 @@ struct State {
     /// Secrets collection path (`/repos/o/r/actions/secrets`) -> location.
     locations: BTreeMap<String, Location>,
     /// Variables collection path -> name -> value.
-    variables: BTreeMap<String, BTreeMap<String, (String, String)>>,
+    /// Variables collection path -> name -> the variable as GitHub returns it.
+    variables: BTreeMap<String, BTreeMap<String, Value>>,
     clock: u64,
     remaining: i64,
     secondary: u32,
@@ -92,32 +96,138 @@ fn name_ok(name: &str) -> bool {
         && !name.to_ascii_uppercase().starts_with("GITHUB_")
 }
 
-/// Checks a JSON body against an operation's shape: required fields, and each field's
-/// type (`string`, `integer`, `array<integer>`) or enum. Returns what is wrong.
-fn check_body(body: &Value, required: &[&str], fields: &[(&str, &str)]) -> Result<(), String> {
-    let Some(object) = body.as_object() else {
-        return Err("the body is not a JSON object".into());
-    };
-    for field in required {
-        if !object.contains_key(*field) {
-            return Err(format!("`{field}` is required"));
+/// The operations vss calls, from GitHub's published description (`tests/github/openapi.json`,
+/// cut by `tests/github/openapi-subset.py`): path template -> method -> operation.
+static SPEC: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| {
+    serde_json::from_str(include_str!("../github/openapi.json")).expect("the vendored description parses")
+});
+
+/// The description's operation for a request: its path template, the operation, and the
+/// path parameters. The template with the most literal segments wins (`public-key` over
+/// `{secret_name}`).
+fn operation(method: &str, path: &str) -> Option<(&'static str, &'static Value, BTreeMap<String, String>)> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let mut best: Option<(usize, &'static str, &'static Value, BTreeMap<String, String>)> = None;
+    for (template, operations) in SPEC["paths"].as_object()? {
+        let parts: Vec<&str> = template.trim_start_matches('/').split('/').collect();
+        if parts.len() != segments.len() {
+            continue;
         }
-    }
-    for (name, value) in object {
-        let Some((_, kind)) = fields.iter().find(|(n, _)| n == name) else {
+        let mut params = BTreeMap::new();
+        let mut literal = 0;
+        let fits = parts.iter().zip(&segments).all(|(part, segment)| match part.strip_prefix('{') {
+            Some(name) => {
+                params.insert(name.trim_end_matches('}').to_string(), segment.to_string());
+                !segment.is_empty()
+            }
+            None => {
+                literal += 1;
+                part == segment
+            }
+        });
+        let Some(op) = operations.get(method.to_ascii_lowercase()) else {
             continue;
         };
-        let fits = match *kind {
-            "string" => value.is_string(),
-            "integer[]" => value.as_array().is_some_and(|a| a.iter().all(Value::is_u64)),
-            "integer|string[]" => value.as_array().is_some_and(|a| a.iter().all(|v| v.is_u64() || v.is_string())),
-            choices => choices.split('|').any(|c| value.as_str() == Some(c)),
-        };
-        if !fits {
-            return Err(format!("`{name}` is not {kind}"));
+        if fits && best.as_ref().is_none_or(|(n, ..)| literal > *n) {
+            best = Some((literal, template.as_str(), op, params));
         }
     }
-    Ok(())
+    best.map(|(_, template, op, params)| (template, op, params))
+}
+
+/// What is wrong with `instance` under `schema`, if anything.
+fn violations(schema: &Value, instance: &Value) -> Option<String> {
+    let validator = jsonschema::validator_for(schema).expect("the vendored schemas compile");
+    let errors: Vec<String> =
+        validator.iter_errors(instance).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    (!errors.is_empty()).then(|| errors.join("; "))
+}
+
+/// Checks a request against its operation: a documented route, the parameters' schemas
+/// (no undocumented query parameter), and the JSON body's schema. Returns the operation.
+fn check_request(request: &Request) -> Result<&'static Value, Response> {
+    let Some((template, op, params)) = operation(&request.method, &request.path) else {
+        return Err(error(404, "Not Found"));
+    };
+    let invalid = |why: String| error(422, &format!("Invalid request.\n\n{why} ({} {template})", request.method));
+    for param in op["parameters"].as_array().into_iter().flatten() {
+        let name = param["name"].as_str().unwrap_or_default();
+        let value = match param["in"].as_str() {
+            Some("path") => params.get(name),
+            Some("query") => request.query.get(name),
+            _ => continue,
+        };
+        let Some(value) = value else {
+            if param["required"] == json!(true) {
+                return Err(invalid(format!("`{name}` is required")));
+            }
+            continue;
+        };
+        let typed = match param["schema"]["type"].as_str() {
+            Some("integer") => value.parse::<i64>().map(Value::from).unwrap_or(json!(value)),
+            _ => json!(value),
+        };
+        if let Some(why) = violations(&param["schema"], &typed) {
+            return Err(invalid(format!("`{name}`: {why}")));
+        }
+    }
+    let documented: BTreeSet<&str> =
+        op["parameters"].as_array().into_iter().flatten().filter_map(|p| p["name"].as_str()).collect();
+    if let Some(unknown) = request.query.keys().find(|k| !documented.contains(k.as_str())) {
+        return Err(invalid(format!("`{unknown}` is not a parameter of this operation")));
+    }
+    if let Some(body) = op.get("requestBody") {
+        let Ok(value) = serde_json::from_str::<Value>(&request.body) else {
+            return Err(error(400, "Problems parsing JSON"));
+        };
+        if let Some(why) = violations(&body["schema"], &value) {
+            return Err(invalid(why));
+        }
+    }
+    Ok(op)
+}
+
+/// A minimal instance of `schema`: required properties only, placeholders for scalars.
+/// The test server answers with it where GitHub's answer carries more than vss reads.
+fn sample(schema: &Value) -> Value {
+    if let Some(first) = schema.get("anyOf").or_else(|| schema.get("oneOf")).and_then(|v| v.get(0)) {
+        return sample(first);
+    }
+    if let Some(all) = schema.get("allOf").and_then(Value::as_array) {
+        let mut out = serde_json::Map::new();
+        for part in all {
+            if let Value::Object(map) = sample(part) {
+                out.extend(map);
+            }
+        }
+        return Value::Object(out);
+    }
+    if let Some(first) = schema.get("enum").and_then(|v| v.get(0)) {
+        return first.clone();
+    }
+    let kind = match &schema["type"] {
+        Value::Array(kinds) => kinds.iter().find(|k| *k != "null").and_then(Value::as_str).unwrap_or("null"),
+        Value::String(kind) => kind.as_str(),
+        _ => "object",
+    };
+    match kind {
+        "object" => {
+            let mut out = serde_json::Map::new();
+            for name in schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+                out.insert(name.to_string(), sample(&schema["properties"][name]));
+            }
+            Value::Object(out)
+        }
+        "array" => json!([]),
+        "integer" | "number" => json!(1),
+        "boolean" => json!(false),
+        "null" => Value::Null,
+        _ => match schema["format"].as_str() {
+            Some("date-time") => json!("2026-01-01T00:00:00Z"),
+            Some("uri") => json!("https://github.invalid/x"),
+            _ => json!("x"),
+        },
+    }
 }
 
 impl GithubServer {
@@ -157,7 +267,8 @@ impl GithubServer {
 
     /// An Actions variable's value.
     pub fn variable(&self, collection: &str, name: &str) -> Option<String> {
-        self.state().variables.get(collection).and_then(|v| v.get(name)).map(|(value, _)| value.clone())
+        let state = self.state();
+        state.variables.get(collection).and_then(|v| v.get(name)).and_then(|v| v["value"].as_str().map(str::to_string))
     }
 
     /// Changes a secret as someone else would (through GitHub, not vss).
@@ -233,7 +344,20 @@ fn page(request: &Request, url_path: &str, items: Vec<Value>) -> Result<(Vec<Val
 
 fn handle(state: &Mutex<State>, token: &str, request: Request) -> Response {
     let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
-    let mut response = route(&mut state, token, &request);
+    let (op, mut response) = match check_request(&request) {
+        Ok(op) => (Some(op), route(&mut state, token, &request)),
+        Err(_) if !authorized(token, &request) => (None, error(401, "Bad credentials")),
+        Err(refused) => (None, refused),
+    };
+    // The test server's own answers are held to the description too.
+    if let Some(op) = op
+        && let Some(schema) = op["responses"].get(response.status.to_string()).filter(|s| !s.is_null())
+    {
+        let body: Value = serde_json::from_str(&response.body).unwrap_or(Value::Null);
+        if let Some(why) = violations(schema, &body) {
+            state.rejected.push(format!("the test server's answer to {} {}: {why}", request.method, request.path));
+        }
+    }
     let reset = (1_900_000_000u64).to_string();
     let remaining = state.remaining.max(0).to_string();
     response.headers.extend([
@@ -249,12 +373,15 @@ fn handle(state: &Mutex<State>, token: &str, request: Request) -> Response {
     response
 }
 
-fn route(state: &mut State, token: &str, request: &Request) -> Response {
-    let authorized = request
+fn authorized(token: &str, request: &Request) -> bool {
+    request
         .headers
         .get("authorization")
-        .is_some_and(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("token ")).is_some_and(|t| t == token));
-    if !authorized {
+        .is_some_and(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("token ")).is_some_and(|t| t == token))
+}
+
+fn route(state: &mut State, token: &str, request: &Request) -> Response {
+    if !authorized(token, request) {
         return error(401, "Bad credentials");
     }
     if state.remaining <= 0 {
@@ -296,10 +423,15 @@ fn route(state: &mut State, token: &str, request: &Request) -> Response {
     match (request.method.as_str(), segments.as_slice(), rest) {
         ("GET", ["repos", o, r], _) => {
             let full = format!("{o}/{r}");
-            ok(200, json!({"id": state.repos[&full], "name": r, "full_name": full, "private": true}))
+            let op = operation("GET", &request.path).expect("documented").1;
+            let mut repo = sample(&op["responses"]["200"]);
+            repo["id"] = json!(state.repos[&full]);
+            repo["name"] = json!(r);
+            repo["full_name"] = json!(full);
+            ok(200, repo)
         }
         (method, _, rest) if rest.contains(&"secrets") => secrets(state, request, method, org),
-        (method, _, rest) if rest.contains(&"variables") => variables(state, request, method, org),
+        (method, _, rest) if rest.contains(&"variables") => variables(state, request, method),
         _ => error(404, "Not Found"),
     }
 }
@@ -362,7 +494,14 @@ fn secrets(state: &mut State, request: &Request, method: &str, org: bool) -> Res
                     .repos
                     .iter()
                     .filter(|(_, id)| secret.selected.contains(id))
-                    .map(|(full, id)| json!({"id": id, "full_name": full, "name": full.split('/').nth(1)}))
+                    .map(|(full, id)| {
+                        let op = operation("GET", &request.path).expect("documented").1;
+                        let mut repo = sample(&op["responses"]["200"]["properties"]["repositories"]["items"]);
+                        repo["id"] = json!(id);
+                        repo["full_name"] = json!(full);
+                        repo["name"] = json!(full.split('/').nth(1));
+                        repo
+                    })
                     .collect();
                 ok(200, json!({"total_count": repos.len(), "repositories": repos}))
             }
@@ -370,24 +509,6 @@ fn secrets(state: &mut State, request: &Request, method: &str, org: bool) -> Res
         },
         ("PUT", [name]) => {
             let body: Value = serde_json::from_str(&request.body).unwrap_or(Value::Null);
-            let dependabot = collection.ends_with("/dependabot/secrets");
-            let ids = if dependabot { "integer|string[]" } else { "integer[]" };
-            let (required, fields): (&[&str], &[(&str, &str)]) = if org {
-                (
-                    &["encrypted_value", "key_id", "visibility"],
-                    &[
-                        ("encrypted_value", "string"),
-                        ("key_id", "string"),
-                        ("visibility", "all|private|selected"),
-                        ("selected_repository_ids", ids),
-                    ],
-                )
-            } else {
-                (&["encrypted_value", "key_id"], &[("encrypted_value", "string"), ("key_id", "string")])
-            };
-            if let Err(why) = check_body(&body, required, fields) {
-                return error(422, &format!("Invalid request.\n\n{why}"));
-            }
             if !name_ok(name) {
                 return error(
                     422,
@@ -447,17 +568,13 @@ fn secrets(state: &mut State, request: &Request, method: &str, org: bool) -> Res
     }
 }
 
-fn variables(state: &mut State, request: &Request, method: &str, org: bool) -> Response {
+fn variables(state: &mut State, request: &Request, method: &str) -> Response {
     let (collection, rest) = split(&request.path, "variables");
     let vars = state.variables.entry(collection.clone()).or_default();
     let body: Value = serde_json::from_str(&request.body).unwrap_or(Value::Null);
-    let visibility = if org { Some(("visibility", "all|private|selected")) } else { None };
     match (method, rest.as_slice()) {
         ("GET", []) => {
-            let items: Vec<Value> = vars
-                .iter()
-                .map(|(n, (v, at))| json!({"name": n, "value": v, "created_at": at, "updated_at": at}))
-                .collect();
+            let items: Vec<Value> = vars.values().cloned().collect();
             let total = items.len();
             match page(request, &collection, items) {
                 Ok((shown, link)) => {
@@ -469,21 +586,10 @@ fn variables(state: &mut State, request: &Request, method: &str, org: bool) -> R
             }
         }
         ("GET", [name]) => match vars.get(&name.to_ascii_uppercase()) {
-            Some((value, at)) => {
-                ok(200, json!({"name": name.to_ascii_uppercase(), "value": value, "created_at": at, "updated_at": at}))
-            }
+            Some(variable) => ok(200, variable.clone()),
             None => error(404, "Not Found"),
         },
         ("POST", []) => {
-            let mut required = vec!["name", "value"];
-            let mut fields = vec![("name", "string"), ("value", "string")];
-            if let Some(v) = visibility {
-                required.push("visibility");
-                fields.push(v);
-            }
-            if let Err(why) = check_body(&body, &required, &fields) {
-                return error(422, &format!("Invalid request.\n\n{why}"));
-            }
             let name = body["name"].as_str().unwrap_or_default().to_ascii_uppercase();
             if vars.contains_key(&name) {
                 return error(409, "Already exists - Variable already exists");
@@ -494,16 +600,15 @@ fn variables(state: &mut State, request: &Request, method: &str, org: bool) -> R
             }
             state.clock += 1;
             let now = timestamp(state.clock);
-            state.variables.get_mut(&collection).expect("created above").insert(name, (value, now));
+            let mut variable = json!({"name": name, "value": value, "created_at": now, "updated_at": now});
+            if let Some(visibility) = body.get("visibility") {
+                variable["visibility"] = visibility.clone();
+            }
+            state.variables.get_mut(&collection).expect("created above").insert(name, variable);
             state.writes += 1;
             ok(201, json!({}))
         }
         ("PATCH", [name]) => {
-            let mut fields = vec![("name", "string"), ("value", "string")];
-            fields.extend(visibility);
-            if let Err(why) = check_body(&body, &[], &fields) {
-                return error(422, &format!("Invalid request.\n\n{why}"));
-            }
             let key = name.to_ascii_uppercase();
             if !vars.contains_key(&key) {
                 return error(404, "Not Found");
@@ -514,7 +619,12 @@ fn variables(state: &mut State, request: &Request, method: &str, org: bool) -> R
             }
             state.clock += 1;
             let now = timestamp(state.clock);
-            state.variables.get_mut(&collection).expect("exists").insert(key, (value, now));
+            let variable = state.variables.get_mut(&collection).and_then(|v| v.get_mut(&key)).expect("exists");
+            variable["value"] = json!(value);
+            variable["updated_at"] = json!(now);
+            if let Some(visibility) = body.get("visibility") {
+                variable["visibility"] = visibility.clone();
+            }
             state.writes += 1;
             ok(204, Value::Null)
         }

@@ -83,6 +83,16 @@ pub struct GithubDefaults {
 pub enum GithubAuth {
     /// A token (personal, fine-grained, or a workflow's `GITHUB_TOKEN`).
     Token(#[schemars(with = "String")] Sensitive),
+    /// A GitHub App installation: vss signs a JWT (RS256) with the App's private key and
+    /// exchanges it for an installation token, renewed before it expires.
+    App {
+        /// The App's id (its client id works too).
+        app_id: String,
+        /// The installation's id (in the organization or account that installed it).
+        installation_id: u64,
+        /// The App's private key (PEM, PKCS#1 or PKCS#8), relative to the config file.
+        private_key_file: String,
+    },
 }
 
 /// Which secrets of a repository or organization.
@@ -435,7 +445,7 @@ impl StoreKind for GithubStore {
 
     async fn open(config: &GithubConfig, ctx: &OpenContext<'_>, _: Option<&Bundle<'_>>) -> Result<Self, StoreError> {
         let defaults = ctx.defaults::<Self>();
-        let client = ctx.session::<Self>().client(defaults, ctx.calls::<Self>())?;
+        let client = ctx.session::<Self>().client(defaults, ctx.base_dir, ctx.calls::<Self>())?;
         let exclude = exclusions(config, defaults).map_err(StoreError::invalid)?;
         let selected_ids = match (&config.org, &config.selected_repositories) {
             (Some(org), Some(repos)) => {
@@ -710,14 +720,28 @@ impl Store for GithubStore {
 
 /// The run's GitHub connections, one per API URL and login: writes with one token are
 /// paced, and its rate limit is tracked, across every location that uses it.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct GithubSessions {
+    /// (API URL, login identity: it holds the token) -> client.
     clients: Mutex<HashMap<(String, String), Arc<GithubClient>>>,
 }
 
+impl std::fmt::Debug for GithubSessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.clients.lock().map(|c| c.len()).unwrap_or(0);
+        write!(f, "GithubSessions({n} logins)")
+    }
+}
+
 impl GithubSessions {
-    /// The client of the API URL and login the defaults (or the environment) name.
-    pub fn client(&self, defaults: &GithubDefaults, calls: Arc<CallCounter>) -> Result<Arc<GithubClient>, StoreError> {
+    /// The client of the API URL and login the defaults (or the environment) name;
+    /// `base_dir` resolves an App's key file.
+    pub fn client(
+        &self,
+        defaults: &GithubDefaults,
+        base_dir: &std::path::Path,
+        calls: Arc<CallCounter>,
+    ) -> Result<Arc<GithubClient>, StoreError> {
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let api_url = defaults
             .api_url
@@ -726,15 +750,24 @@ impl GithubSessions {
             .unwrap_or_else(|| DEFAULT_API_URL.to_string())
             .trim_end_matches('/')
             .to_string();
-        let token = match &defaults.auth {
-            Some(GithubAuth::Token(token)) => token.0.clone(),
-            None => env("GITHUB_TOKEN").or_else(|| env("GH_TOKEN")).ok_or_else(|| {
-                StoreError::permission(format!("no GitHub token for {api_url}"))
-                    .with_hint("set `github.auth.token`, GITHUB_TOKEN or GH_TOKEN")
-            })?,
+        let (identity, login) = match &defaults.auth {
+            Some(GithubAuth::Token(token)) => (format!("token:{}", token.0), Login::Token(token.clone())),
+            Some(GithubAuth::App { app_id, installation_id, private_key_file }) => {
+                let path = base_dir.join(private_key_file);
+                let key = app_key(&path)?;
+                let login = Login::App { app_id: app_id.clone(), installation_id: *installation_id, key: Arc::new(key) };
+                (format!("app:{app_id}:{installation_id}:{}", path.display()), login)
+            }
+            None => {
+                let token = env("GITHUB_TOKEN").or_else(|| env("GH_TOKEN")).ok_or_else(|| {
+                    StoreError::permission(format!("no GitHub token for {api_url}"))
+                        .with_hint("set `github.auth`, GITHUB_TOKEN or GH_TOKEN")
+                })?;
+                (format!("token:{token}"), Login::Token(Sensitive(token)))
+            }
         };
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (api_url.clone(), token.clone());
+        let key = (api_url.clone(), identity);
         if let Some(client) = clients.get(&key) {
             return Ok(client.clone());
         }
@@ -747,7 +780,8 @@ impl GithubSessions {
         let client = Arc::new(GithubClient {
             http,
             api_url,
-            token: Sensitive(token),
+            login,
+            installation_token: tokio::sync::Mutex::new(None),
             calls,
             write_interval: Duration::from_millis(defaults.write_interval_ms.unwrap_or(1000)),
             last_write: tokio::sync::Mutex::new(None),
@@ -760,11 +794,72 @@ impl GithubSessions {
     }
 }
 
+/// Reads a GitHub App's private key (PEM: PKCS#1 `RSA PRIVATE KEY` or PKCS#8 `PRIVATE KEY`).
+fn app_key(path: &std::path::Path) -> Result<aws_lc_rs::signature::RsaKeyPair, StoreError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| StoreError::io(format!("cannot read the GitHub App key {}", path.display()), e))?;
+    let invalid = || StoreError::invalid(format!("{} is not an RSA private key in PEM", path.display()));
+    let body: String = text.lines().filter(|l| !l.starts_with("-----")).map(str::trim).collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(body).map_err(|_| invalid())?;
+    aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&der)
+        .or_else(|_| aws_lc_rs::signature::RsaKeyPair::from_der(&der))
+        .map_err(|_| invalid())
+}
+
+/// How a client logs in.
+enum Login {
+    /// A token, as given.
+    Token(Sensitive),
+    /// A GitHub App installation.
+    App { app_id: String, installation_id: u64, key: Arc<aws_lc_rs::signature::RsaKeyPair> },
+}
+
+/// Seconds since the Unix epoch.
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// A GitHub App JWT: RS256, issued a minute in the past (clock drift), valid 9 minutes.
+fn app_jwt(app_id: &str, key: &aws_lc_rs::signature::RsaKeyPair, now: i64) -> Result<String, StoreError> {
+    let url = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let header = url(br#"{"alg":"RS256","typ":"JWT"}"#);
+    let claims = url(json!({"iat": now - 60, "exp": now + 540, "iss": app_id}).to_string().as_bytes());
+    let signing_input = format!("{header}.{claims}");
+    let mut signature = vec![0; key.public_modulus_len()];
+    key.sign(
+        &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+        &aws_lc_rs::rand::SystemRandom::new(),
+        signing_input.as_bytes(),
+        &mut signature,
+    )
+    .map_err(|_| StoreError::new(ErrorKind::Internal, "cannot sign the GitHub App JWT"))?;
+    Ok(format!("{signing_input}.{}", url(&signature)))
+}
+
+/// Unix seconds of a UTC ISO 8601 timestamp (`2026-11-23T22:00:00Z`), as GitHub writes them.
+fn unix_of(timestamp: &str) -> Option<i64> {
+    let t = timestamp.strip_suffix('Z')?;
+    let (date, time) = t.split_once('T')?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>());
+    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let mut c = time.split(':').map(|p| p.split('.').next().unwrap_or(p).parse::<i64>());
+    let (h, min, sec) = (c.next()?.ok()?, c.next()?.ok()?, c.next()?.ok()?);
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some((era * 146_097 + doe - 719_468) * 86_400 + h * 3600 + min * 60 + sec)
+}
+
 /// One GitHub login: the HTTP client, the write pace and the rate limit seen so far.
 pub struct GithubClient {
     http: reqwest::Client,
     api_url: String,
-    token: Sensitive,
+    login: Login,
+    /// An App's installation token and when it expires (Unix seconds).
+    installation_token: tokio::sync::Mutex<Option<(Sensitive, i64)>>,
     calls: Arc<CallCounter>,
     write_interval: Duration,
     last_write: tokio::sync::Mutex<Option<tokio::time::Instant>>,
@@ -791,6 +886,53 @@ impl GithubClient {
     /// The API path of a full URL from a `Link` header.
     fn relative(&self, url: &str) -> String {
         url.strip_prefix(&self.api_url).unwrap_or(url).to_string()
+    }
+
+    /// The token to send: the configured one, or an App installation token, exchanged
+    /// for a fresh one when it has less than five minutes left.
+    async fn bearer(&self) -> Result<String, StoreError> {
+        let Login::App { app_id, installation_id, key } = &self.login else {
+            let Login::Token(token) = &self.login else { unreachable!("two logins") };
+            return Ok(token.0.clone());
+        };
+        let mut cached = self.installation_token.lock().await;
+        if let Some((token, expires)) = cached.as_ref()
+            && expires - now() > 300
+        {
+            return Ok(token.0.clone());
+        }
+        let jwt = app_jwt(app_id, key, now())?;
+        let path = format!("/app/installations/{installation_id}/access_tokens");
+        let what = format!("POST {path}");
+        self.calls.count(Call::Read);
+        let response = self
+            .http
+            .post(format!("{}{path}", self.api_url))
+            .bearer_auth(&jwt)
+            .header("Accept", "application/vnd.github+json")
+            .header("X-GitHub-Api-Version", "2022-11-28")
+            .send()
+            .await
+            .map_err(|e| StoreError::unavailable(format!("cannot reach GitHub at {}: {}", self.api_url, e.without_url())))?;
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        if status != 201 {
+            let error = classify(status, &text, &RateHeaders::default(), &what, &self.api_url, self.reserve);
+            return Err(if status == 401 || status == 404 {
+                StoreError::permission(format!("GitHub App {app_id} cannot log in to installation {installation_id}: {error}"))
+                    .with_hint("check `app_id`, `installation_id` and that the key is the App's current private key")
+            } else {
+                error
+            });
+        }
+        let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let token = answer.get("token").and_then(Value::as_str).ok_or_else(|| {
+            StoreError::invalid(format!("GitHub's answer to {what} has no token"))
+        })?;
+        // An hour, unless GitHub says otherwise.
+        let expires = answer.get("expires_at").and_then(Value::as_str).and_then(unix_of).unwrap_or(now() + 3600);
+        *cached = Some((Sensitive(token.to_string()), expires));
+        Ok(token.to_string())
     }
 
     /// The API calls left and when the window resets, as of the last answer.
@@ -825,10 +967,11 @@ impl GithubClient {
             tokio::time::sleep_until(*last + self.write_interval).await;
         }
         let what = format!("{method} {path}");
+        let bearer = self.bearer().await?;
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.api_url))
-            .bearer_auth(&self.token.0)
+            .bearer_auth(&bearer)
             .header("Accept", "application/vnd.github+json")
             .header("X-GitHub-Api-Version", "2022-11-28");
         if let Some(body) = body {
@@ -878,8 +1021,7 @@ pub struct RateHeaders {
 }
 
 fn exhausted(api_url: &str, remaining: i64, reserve: i64, reset: i64) -> StoreError {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-    let wait = (reset - now).max(0);
+    let wait = (reset - now()).max(0);
     StoreError::new(
         ErrorKind::Quota,
         format!("GitHub API rate limit at {api_url}: {remaining} calls left, within the reserve of {reserve}; it resets in {wait} s"),
@@ -935,6 +1077,14 @@ mod tests {
         assert!(name_rule("A-B").unwrap().contains("only letters"));
         assert!(name_rule("GITHUB_X").unwrap().contains("GITHUB_"));
         assert!(name_rule("github_x").unwrap().contains("GITHUB_"));
+    }
+
+    #[test]
+    fn timestamps_read_as_unix_seconds() {
+        assert_eq!(unix_of("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(unix_of("2027-01-15T08:00:00Z"), Some(1_800_000_000));
+        assert_eq!(unix_of("2024-02-29T12:34:56.789Z"), Some(1_709_210_096));
+        assert_eq!(unix_of("yesterday"), None);
     }
 
     #[test]

@@ -314,3 +314,54 @@ async fn the_test_server_refuses_what_github_would() {
     assert_eq!(call(reqwest::Method::GET, "/repos/acme/app/actions/secret", None).await, 404, "undocumented");
     assert_eq!(server.rejected().len(), 5, "{:?}", server.rejected());
 }
+
+/// A GitHub App key pair: the private key as PEM (PKCS#8), the public key as PKCS#1 DER.
+fn app_key() -> (String, Vec<u8>) {
+    use aws_lc_rs::encoding::AsDer;
+    use aws_lc_rs::signature::KeyPair;
+    use base64::Engine as _;
+    let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&key).unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    let pem = format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", lines.join("\n"));
+    (pem, key.public_key().as_ref().to_vec())
+}
+
+#[test]
+fn a_github_app_logs_in_with_a_signed_jwt_and_a_wrong_key_is_one_clear_error() {
+    let server = server(&["acme/app"]);
+    let (pem, public) = app_key();
+    server.add_app("12345", 777, &public);
+    let ws = Workspace::new();
+    ws.write("app.pem", &pem);
+    ws.write("s.yaml", "app/db: {password: p}\n");
+    let config = |key: &str| {
+        format!(
+            "github: {{api_url: \"${{GH_TEST_URL}}\", auth: {{app: {{app_id: \"12345\", installation_id: 777, private_key_file: {key}}}}}, write_interval_ms: 0}}\nsources: {{s: {{file: {{path: s.yaml}}}}}}\ntargets:\n  A: {{imports: [s], github: {{repo: acme/app}}}}\n  B: {{imports: [s], github: {{repo: acme/app, scope: dependabot}}}}\n"
+        )
+    };
+    ws.write("vss.yaml", &config("app.pem"));
+    let applied = run(&ws, &server, &["pipeline"]);
+    assert_eq!(applied.code, 0, "{}", applied.transcript());
+    assert_eq!(server.secrets("/repos/acme/app/actions/secrets")["PASSWORD"].plaintext, "p");
+    assert_eq!(server.issued(), 1, "one installation token for the run, shared by both targets");
+    assert!(!applied.stdout.contains("ghs_") && !applied.stderr.contains("ghs_"), "{}", applied.transcript());
+
+    // Another App's key: one line saying the App cannot log in.
+    ws.write("other.pem", &app_key().0);
+    ws.write("vss.yaml", &config("other.pem"));
+    let refused = run(&ws, &server, &["pipeline", "--output", "json"]);
+    assert_eq!(refused.code, 2, "{}", refused.transcript());
+    let error = &refused.json()["errors"][0];
+    assert_eq!(error["kind"], "permission", "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("GitHub App 12345 cannot log in to installation 777"),
+        "{error}"
+    );
+    ws.write("bad.pem", "not a key");
+    ws.write("vss.yaml", &config("bad.pem"));
+    let bad = run(&ws, &server, &["pipeline"]);
+    assert_eq!(bad.code, 2, "{}", bad.transcript());
+    assert!(bad.stdout.contains("bad.pem is not an RSA private key in PEM"), "{}", bad.stdout);
+}

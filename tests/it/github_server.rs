@@ -65,6 +65,10 @@ struct State {
     /// Variables collection path -> name -> the variable as GitHub returns it.
     variables: BTreeMap<String, BTreeMap<String, Value>>,
     clock: u64,
+    /// Tokens accepted: the server's own, and installation tokens it issued.
+    tokens: BTreeSet<String>,
+    /// GitHub Apps: app id -> (installation id, the App's public key, PKCS#1 DER).
+    apps: BTreeMap<String, (u64, Vec<u8>)>,
     remaining: i64,
     secondary: u32,
     writes: u64,
@@ -176,7 +180,7 @@ fn check_request(request: &Request) -> Result<&'static Value, Response> {
     if let Some(unknown) = request.query.keys().find(|k| !documented.contains(k.as_str())) {
         return Err(invalid(format!("`{unknown}` is not a parameter of this operation")));
     }
-    if let Some(body) = op.get("requestBody") {
+    if let Some(body) = op.get("requestBody").filter(|b| b["required"] == json!(true) || !request.body.is_empty()) {
         let Ok(value) = serde_json::from_str::<Value>(&request.body) else {
             return Err(error(400, "Problems parsing JSON"));
         };
@@ -233,9 +237,10 @@ fn sample(schema: &Value) -> Value {
 impl GithubServer {
     /// Starts a server accepting `token`.
     pub fn start(token: &str) -> Self {
-        let state = Arc::new(Mutex::new(State { remaining: 5000, clock: 1_800_000_000, ..State::default() }));
-        let (s, t) = (state.clone(), token.to_string());
-        let url = serve(move |request| handle(&s, &t, request));
+        let tokens = BTreeSet::from([token.to_string()]);
+        let state = Arc::new(Mutex::new(State { remaining: 5000, clock: 1_800_000_000, tokens, ..State::default() }));
+        let s = state.clone();
+        let url = serve(move |request| handle(&s, request));
         GithubServer { url, state }
     }
 
@@ -248,6 +253,16 @@ impl GithubServer {
         let mut state = self.state();
         let id = 1000 + state.repos.len() as u64;
         *state.repos.entry(full_name.to_string()).or_insert(id)
+    }
+
+    /// Registers a GitHub App installation and the App's public key (PKCS#1 DER).
+    pub fn add_app(&self, app_id: &str, installation_id: u64, public_key: &[u8]) {
+        self.state().apps.insert(app_id.to_string(), (installation_id, public_key.to_vec()));
+    }
+
+    /// Installation tokens issued so far.
+    pub fn issued(&self) -> usize {
+        self.state().tokens.len() - 1
     }
 
     /// Adds an environment to a repository.
@@ -342,11 +357,11 @@ fn page(request: &Request, url_path: &str, items: Vec<Value>) -> Result<(Vec<Val
     Ok((shown, link))
 }
 
-fn handle(state: &Mutex<State>, token: &str, request: Request) -> Response {
+fn handle(state: &Mutex<State>, request: Request) -> Response {
     let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
     let (op, mut response) = match check_request(&request) {
-        Ok(op) => (Some(op), route(&mut state, token, &request)),
-        Err(_) if !authorized(token, &request) => (None, error(401, "Bad credentials")),
+        Ok(op) => (Some(op), route(&mut state, &request)),
+        Err(_) if !authorized(&state.tokens, &request) => (None, error(401, "Bad credentials")),
         Err(refused) => (None, refused),
     };
     // The test server's own answers are held to the description too.
@@ -373,15 +388,63 @@ fn handle(state: &Mutex<State>, token: &str, request: Request) -> Response {
     response
 }
 
-fn authorized(token: &str, request: &Request) -> bool {
-    request
-        .headers
-        .get("authorization")
-        .is_some_and(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("token ")).is_some_and(|t| t == token))
+fn bearer(request: &Request) -> Option<&str> {
+    let value = request.headers.get("authorization")?;
+    value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("token "))
 }
 
-fn route(state: &mut State, token: &str, request: &Request) -> Response {
-    if !authorized(token, request) {
+fn authorized(tokens: &BTreeSet<String>, request: &Request) -> bool {
+    bearer(request).is_some_and(|t| tokens.contains(t))
+}
+
+/// `POST /app/installations/{id}/access_tokens`: the JWT must be RS256, signed by the App's
+/// key, issued by the App, and not expired.
+fn access_token(state: &mut State, request: &Request, installation: &str) -> Response {
+    let refused = || error(401, "A JSON web token could not be decoded");
+    let Some(jwt) = bearer(request) else { return refused() };
+    let parts: Vec<&str> = jwt.split('.').collect();
+    let decode = |p: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).ok();
+    let (Some(header), Some(claims), Some(signature)) = (
+        parts.first().and_then(|p| decode(p)),
+        parts.get(1).and_then(|p| decode(p)),
+        parts.get(2).and_then(|p| decode(p)),
+    ) else {
+        return refused();
+    };
+    let header: Value = serde_json::from_slice(&header).unwrap_or(Value::Null);
+    let claims: Value = serde_json::from_slice(&claims).unwrap_or(Value::Null);
+    if header["alg"] != "RS256" || parts.len() != 3 {
+        return refused();
+    }
+    let Some((app_installation, key)) = claims["iss"].as_str().and_then(|iss| state.apps.get(iss)) else {
+        return error(401, "'Issuer' claim ('iss') must be an Integer");
+    };
+    let signed = format!("{}.{}", parts[0], parts[1]);
+    let public = aws_lc_rs::signature::UnparsedPublicKey::new(&aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256, key);
+    if public.verify(signed.as_bytes(), &signature).is_err() {
+        return refused();
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let (iat, exp) = (claims["iat"].as_i64().unwrap_or(i64::MAX), claims["exp"].as_i64().unwrap_or(0));
+    if exp <= now || iat > now + 60 || exp - iat > 600 {
+        return error(401, "'Expiration time' claim ('exp') is too far in the future");
+    }
+    if installation != app_installation.to_string() {
+        return error(404, "Not Found");
+    }
+    let token = format!("ghs_installation_{}", state.tokens.len());
+    state.tokens.insert(token.clone());
+    ok(201, json!({"token": token, "expires_at": timestamp(now as u64 + 3600)}))
+}
+
+fn route(state: &mut State, request: &Request) -> Response {
+    let segments: Vec<&str> = request.path.trim_start_matches('/').split('/').collect();
+    if let ("POST", ["app", "installations", installation, "access_tokens"]) =
+        (request.method.as_str(), segments.as_slice())
+    {
+        return access_token(state, request, installation);
+    }
+    if !authorized(&state.tokens, request) {
         return error(401, "Bad credentials");
     }
     if state.remaining <= 0 {

@@ -76,7 +76,7 @@ pub fn load_str(
     }
     let (raw, mut diagnostics) = from_node::<RawConfig>(&node, env);
     let Some(raw) = raw else { return fail(file, diagnostics) };
-    let mut checker = Checker { diagnostics: &mut diagnostics, defaults: Default::default() };
+    let mut checker = Checker { diagnostics: &mut diagnostics, defaults: Default::default(), names_only: Vec::new() };
     let config = checker.check(raw, &file, base_dir);
     match config {
         Some(config) if diagnostics.is_empty() => Ok(config),
@@ -96,6 +96,9 @@ struct Checker<'d> {
     diagnostics: &'d mut Vec<Diagnostic>,
     /// The config's store defaults, once read (store checks depend on them).
     defaults: StoreDefaults,
+    /// Sources whose store lists names but never returns values (GitHub), with its kind:
+    /// nothing can import them.
+    names_only: Vec<(String, &'static str)>,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -245,6 +248,7 @@ impl Checker<'_> {
             let mut imports: Vec<Import> = resolved.into_iter().map(|(import, _)| import).collect();
             if raw_target.imports.is_none() && raw_target.inherits.is_none() {
                 if let Some(&id) = source_index.get(DEFAULT_SOURCE).filter(|_| has_default_source) {
+                    self.readable(DEFAULT_SOURCE, name.span);
                     imports.push(Import::Source(id));
                 } else if !has_default_source && !had_errors {
                     self.error(
@@ -349,6 +353,7 @@ impl Checker<'_> {
         let mut resolved = Vec::new();
         for import in imports.map(|i| i.value.as_slice()).unwrap_or_default() {
             if let Some(&id) = names.sources.get(import.value.as_str()) {
+                self.readable(&import.value, import.span);
                 resolved.push((Import::Source(id), import.span));
             } else if let Some(&id) = names.targets.get(import.value.as_str()) {
                 resolved.push((Import::Target(id), import.span));
@@ -416,7 +421,25 @@ impl Checker<'_> {
             return None;
         }
         self.check_store(&store, key.span, Role::Source);
+        if !store.capabilities().reads_values {
+            self.names_only.push((name.to_string(), store.kind()));
+        }
         Some(Source { name: name.to_string(), store, allow_empty: raw.allow_empty.unwrap_or(false) })
+    }
+
+    /// Reports an import (at `span`) of a source whose store never returns values.
+    fn readable(&mut self, source: &str, span: Span) {
+        if let Some((_, kind)) = self.names_only.iter().find(|(name, _)| name == source) {
+            self.error(
+                Diagnostic::at(
+                    span,
+                    format!(
+                        "source `{source}` cannot be imported: the `{kind}` store lists names but never returns values"
+                    ),
+                )
+                .with_label("there is nothing to merge; in a workflow, an `env` source reads the secrets it is handed"),
+            );
+        }
     }
 
     fn check_store(&mut self, store: &StoreConfig, span: Span, role: Role) {

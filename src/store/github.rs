@@ -332,7 +332,7 @@ fn exclusions(config: &GithubConfig, defaults: &GithubDefaults) -> Result<Vec<(S
 fn check_patterns(patterns: &[Spanned<String>], out: &mut Vec<Diagnostic>) {
     for pattern in patterns {
         if let Err(e) = regex::Regex::new(&pattern.value) {
-            let first = e.to_string().lines().last().unwrap_or_default().trim().to_string();
+            let first = e.to_string().lines().last().unwrap_or_default().trim().trim_start_matches("error: ").to_string();
             out.push(Diagnostic::at(pattern.span, "not a regular expression").with_label(first));
         }
     }
@@ -341,7 +341,8 @@ fn check_patterns(patterns: &[Spanned<String>], out: &mut Vec<Diagnostic>) {
 impl StoreKind for GithubStore {
     const NAME: &'static str = "github";
     const CAPABILITIES: Capabilities = Capabilities {
-        roles: Roles { source: false, merge_store: false, target: true },
+        // As a source it lists names only: `validate` checks it, nothing can import it.
+        roles: Roles { source: true, merge_store: false, target: true },
         reads_values: false,
         value_shape: ValueShape::FlatStrings,
         min_value_bytes: 1,

@@ -892,8 +892,11 @@ stores! {
     /// S3: one JSON object per bundle (merge store only).
     S3(aws::s3::S3BundleStore) if feature = "aws";
     /// GitHub Actions, Dependabot and Codespaces secrets of a repository, an environment
-    /// or an organization (target; as a source, names only).
+    /// or an organization (target; a source lists names only, and cannot be imported).
     Github(github::GithubStore) if feature = "github", mod github;
+    /// Secrets handed to vss in its environment (`${{ toJSON(secrets) }}` in a GitHub
+    /// Actions workflow, or variables with a prefix): source only.
+    Env(env::EnvStore), mod env;
 }
 
 /// A shared, cheaply clonable store.

@@ -34,6 +34,7 @@ fn version_names_the_stores() {
     if cfg!(feature = "github") {
         expected.push("github");
     }
+    expected.push("env");
     assert_eq!(vss::store::StoreConfig::KINDS, expected.as_slice());
 }
 

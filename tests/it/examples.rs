@@ -7,6 +7,9 @@ fn every_example_validates() {
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
+        if path.is_dir() {
+            continue; // examples/workflows: GitHub Actions workflows, checked below
+        }
         let run = crate::common::Vss::new().args(["validate", "--offline", "--config"]).args([&path]).run();
         assert_eq!(run.code, 0, "{}:\n{}", path.display(), run.transcript());
         let graph =
@@ -15,4 +18,24 @@ fn every_example_validates() {
         seen += 1;
     }
     assert!(seen >= 1);
+}
+
+/// The workflow examples parse, and each runs a config that is in `examples/`.
+#[test]
+fn workflow_examples_run_example_configs() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/workflows");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        vss::yaml::parse(&text).unwrap_or_else(|e| panic!("{}: {}", path.display(), e.message));
+        let configs: Vec<&str> =
+            text.split_whitespace().filter(|w| w.starts_with("examples/") && w.ends_with(".yaml")).collect();
+        assert!(!configs.is_empty(), "{} runs no example config", path.display());
+        for config in configs {
+            assert!(dir.join("../..").join(config).is_file(), "{}: {config} is missing", path.display());
+        }
+        seen += 1;
+    }
+    assert_eq!(seen, 2);
 }

@@ -365,3 +365,53 @@ fn a_github_app_logs_in_with_a_signed_jwt_and_a_wrong_key_is_one_clear_error() {
     assert_eq!(bad.code, 2, "{}", bad.transcript());
     assert!(bad.stdout.contains("bad.pem is not an RSA private key in PEM"), "{}", bad.stdout);
 }
+
+/// Runs an example config from `examples/` as its workflow does: secrets handed in
+/// `ACTIONS_SECRETS`, the token and API URL from the environment.
+fn run_example(server: &GithubServer, config: &str, extra: &[(&str, &str)], args: &[&str]) -> Run {
+    let secrets = json!({"github_token": "ghs_workflow", "DB_PASSWORD": format!("{CANARY}-p"), "NPM_TOKEN": "n"});
+    let mut vss = Vss::new()
+        .env("ACTIONS_SECRETS", secrets.to_string())
+        .env("GITHUB_API_URL", &server.url)
+        .env("GITHUB_TOKEN", TOKEN)
+        .env("VSS_FINGERPRINT_KEY", KEY)
+        .args(["pipeline", "--config", config])
+        .args(args);
+    for (key, value) in extra {
+        vss = vss.env(key, value);
+    }
+    vss.run()
+}
+
+#[test]
+fn the_workflow_examples_mirror_and_copy_actions_secrets() {
+    let server = server(&["acme/app", "acme/other"]);
+    // Mirror Actions -> Dependabot and Codespaces, at GitHub's default pace.
+    let mirror = run_example(&server, "examples/github-mirror.yaml", &[("GITHUB_REPOSITORY", "acme/app")], &[]);
+    assert_eq!(mirror.code, 0, "{}", mirror.transcript());
+    let handed = vec![("DB_PASSWORD".to_string(), format!("{CANARY}-p")), ("NPM_TOKEN".to_string(), "n".to_string())];
+    assert_eq!(plaintexts(&server, "/repos/acme/app/dependabot/secrets"), handed, "the workflow token is not copied");
+    assert_eq!(plaintexts(&server, "/repos/acme/app/codespaces/secrets"), handed);
+    assert!(!mirror.stdout.contains(CANARY) && !mirror.stderr.contains(CANARY), "{}", mirror.transcript());
+
+    // Copy into another repository: missing secrets are added, its own are left alone.
+    server.put_secret("/repos/acme/other/actions/secrets", "NPM_TOKEN", "theirs");
+    let copy = run_example(
+        &server,
+        "examples/github-copy.yaml",
+        &[("TARGET_REPOSITORY", "acme/other")],
+        &["--output", "json"],
+    );
+    assert_eq!(copy.code, 0, "{}", copy.transcript());
+    let report = copy.json();
+    assert_eq!(
+        (report["summary"]["added"].as_u64(), report["summary"]["unverified"].as_u64()),
+        (Some(1), Some(1)),
+        "{report}"
+    );
+    assert_eq!(
+        plaintexts(&server, "/repos/acme/other/actions/secrets"),
+        vec![("DB_PASSWORD".to_string(), format!("{CANARY}-p")), ("NPM_TOKEN".to_string(), "theirs".to_string())]
+    );
+    assert!(server.rejected().is_empty(), "{:?}", server.rejected());
+}

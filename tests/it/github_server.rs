@@ -54,6 +54,14 @@ struct Location {
     secrets: BTreeMap<String, Secret>,
 }
 
+impl Location {
+    /// A location with a fresh key pair and no secrets.
+    fn new() -> Self {
+        let key = crypto_box::SecretKey::generate(&mut crypto_box::aead::OsRng);
+        Location { key, key_id: format!("{:x}", rand_id()), secrets: BTreeMap::new() }
+    }
+}
+
 #[derive(Default)]
 struct State {
     repos: BTreeMap<String, u64>,
@@ -286,6 +294,22 @@ impl GithubServer {
         state.variables.get(collection).and_then(|v| v.get(name)).and_then(|v| v["value"].as_str().map(str::to_string))
     }
 
+    /// Creates or changes a secret as someone else would (through GitHub, not vss).
+    pub fn put_secret(&self, collection: &str, name: &str, plaintext: &str) {
+        let mut state = self.state();
+        state.clock += 1;
+        let now = timestamp(state.clock);
+        let location = state.locations.entry(collection.to_string()).or_insert_with(Location::new);
+        let secret = Secret {
+            plaintext: plaintext.to_string(),
+            created_at: now.clone(),
+            updated_at: now,
+            visibility: None,
+            selected: Vec::new(),
+        };
+        location.secrets.insert(name.to_string(), secret);
+    }
+
     /// Changes a secret as someone else would (through GitHub, not vss).
     pub fn overwrite(&self, collection: &str, name: &str, plaintext: &str) {
         let mut state = self.state();
@@ -515,11 +539,7 @@ fn secrets(state: &mut State, request: &Request, method: &str, org: bool) -> Res
     if !scope_ok {
         return error(404, "Not Found");
     }
-    let location = state.locations.entry(collection.clone()).or_insert_with(|| {
-        let key = crypto_box::SecretKey::generate(&mut crypto_box::aead::OsRng);
-        let key_id = format!("{:x}", rand_id());
-        Location { key, key_id, secrets: BTreeMap::new() }
-    });
+    let location = state.locations.entry(collection.clone()).or_insert_with(Location::new);
     let org_item = |name: &str, secret: &Secret| {
         let mut item = json!({"name": name, "created_at": secret.created_at, "updated_at": secret.updated_at});
         if org {

@@ -76,6 +76,11 @@ impl Handle {
         self.store.fingerprints()
     }
 
+    /// Whether the store's quota leaves room for `calls` more calls ([`Store::budget`]).
+    pub fn budget(&self, calls: usize) -> Result<(), StoreError> {
+        self.store.budget(calls)
+    }
+
     /// Lets the store record what was applied ([`Store::finish`]).
     pub async fn finish(&self) -> Result<(), StoreError> {
         let _permit = self.permit().await?;

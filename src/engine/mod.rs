@@ -360,6 +360,11 @@ async fn apply(
 ) -> Result<TargetDiff, (TargetDiff, Failure)> {
     use crate::diff::{ChangeKind, ChangeStatus};
     let fail = |e: StoreError, context: &str| e.into_failure(context, place.store, place.location);
+    let planned = plan.changes.iter().filter(|c| c.kind.is_change()).count();
+    if let Err(e) = handle.budget(planned) {
+        mark(&mut plan, |c| c.kind.is_change(), ChangeStatus::Skipped, None);
+        return Err((plan, fail(e, "nothing written")));
+    }
     if handle.capabilities().atomic_commit {
         let writes: Vec<(crate::secret::SecretPath, crate::secret::SecretValue)> = plan
             .changes

@@ -481,11 +481,11 @@ impl GithubStore {
     }
 
     /// Every secret of the location, page by page (100 a page, following `Link`).
-    async fn list_all(&self) -> Result<BTreeMap<String, Listed>, StoreError> {
+    async fn list_all(&self, spend: Spend) -> Result<BTreeMap<String, Listed>, StoreError> {
         let mut found = BTreeMap::new();
         let mut next = Some(format!("{}?per_page=100", self.config.secrets_path()));
         while let Some(path) = next {
-            let answer = self.client.call(reqwest::Method::GET, &path, None, Call::List).await?;
+            let answer = self.client.send(reqwest::Method::GET, &path, None, Call::List, spend).await?;
             let secrets = answer.json.get("secrets").and_then(Value::as_array).ok_or_else(|| {
                 StoreError::invalid(format!("GitHub's list of secrets at {} has no `secrets`", self.config.secrets_path()))
             })?;
@@ -504,9 +504,10 @@ impl GithubStore {
     }
 
     /// The ledger variable, or an empty ledger when there is none.
-    async fn read_ledger(&self) -> Result<(Ledger, bool), StoreError> {
+    async fn read_ledger(&self, spend: Spend) -> Result<(Ledger, bool), StoreError> {
         let (variables, name) = self.config.ledger();
-        let answer = self.client.call_allow_404(reqwest::Method::GET, &format!("{variables}/{name}"), None, Call::Read).await?;
+        let path = format!("{variables}/{name}");
+        let answer = self.client.send_allow_404(reqwest::Method::GET, &path, None, Call::Read, spend).await?;
         let Some(answer) = answer else {
             return Ok((Ledger { vss: 1, ..Ledger::default() }, false));
         };
@@ -572,8 +573,8 @@ impl GithubStore {
 
 impl Store for GithubStore {
     async fn list(&self) -> Result<Vec<SecretPath>, StoreError> {
-        let listed = self.list_all().await?;
-        let (ledger, exists) = self.read_ledger().await?;
+        let listed = self.list_all(Spend::AboveReserve).await?;
+        let (ledger, exists) = self.read_ledger(Spend::AboveReserve).await?;
         let paths = listed.keys().filter_map(|name| SecretPath::parse(name).ok()).collect();
         let mut state = self.state();
         state.listed = listed;
@@ -663,6 +664,12 @@ impl Store for GithubStore {
         self.fingerprints.as_ref()
     }
 
+    fn budget(&self, calls: usize) -> Result<(), StoreError> {
+        // The writes, the public key, and recording them (a list and the ledger's write).
+        let planned = i64::try_from(calls).unwrap_or(i64::MAX).saturating_add(4);
+        self.client.budget(planned)
+    }
+
     async fn finish(&self) -> Result<(), StoreError> {
         let (written, deleted) = {
             let state = self.state();
@@ -679,8 +686,8 @@ impl Store for GithubStore {
             return Ok(());
         }
         // GitHub's `updated_at` after our writes, and the ledger as it is now.
-        let listed = self.list_all().await?;
-        let (mut ledger, exists) = self.read_ledger().await?;
+        let listed = self.list_all(Spend::Reserve).await?;
+        let (mut ledger, exists) = self.read_ledger(Spend::Reserve).await?;
         for name in &deleted {
             ledger.secrets.remove(name);
         }
@@ -705,9 +712,10 @@ impl Store for GithubStore {
             body["visibility"] = json!("selected");
         }
         if exists {
-            self.client.call(reqwest::Method::PATCH, &format!("{variables}/{name}"), Some(&body), Call::Write).await?;
+            let path = format!("{variables}/{name}");
+            self.client.send(reqwest::Method::PATCH, &path, Some(&body), Call::Write, Spend::Reserve).await?;
         } else {
-            self.client.call(reqwest::Method::POST, &variables, Some(&body), Call::Write).await?;
+            self.client.send(reqwest::Method::POST, &variables, Some(&body), Call::Write, Spend::Reserve).await?;
         }
         let mut state = self.state();
         state.written.clear();
@@ -877,6 +885,16 @@ impl std::fmt::Debug for GithubClient {
     }
 }
 
+/// Whether a call may use the reserve of the rate limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Spend {
+    /// Ordinary calls stop at the reserve.
+    AboveReserve,
+    /// Recording what was written (the ledger) may use it: a write that happened must be
+    /// recorded, or the next run could not verify it.
+    Reserve,
+}
+
 /// A successful answer: its JSON body (`null` when empty) and the `Link` header's next page.
 struct Answer {
     json: Value,
@@ -936,14 +954,51 @@ impl GithubClient {
         Ok(token.to_string())
     }
 
+    /// Fails when `planned` more calls would leave fewer than the reserve.
+    fn budget(&self, planned: i64) -> Result<(), StoreError> {
+        let remaining = self.remaining.load(Ordering::Relaxed);
+        if remaining >= 0 && remaining - planned < self.reserve {
+            let reset = (self.reset.load(Ordering::Relaxed) - now()).max(0);
+            return Err(StoreError::new(
+                ErrorKind::Quota,
+                format!(
+                    "GitHub API rate limit at {}: this target needs about {planned} calls, {remaining} are left, \
+                     and {} are kept in reserve; it resets in {reset} s",
+                    self.api_url, self.reserve
+                ),
+            )
+            .with_hint("run again after the reset, or lower `github.rate_limit_reserve`")
+            .final_());
+        }
+        Ok(())
+    }
+
     /// The API calls left and when the window resets, as of the last answer.
     pub fn rate_limit(&self) -> Option<(u64, i64)> {
         let remaining = self.remaining.load(Ordering::Relaxed);
         (remaining >= 0).then(|| (remaining as u64, self.reset.load(Ordering::Relaxed)))
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>, call: Call) -> Result<Answer, StoreError> {
-        match self.call_allow_404(method, path, body, call).await? {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        call: Call,
+    ) -> Result<Answer, StoreError> {
+        self.send(method, path, body, call, Spend::AboveReserve).await
+    }
+
+    /// One call, `Spend` deciding whether the reserve may be used; 404 is an error.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        call: Call,
+        spend: Spend,
+    ) -> Result<Answer, StoreError> {
+        match self.send_allow_404(method, path, body, call, spend).await? {
             Some(answer) => Ok(answer),
             None => Err(StoreError::not_found(format!("{path} at {}: not found, or the token cannot see it", self.api_url))
                 .with_hint("check the name, and that the token has access to it")),
@@ -958,8 +1013,19 @@ impl GithubClient {
         body: Option<&Value>,
         call: Call,
     ) -> Result<Option<Answer>, StoreError> {
+        self.send_allow_404(method, path, body, call, Spend::AboveReserve).await
+    }
+
+    async fn send_allow_404(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        call: Call,
+        spend: Spend,
+    ) -> Result<Option<Answer>, StoreError> {
         let remaining = self.remaining.load(Ordering::Relaxed);
-        if remaining >= 0 && remaining <= self.reserve {
+        if spend == Spend::AboveReserve && remaining >= 0 && remaining <= self.reserve {
             return Err(exhausted(&self.api_url, remaining, self.reserve, self.reset.load(Ordering::Relaxed)));
         }
         let writes = matches!(call, Call::Write | Call::Delete);
@@ -998,6 +1064,13 @@ impl GithubClient {
         }
         if let Some(reset) = limits.reset {
             self.reset.store(reset, Ordering::Relaxed);
+        }
+        let number = |name: &str| header(name).and_then(|v| v.parse::<u64>().ok());
+        if let (Some(limit), Some(remaining), Some(reset)) =
+            (number("x-ratelimit-limit"), number("x-ratelimit-remaining"), limits.reset)
+        {
+            let used = number("x-ratelimit-used").unwrap_or(limit.saturating_sub(remaining));
+            self.calls.set_quota(crate::store::stats::Quota { limit, remaining, used, reset });
         }
         let status = response.status().as_u16();
         let next = header("link").and_then(|link| next_link(&link));

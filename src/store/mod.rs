@@ -412,6 +412,14 @@ pub trait Store: Send + Sync + fmt::Debug {
         None
     }
 
+    /// Whether the store's API quota leaves room for `calls` more calls (a target's
+    /// planned writes and deletes), checked before the target's first write so that a
+    /// target either starts with enough calls to finish or writes nothing.
+    fn budget(&self, calls: usize) -> Result<(), StoreError> {
+        let _ = calls;
+        Ok(())
+    }
+
     /// Called once after a target's changes were applied (also when some failed, never in
     /// a dry run): a store that keeps a record of its writes saves it here. Only the writes
     /// and deletes that succeeded were recorded.
@@ -872,6 +880,10 @@ macro_rules! stores {
 
             fn fingerprints(&self) -> Option<&crate::secret::Fingerprinter> {
                 match self { $( $(#[cfg($cfg)])? AnyStore::$variant(s) => s.fingerprints(), )* }
+            }
+
+            fn budget(&self, calls: usize) -> Result<(), StoreError> {
+                match self { $( $(#[cfg($cfg)])? AnyStore::$variant(s) => s.budget(calls), )* }
             }
 
             async fn finish(&self) -> Result<(), StoreError> {

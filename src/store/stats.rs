@@ -27,6 +27,20 @@ pub struct CallCounter {
     read: AtomicU64,
     write: AtomicU64,
     delete: AtomicU64,
+    quota: Mutex<Option<Quota>>,
+}
+
+/// An API's rate limit, as the server last reported it (GitHub's `x-ratelimit-*`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct Quota {
+    /// Calls allowed in the window.
+    pub limit: u64,
+    /// Calls left in the window.
+    pub remaining: u64,
+    /// Calls used in the window (by every client of the login).
+    pub used: u64,
+    /// When the window resets, in Unix seconds.
+    pub reset: i64,
 }
 
 impl CallCounter {
@@ -41,6 +55,11 @@ impl CallCounter {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Records the rate limit the server reported in its last answer.
+    pub fn set_quota(&self, quota: Quota) {
+        *self.quota.lock().unwrap_or_else(|e| e.into_inner()) = Some(quota);
+    }
+
     /// The counts so far.
     pub fn snapshot(&self) -> CallCounts {
         CallCounts {
@@ -48,6 +67,7 @@ impl CallCounter {
             read: self.read.load(Ordering::Relaxed),
             write: self.write.load(Ordering::Relaxed),
             delete: self.delete.load(Ordering::Relaxed),
+            quota: *self.quota.lock().unwrap_or_else(|e| e.into_inner()),
         }
     }
 }
@@ -63,6 +83,9 @@ pub struct CallCounts {
     pub write: u64,
     /// Delete calls.
     pub delete: u64,
+    /// The API's rate limit as last reported, for stores whose API has one (GitHub).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota: Option<Quota>,
 }
 
 /// All counters of one run, by store kind.

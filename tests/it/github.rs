@@ -120,7 +120,12 @@ fn every_scope_gets_exactly_the_mapped_values_and_a_rerun_writes_nothing() {
     assert_eq!(report["summary"]["unchanged"], 5 * 3 * 4 + 4 + 4, "{report}");
     let applied = run(&ws, &server, &["pipeline", "--output", "json"]);
     assert_eq!(applied.code, 0, "{}", applied.transcript());
-    assert_eq!(github_calls(&applied.json())["write"], 0);
+    let calls = github_calls(&applied.json());
+    assert_eq!(calls["write"], 0);
+    // The rate limit as GitHub last reported it.
+    let quota = &calls["quota"];
+    assert_eq!(quota["limit"], 5000, "{calls}");
+    assert_eq!(quota["used"].as_u64().unwrap() + quota["remaining"].as_u64().unwrap(), 5000, "{calls}");
     assert_eq!(server.writes(), writes, "a no-op run writes nothing");
 }
 
@@ -237,6 +242,15 @@ fn a_wrong_token_and_a_spent_rate_limit_fail_cleanly_and_a_secondary_limit_is_wa
     assert!(error["message"].as_str().unwrap().contains("calls left, within the reserve of 100"), "{error}");
     assert!(server.secrets("/repos/acme/app/actions/secrets").is_empty());
     assert_eq!(server.variable("/repos/acme/app/actions/variables", "VSS_LEDGER_ACTIONS"), None);
+
+    // Enough calls to read, not to write and record: the target stops before its first
+    // write, and says how many calls it needs.
+    server.set_remaining(107);
+    let short = run(&ws, &server, &["pipeline", "--output", "json"]);
+    assert_eq!(short.code, 2, "{}", short.transcript());
+    let error = &short.json()["errors"][0];
+    assert!(error["message"].as_str().unwrap().contains("this target needs about 6 calls"), "{error}");
+    assert!(server.secrets("/repos/acme/app/actions/secrets").is_empty(), "nothing written");
 
     // A secondary limit on the first writes is waited out (`retry-after: 1`).
     server.set_remaining(5000);

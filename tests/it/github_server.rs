@@ -401,6 +401,7 @@ fn handle(state: &Mutex<State>, request: Request) -> Response {
     let remaining = state.remaining.max(0).to_string();
     response.headers.extend([
         ("x-ratelimit-limit".to_string(), "5000".to_string()),
+        ("x-ratelimit-used".to_string(), (5000 - state.remaining.clamp(0, 5000)).to_string()),
         ("x-ratelimit-remaining".to_string(), remaining),
         ("x-ratelimit-reset".to_string(), reset),
         ("x-ratelimit-resource".to_string(), "core".to_string()),

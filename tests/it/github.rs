@@ -429,3 +429,24 @@ fn the_workflow_examples_mirror_and_copy_actions_secrets() {
     );
     assert!(server.rejected().is_empty(), "{:?}", server.rejected());
 }
+
+/// `Debug` of the store, its defaults and the run's sessions prints neither the token nor
+/// a value written.
+#[tokio::test]
+async fn debug_formatting_prints_no_token_and_no_value() {
+    let server = server(&["acme/app"]);
+    let store = open(&server, json!({"repo": "acme/app"})).await;
+    use vss::store::Store as _;
+    let name = vss::secret::SecretPath::parse("TOKEN").unwrap();
+    let value = vss::secret::SecretValue::new(json!(format!("{CANARY}-value")));
+    store.write(&name, &value, "T").await.unwrap();
+    store.finish().await.unwrap();
+    let read = store.read(&name).await.unwrap();
+    let defaults =
+        GithubDefaults { auth: Some(GithubAuth::Token(Sensitive(TOKEN.into()))), ..GithubDefaults::default() };
+    let sessions = vss::store::github::GithubSessions::default();
+    let stats = Stats::default();
+    sessions.client(&defaults, std::path::Path::new("."), stats.counter("github")).unwrap();
+    let text = format!("{store:?} {read:?} {defaults:?} {sessions:?}");
+    assert!(!text.contains(CANARY) && !text.contains(TOKEN), "{text}");
+}

@@ -143,18 +143,9 @@ pub fn diff(live: &LiveState, desired: &SecretMap, options: DiffOptions<'_>) -> 
     for (path, want) in desired {
         let change = match live.get(path) {
             None => Change {
-                path: path.clone(),
-                kind: ChangeKind::Added,
                 keys_added: keys_of(want),
-                keys_removed: Vec::new(),
-                keys_modified: Vec::new(),
-                before: None,
                 after: Some(want.clone()),
-                metadata: false,
-                drift: false,
-                excluded_by: None,
-                status: ChangeStatus::Planned,
-                error: None,
+                ..Change::new(path.clone(), ChangeKind::Added)
             },
             Some(have) => {
                 let equal = match &have.value {
@@ -206,18 +197,9 @@ pub fn diff(live: &LiveState, desired: &SecretMap, options: DiffOptions<'_>) -> 
             out.orphans += 1;
         } else {
             out.changes.push(Change {
-                path: path.clone(),
-                kind: ChangeKind::Removed,
-                keys_added: Vec::new(),
                 keys_removed: have.value().map(keys_of).unwrap_or_default(),
-                keys_modified: Vec::new(),
                 before: have.value().cloned(),
-                after: None,
-                metadata: false,
-                drift: false,
-                excluded_by: None,
-                status: ChangeStatus::Planned,
-                error: None,
+                ..Change::new(path.clone(), ChangeKind::Removed)
             });
         }
     }

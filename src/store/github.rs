@@ -639,7 +639,7 @@ impl Store for GithubStore {
     async fn delete(&self, path: &SecretPath) -> Result<(), StoreError> {
         let name = path.as_str().to_ascii_uppercase();
         let api = format!("{}/{name}", self.config.secrets_path());
-        self.client.call_allow_404(reqwest::Method::DELETE, &api, None, Call::Delete).await?;
+        self.client.send_allow_404(reqwest::Method::DELETE, &api, None, Call::Delete, Spend::AboveReserve).await?;
         let mut state = self.state();
         state.written.remove(&name);
         state.listed.remove(&name);
@@ -1005,17 +1005,7 @@ impl GithubClient {
         }
     }
 
-    /// One call; `None` on 404.
-    async fn call_allow_404(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&Value>,
-        call: Call,
-    ) -> Result<Option<Answer>, StoreError> {
-        self.send_allow_404(method, path, body, call, Spend::AboveReserve).await
-    }
-
+    /// One call, `Spend` deciding whether the reserve may be used; `None` on 404.
     async fn send_allow_404(
         &self,
         method: reqwest::Method,

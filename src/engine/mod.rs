@@ -286,6 +286,9 @@ async fn reconcile_once(
         });
     }
     plan.changes.sort_by(|a, b| a.path.cmp(&b.path));
+    if plan.count(ChangeKind::Unverified) > 0 {
+        plan.hint = handle.unverified_hint();
+    }
     let plan = plan;
     // Values the store cannot hold are refused when the plan is made, in a dry run too,
     // and before anything is written.

@@ -129,6 +129,9 @@ pub fn render(report: &Report, style: Style) -> String {
                 "  {}",
                 style.dim(&format!("{} unverified: the store does not return values", ts.unverified))
             );
+            if let Some(hint) = &t.hint {
+                let _ = writeln!(out, "  {} {hint}", style.dim("hint:"));
+            }
         }
         if let Some(error) = &t.error {
             let _ = writeln!(out, "  {} {error}", style.red("error:"));

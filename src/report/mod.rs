@@ -107,6 +107,9 @@ pub struct TargetReport {
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What the store says of its `unverified` secrets (why, and what would help).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
 }
 
 /// Counts of one target-phase.
@@ -331,6 +334,7 @@ impl Report {
                 summary: ts,
                 changes,
                 error: t.error.as_ref().map(|e| scrub(&e.message).into_owned()),
+                hint: d.hint.clone(),
             });
         }
         Report {

@@ -664,6 +664,17 @@ impl Store for GithubStore {
         self.fingerprints.as_ref()
     }
 
+    fn unverified_hint(&self) -> Option<String> {
+        Some(match self.fingerprints {
+            None => "GitHub returns no values, and without VSS_FINGERPRINT_KEY vss cannot verify them: set it \
+                     (the same secret in every run) so that the ledger of what vss wrote can be checked"
+                .to_string(),
+            Some(_) => "GitHub returns no values, and vss's ledger does not list these secrets (vss did not \
+                        write them): they are left alone"
+                .to_string(),
+        })
+    }
+
     fn budget(&self, calls: usize) -> Result<(), StoreError> {
         // The writes, the public key, and recording them (a list and the ledger's write).
         let planned = i64::try_from(calls).unwrap_or(i64::MAX).saturating_add(4);

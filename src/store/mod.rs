@@ -412,6 +412,12 @@ pub trait Store: Send + Sync + fmt::Debug {
         None
     }
 
+    /// What to say of secrets this store reports as `unverified` (present, with nothing
+    /// to prove them equal or different): why, and what to set if something would help.
+    fn unverified_hint(&self) -> Option<String> {
+        None
+    }
+
     /// Whether the store's API quota leaves room for `calls` more calls (a target's
     /// planned writes and deletes), checked before the target's first write so that a
     /// target either starts with enough calls to finish or writes nothing.
@@ -880,6 +886,10 @@ macro_rules! stores {
 
             fn fingerprints(&self) -> Option<&crate::secret::Fingerprinter> {
                 match self { $( $(#[cfg($cfg)])? AnyStore::$variant(s) => s.fingerprints(), )* }
+            }
+
+            fn unverified_hint(&self) -> Option<String> {
+                match self { $( $(#[cfg($cfg)])? AnyStore::$variant(s) => s.unverified_hint(), )* }
             }
 
             fn budget(&self, calls: usize) -> Result<(), StoreError> {

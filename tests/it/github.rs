@@ -57,12 +57,18 @@ fn every_scope_gets_exactly_the_mapped_values_and_a_rerun_writes_nothing() {
     let repos = ["acme/app1", "acme/app2", "acme/app3", "acme/app4", "acme/app5"];
     let server = server(&repos);
     let ws = Workspace::new();
-    ws.write(
-        "s.yaml",
-        &format!(
-            "app/db: {{user: app, password: {CANARY}-db}}\nci/keys: {{deploy_key: {CANARY}-deploy, npm_token: n}}\n"
-        ),
-    );
+    // The sources are in Vault (the OpenBao server `tests/run` starts); the merge store too.
+    let folder = format!("gh-{}-{}", std::process::id(), server.url.rsplit(':').next().unwrap());
+    let vault = |path: &str, data: Value| {
+        let address = std::env::var("VSS_TEST_VAULT_ADDR").expect("run tests/run");
+        let token = std::env::var("VSS_TEST_VAULT_TOKEN").expect("run tests/run");
+        let url = format!("{address}/v1/secret/data/{folder}/src/{path}");
+        let request = reqwest::Client::new().post(url).header("X-Vault-Token", token).json(&json!({"data": data}));
+        let status = tokio::runtime::Runtime::new().unwrap().block_on(request.send()).unwrap().status();
+        assert!(status.is_success(), "{status}");
+    };
+    vault("app/db", json!({"user": "app", "password": format!("{CANARY}-db")}));
+    vault("ci/keys", json!({"deploy_key": format!("{CANARY}-deploy"), "npm_token": "n"}));
     let mut targets = String::new();
     for repo in repos {
         let n = repo.trim_start_matches("acme/");
@@ -74,11 +80,19 @@ fn every_scope_gets_exactly_the_mapped_values_and_a_rerun_writes_nothing() {
     targets.push_str(
         "  org: {imports: [s], github: {org: acme, visibility: selected, selected_repositories: [app1, app2]}}\n",
     );
-    ws.write("vss.yaml", &format!("{HEADER}sources: {{s: {{file: {{path: s.yaml}}}}}}\ntargets:\n{targets}"));
+    let vault = "vault: {address: \"${VSS_TEST_VAULT_ADDR}\", auth: {token: \"${VSS_TEST_VAULT_TOKEN}\"}}\n";
+    ws.write(
+        "vss.yaml",
+        &format!(
+            "{HEADER}{vault}merge_store: {{vault: {{path: secret/{folder}/merged}}}}\nsources: {{s: {{vault: {{path: secret/{folder}/src}}}}}}\ntargets:\n{targets}"
+        ),
+    );
 
-    let first = run(&ws, &server, &["pipeline", "--output", "json"]);
+    let first = run(&ws, &server, &["-vvv", "pipeline", "--output", "json"]);
     assert_eq!(first.code, 0, "{}", first.transcript());
-    assert!(!first.stdout.contains(CANARY) && !first.stderr.contains(CANARY), "{}", first.transcript());
+    for secret in [CANARY, TOKEN] {
+        assert!(!first.stdout.contains(secret) && !first.stderr.contains(secret), "{}", first.transcript());
+    }
     let by_key = vec![
         ("DEPLOY_KEY".to_string(), format!("{CANARY}-deploy")),
         ("NPM_TOKEN".to_string(), "n".to_string()),
@@ -117,7 +131,14 @@ fn every_scope_gets_exactly_the_mapped_values_and_a_rerun_writes_nothing() {
     assert_eq!(again.code, 0, "{}", again.transcript());
     let report = again.json();
     // 5 repositories x 3 targets x 4 names, plus Codespaces and the organization.
-    assert_eq!(report["summary"]["unchanged"], 5 * 3 * 4 + 4 + 4, "{report}");
+    let synced: u64 = report["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["phase"] == "sync")
+        .map(|t| t["summary"]["unchanged"].as_u64().unwrap())
+        .sum();
+    assert_eq!(synced, 5 * 3 * 4 + 4 + 4, "{report}");
     let applied = run(&ws, &server, &["pipeline", "--output", "json"]);
     assert_eq!(applied.code, 0, "{}", applied.transcript());
     let calls = github_calls(&applied.json());
@@ -361,6 +382,11 @@ fn a_github_app_logs_in_with_a_signed_jwt_and_a_wrong_key_is_one_clear_error() {
     assert_eq!(server.secrets("/repos/acme/app/actions/secrets")["PASSWORD"].plaintext, "p");
     assert_eq!(server.issued(), 1, "one installation token for the run, shared by both targets");
     assert!(!applied.stdout.contains("ghs_") && !applied.stderr.contains("ghs_"), "{}", applied.transcript());
+    // A token with less than five minutes left is renewed before it is used.
+    server.set_token_lifetime(200);
+    let renewed = run(&ws, &server, &["pipeline", "--dry-run"]);
+    assert_eq!(renewed.code, 0, "{}", renewed.transcript());
+    assert!(server.issued() >= 3, "a short-lived token is renewed: {} issued", server.issued());
 
     // Another App's key: one line saying the App cannot log in.
     ws.write("other.pem", &app_key().0);
@@ -423,6 +449,19 @@ fn the_workflow_examples_mirror_and_copy_actions_secrets() {
         (Some(1), Some(1)),
         "{report}"
     );
+    assert!(report["targets"][0]["hint"].as_str().unwrap().contains("vss did not write them"), "{report}");
+    // Without a fingerprint key nothing can be verified, and the report says what to set.
+    let unkeyed = Vss::new()
+        .env("ACTIONS_SECRETS", json!({"NPM_TOKEN": "x"}).to_string())
+        .env("GITHUB_API_URL", &server.url)
+        .env("GITHUB_TOKEN", TOKEN)
+        .env("TARGET_REPOSITORY", "acme/other")
+        .env_remove("VSS_FINGERPRINT_KEY")
+        .args(["pipeline", "--config", "examples/github-copy.yaml", "--dry-run"])
+        .run();
+    assert_eq!(unkeyed.code, 0, "{}", unkeyed.transcript());
+    let hint = "hint: GitHub returns no values, and without VSS_FINGERPRINT_KEY";
+    assert!(unkeyed.stdout.contains(hint), "{}", unkeyed.stdout);
     assert_eq!(
         plaintexts(&server, "/repos/acme/other/actions/secrets"),
         vec![("DB_PASSWORD".to_string(), format!("{CANARY}-p")), ("NPM_TOKEN".to_string(), "theirs".to_string())]
@@ -449,4 +488,37 @@ async fn debug_formatting_prints_no_token_and_no_value() {
     sessions.client(&defaults, std::path::Path::new("."), stats.counter("github")).unwrap();
     let text = format!("{store:?} {read:?} {defaults:?} {sessions:?}");
     assert!(!text.contains(CANARY) && !text.contains(TOKEN), "{text}");
+}
+
+/// What vss sends GitHub opens with libsodium (PyNaCl), as GitHub opens it: a value sealed
+/// by the store to the location's public key is opened by `nacl.public.SealedBox`. The
+/// test server's own opening (crypto_box) is checked against libsodium the other way.
+#[tokio::test]
+async fn sealed_boxes_open_with_libsodium_both_ways() {
+    use base64::Engine as _;
+    let python = std::env::var("VSS_TEST_PYTHON").expect("run tests/run: it installs PyNaCl");
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    // vss seals (through the store, to the test server's key); PyNaCl opens with the private key.
+    let server = server(&["acme/app"]);
+    let store = open(&server, json!({"repo": "acme/app"})).await;
+    use vss::store::Store as _;
+    let value = format!("{CANARY} ünïcödé \n\t\"quoted\"");
+    let path = vss::secret::SecretPath::parse("SEALED").unwrap();
+    store.write(&path, &vss::secret::SecretValue::new(json!(value)), "T").await.unwrap();
+    let (secret_key, sealed) = server.last_sealed("/repos/acme/app/actions/secrets").expect("a sealed value");
+    let open = "import base64, sys\nfrom nacl.public import PrivateKey, SealedBox\nkey = PrivateKey(base64.b64decode(sys.argv[1]))\nsys.stdout.buffer.write(SealedBox(key).decrypt(base64.b64decode(sys.argv[2])))";
+    let out = std::process::Command::new(&python).args(["-c", open, &b64(&secret_key), &sealed]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), value);
+    // PyNaCl seals to a key; crypto_box (what the test server opens with) opens it.
+    let key = crypto_box::SecretKey::generate(&mut crypto_box::aead::OsRng);
+    let seal = "import base64, sys\nfrom nacl.public import PublicKey, SealedBox\nbox = SealedBox(PublicKey(base64.b64decode(sys.argv[1])))\nprint(base64.b64encode(box.encrypt(sys.argv[2].encode())).decode())";
+    let out = std::process::Command::new(&python)
+        .args(["-c", seal, &b64(key.public_key().as_bytes()), &value])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sealed =
+        base64::engine::general_purpose::STANDARD.decode(String::from_utf8(out.stdout).unwrap().trim()).unwrap();
+    assert_eq!(String::from_utf8(key.unseal(&sealed).unwrap()).unwrap(), value);
 }

@@ -52,13 +52,15 @@ struct Location {
     key: crypto_box::SecretKey,
     key_id: String,
     secrets: BTreeMap<String, Secret>,
+    /// The `encrypted_value` of the last PUT.
+    last_sealed: Option<String>,
 }
 
 impl Location {
     /// A location with a fresh key pair and no secrets.
     fn new() -> Self {
         let key = crypto_box::SecretKey::generate(&mut crypto_box::aead::OsRng);
-        Location { key, key_id: format!("{:x}", rand_id()), secrets: BTreeMap::new() }
+        Location { key, key_id: format!("{:x}", rand_id()), secrets: BTreeMap::new(), last_sealed: None }
     }
 }
 
@@ -78,6 +80,8 @@ struct State {
     /// GitHub Apps: app id -> (installation id, the App's public key, PKCS#1 DER).
     apps: BTreeMap<String, (u64, Vec<u8>)>,
     remaining: i64,
+    /// Seconds an installation token lives (GitHub: an hour).
+    token_lifetime: u64,
     secondary: u32,
     writes: u64,
     rejected: Vec<String>,
@@ -246,7 +250,13 @@ impl GithubServer {
     /// Starts a server accepting `token`.
     pub fn start(token: &str) -> Self {
         let tokens = BTreeSet::from([token.to_string()]);
-        let state = Arc::new(Mutex::new(State { remaining: 5000, clock: 1_800_000_000, tokens, ..State::default() }));
+        let state = Arc::new(Mutex::new(State {
+            remaining: 5000,
+            clock: 1_800_000_000,
+            tokens,
+            token_lifetime: 3600,
+            ..State::default()
+        }));
         let s = state.clone();
         let url = serve(move |request| handle(&s, request));
         GithubServer { url, state }
@@ -266,6 +276,11 @@ impl GithubServer {
     /// Registers a GitHub App installation and the App's public key (PKCS#1 DER).
     pub fn add_app(&self, app_id: &str, installation_id: u64, public_key: &[u8]) {
         self.state().apps.insert(app_id.to_string(), (installation_id, public_key.to_vec()));
+    }
+
+    /// Installation tokens issued from now on live `seconds`.
+    pub fn set_token_lifetime(&self, seconds: u64) {
+        self.state().token_lifetime = seconds;
     }
 
     /// Installation tokens issued so far.
@@ -292,6 +307,14 @@ impl GithubServer {
     pub fn variable(&self, collection: &str, name: &str) -> Option<String> {
         let state = self.state();
         state.variables.get(collection).and_then(|v| v.get(name)).and_then(|v| v["value"].as_str().map(str::to_string))
+    }
+
+    /// The private key of a location and the last sealed value PUT there (base64), as
+    /// received: for checking the sealing against libsodium.
+    pub fn last_sealed(&self, collection: &str) -> Option<(Vec<u8>, String)> {
+        let state = self.state();
+        let location = state.locations.get(collection)?;
+        Some((location.key.to_bytes().to_vec(), location.last_sealed.clone()?))
     }
 
     /// Creates or changes a secret as someone else would (through GitHub, not vss).
@@ -459,7 +482,7 @@ fn access_token(state: &mut State, request: &Request, installation: &str) -> Res
     }
     let token = format!("ghs_installation_{}", state.tokens.len());
     state.tokens.insert(token.clone());
-    ok(201, json!({"token": token, "expires_at": timestamp(now as u64 + 3600)}))
+    ok(201, json!({"token": token, "expires_at": timestamp(now as u64 + state.token_lifetime)}))
 }
 
 fn route(state: &mut State, request: &Request) -> Response {
@@ -607,6 +630,7 @@ fn secrets(state: &mut State, request: &Request, method: &str, org: bool) -> Res
             else {
                 return error(422, "Invalid request.\n\nencrypted_value is not base64");
             };
+            location.last_sealed = body["encrypted_value"].as_str().map(str::to_string);
             let Ok(plain) = location.key.unseal(&sealed) else {
                 return error(422, "Bad request - the value could not be decrypted with the key");
             };

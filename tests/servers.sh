@@ -28,6 +28,19 @@ if [[ "$installed_nacl" != *"Version: $PYNACL_VERSION"$'\n'* ]]; then
     echo "installing PyNaCl $PYNACL_VERSION into $venv" >&2
     "$venv/bin/pip" install --quiet --disable-pip-version-check "pynacl==$PYNACL_VERSION"
 fi
+# Octokit (GitHub's official JavaScript client) and libsodium-wrappers, from npm: the GitHub
+# test server is cross-checked with them once (tests/github/octokit-check.mjs).
+OCTOKIT_VERSION=22.0.1
+SODIUM_VERSION=0.8.4
+node_dir="$servers/node"
+installed_octokit=$(cat "$node_dir/node_modules/@octokit/rest/package.json" 2>/dev/null || true)
+if [[ "$installed_octokit" != *"\"version\": \"$OCTOKIT_VERSION\""* ]]; then
+    echo "installing @octokit/rest $OCTOKIT_VERSION into $node_dir" >&2
+    mkdir -p "$node_dir"
+    npm install --silent --no-audit --no-fund --prefix "$node_dir" \
+        "@octokit/rest@$OCTOKIT_VERSION" "libsodium-wrappers@$SODIUM_VERSION" >&2
+fi
+export VSS_TEST_NODE_DIR="$node_dir"
 installed_moto=$("$venv/bin/pip" show moto 2>/dev/null || true)
 if [[ "$installed_moto" != *"Version: $MOTO_VERSION"$'\n'* ]]; then
     echo "installing moto $MOTO_VERSION into $venv" >&2

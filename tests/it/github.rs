@@ -522,3 +522,37 @@ async fn sealed_boxes_open_with_libsodium_both_ways() {
         base64::engine::general_purpose::STANDARD.decode(String::from_utf8(out.stdout).unwrap().trim()).unwrap();
     assert_eq!(String::from_utf8(key.unseal(&sealed).unwrap()).unwrap(), value);
 }
+
+/// The test server, cross-checked once with GitHub's official client: Octokit seals with
+/// libsodium as GitHub's docs show, writes, pages (two per page, following `Link`), keeps a
+/// variable, reads a missing secret as 404 and deletes; the server's state must agree.
+#[test]
+fn octokit_agrees_with_the_test_server() {
+    use std::io::Write as _;
+    let node_dir = std::env::var("VSS_TEST_NODE_DIR").expect("run tests/run: it installs Octokit");
+    let server = server(&["acme/app"]);
+    let script =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/github/octokit-check.mjs")).unwrap();
+    let mut child = std::process::Command::new("node")
+        .args(["--input-type=module"])
+        .current_dir(&node_dir)
+        .env("GH_URL", &server.url)
+        .env("GH_TOKEN", TOKEN)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("node");
+    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["listed"], json!(["ALPHA", "BETA", "GAMMA"]), "{result}");
+    assert_eq!((result["variable"].as_str(), result["missing"].as_u64()), (Some("v2"), Some(404)), "{result}");
+    assert_eq!((result["after"].clone(), result["total"].as_u64()), (json!(["ALPHA", "BETA"]), Some(2)), "{result}");
+    assert_eq!(
+        plaintexts(&server, "/repos/acme/app/actions/secrets"),
+        vec![("ALPHA".to_string(), "a-value".to_string()), ("BETA".to_string(), "b-value".to_string())]
+    );
+    assert!(server.rejected().is_empty(), "Octokit sent what GitHub would refuse: {:?}", server.rejected());
+}

@@ -90,8 +90,11 @@ pub fn scrub(text: &str) -> Cow<'_, str> {
     }
     let mut seen = SEEN.write().unwrap_or_else(|e| e.into_inner());
     let needles: Vec<&str> = seen.needles.iter().map(|n| &**n).collect();
+    // A contiguous NFA builds in time linear in the needles' length; the default may pick
+    // a DFA, whose build grows with length x alphabet and took minutes for one 48 KB value.
     let matcher = AhoCorasick::builder()
         .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+        .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
         .build(&needles)
         .expect("the scrubbing automaton builds");
     let out = replace(&matcher, text).into_owned();
@@ -130,5 +133,13 @@ mod tests {
         // Values remembered later are scrubbed too.
         remember(&SecretValue::new(json!("later-secret")));
         assert_eq!(scrub("x later-secret y"), format!("x {MASK} y"));
+    }
+
+    #[test]
+    fn a_large_value_is_scrubbed() {
+        // A 64 KB certificate-sized value (a DFA over it took minutes to build).
+        let big: String = (0..65_536).map(|i| char::from(b'a' + (i * 7 % 26) as u8)).collect();
+        remember(&SecretValue::new(json!({"pem": big})));
+        assert_eq!(scrub(&format!("<{big}>")), format!("<{MASK}>"));
     }
 }

@@ -148,6 +148,57 @@ fn every_scope_gets_exactly_the_mapped_values_and_a_rerun_writes_nothing() {
     assert_eq!(quota["limit"], 5000, "{calls}");
     assert_eq!(quota["used"].as_u64().unwrap() + quota["remaining"].as_u64().unwrap(), 5000, "{calls}");
     assert_eq!(server.writes(), writes, "a no-op run writes nothing");
+
+    // The organization secrets' repositories change: a metadata change of each, applied.
+    let config = std::fs::read_to_string(ws.path("vss.yaml")).unwrap();
+    ws.write("vss.yaml", &config.replace("selected_repositories: [app1, app2]", "selected_repositories: [app3]"));
+    let dry = run(&ws, &server, &["pipeline", "--dry-run", "--exit-code", "--output", "json"]);
+    assert_eq!(dry.code, 1, "{}", dry.transcript());
+    let report = dry.json();
+    let org =
+        report["targets"].as_array().unwrap().iter().find(|t| t["name"] == "org" && t["phase"] == "sync").unwrap();
+    let changed: Vec<(&str, bool)> = org["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["change"].as_str().unwrap(), c["metadata"] == true))
+        .collect();
+    assert_eq!(changed, [("modified", true); 4], "{org}");
+    assert_eq!(run(&ws, &server, &["pipeline"]).code, 0);
+    let ids = [1002];
+    for secret in server.secrets("/orgs/acme/actions/secrets").values() {
+        assert_eq!(secret.selected.as_slice(), &ids[..]);
+    }
+    assert_eq!(run(&ws, &server, &["pipeline", "--dry-run", "--exit-code"]).code, 0);
+}
+
+/// A target whose writes partly fail records only what was written: the next run still
+/// sees the failed change, and nothing else.
+#[test]
+fn a_partly_failed_target_records_only_the_writes_that_happened() {
+    let server = server(&["acme/app"]);
+    let ws = Workspace::new();
+    ws.write("s.yaml", "app/db: {user: app, password: one}\n");
+    ws.write(
+        "vss.yaml",
+        &format!("{HEADER}sources: {{s: {{file: {{path: s.yaml}}}}}}\ntargets:\n  T: {{imports: [s], github: {{repo: acme/app}}}}\n"),
+    );
+    assert_eq!(run(&ws, &server, &["pipeline"]).code, 0);
+    ws.write("s.yaml", "app/db: {user: app2, password: two}\n");
+    server.fail_writes_of("PASSWORD");
+    let failed = run(&ws, &server, &["pipeline", "--output", "json"]);
+    assert_eq!(failed.code, 2, "{}", failed.transcript());
+    let collection = "/repos/acme/app/actions/secrets";
+    assert_eq!(server.secrets(collection)["USER"].plaintext, "app2");
+    assert_eq!(server.secrets(collection)["PASSWORD"].plaintext, "one");
+    let dry = run(&ws, &server, &["pipeline", "--dry-run", "--output", "json"]);
+    let changes: Vec<(String, String)> = dry.json()["targets"][0]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["path"].as_str().unwrap().to_string(), c["change"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(changes, [("PASSWORD".to_string(), "modified".to_string())], "only the failed write is left");
 }
 
 #[test]
@@ -233,6 +284,15 @@ fn excluded_and_refused_names_are_reported_before_any_write() {
     );
     assert!(message.contains("`app/a` key `github_x` cannot be named `GITHUB_X`"), "{message}");
     assert_eq!(server.writes(), writes, "nothing written");
+    // Over GitHub's 48 KB: refused when the plan is made.
+    ws.write("s.yaml", &format!("app/a: {{big: {}}}\n", "x".repeat(48 * 1024 + 1)));
+    let refused = run(&ws, &server, &["pipeline", "--dry-run", "--output", "json"]);
+    assert_eq!(refused.code, 2, "{}", refused.transcript());
+    let message = refused.json()["errors"][0]["message"].as_str().unwrap().to_string();
+    assert!(
+        message.contains("secret `BIG` cannot be written: it is 49153 bytes, over the store's limit of 49152"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -80,6 +80,8 @@ struct State {
     /// GitHub Apps: app id -> (installation id, the App's public key, PKCS#1 DER).
     apps: BTreeMap<String, (u64, Vec<u8>)>,
     remaining: i64,
+    /// Secret names whose PUTs fail (500), as a failing server would.
+    failing: BTreeSet<String>,
     /// Seconds an installation token lives (GitHub: an hour).
     token_lifetime: u64,
     secondary: u32,
@@ -276,6 +278,11 @@ impl GithubServer {
     /// Registers a GitHub App installation and the App's public key (PKCS#1 DER).
     pub fn add_app(&self, app_id: &str, installation_id: u64, public_key: &[u8]) {
         self.state().apps.insert(app_id.to_string(), (installation_id, public_key.to_vec()));
+    }
+
+    /// Writes of `name` fail with 500 from now on.
+    pub fn fail_writes_of(&self, name: &str) {
+        self.state().failing.insert(name.to_string());
     }
 
     /// Installation tokens issued from now on live `seconds`.
@@ -614,6 +621,7 @@ fn secrets(state: &mut State, request: &Request, method: &str, org: bool) -> Res
             }
             None => error(404, "Not Found"),
         },
+        ("PUT", [name]) if state.failing.contains(&name.to_ascii_uppercase()) => error(500, "Server Error"),
         ("PUT", [name]) => {
             let body: Value = serde_json::from_str(&request.body).unwrap_or(Value::Null);
             if !name_ok(name) {

@@ -176,7 +176,7 @@ pub struct GithubConfig {
     /// Prepended to every name.
     #[serde(default)]
     pub prefix: String,
-    /// Upper-case every name. GitHub does so anyway, so names are always upper-cased.
+    /// Upper-case every name: GitHub does, so names always are (`false` is an error).
     pub uppercase: Option<bool>,
     /// Regular expressions: a name any of them matches is never written nor deleted
     /// (added to the top-level `exclude`).
@@ -436,6 +436,12 @@ impl StoreKind for GithubStore {
                 name_rule(&format!("A{}", config.prefix.to_ascii_uppercase())).unwrap_or("GitHub reserves `GITHUB_`")
             };
             out.push(Diagnostic::at(span, format!("`prefix` `{}` cannot start a GitHub name: {why}", config.prefix)));
+        }
+        if config.uppercase == Some(false) {
+            out.push(
+                Diagnostic::at(span, "`uppercase: false` cannot be honoured: GitHub upper-cases secret names")
+                    .with_label("remove it: names are always upper-cased"),
+            );
         }
         check_patterns(&config.exclude, out);
     }
@@ -982,12 +988,6 @@ impl GithubClient {
             .final_());
         }
         Ok(())
-    }
-
-    /// The API calls left and when the window resets, as of the last answer.
-    pub fn rate_limit(&self) -> Option<(u64, i64)> {
-        let remaining = self.remaining.load(Ordering::Relaxed);
-        (remaining >= 0).then(|| (remaining as u64, self.reset.load(Ordering::Relaxed)))
     }
 
     async fn call(

@@ -26,8 +26,11 @@
 //! - [`plan`] adds the targets discovered at plan time (AWS Organizations) and builds the
 //!   [`graph`] over every target; the engine only ever runs a [`plan::Plan`].
 //! - [`merge`], [`diff`] and [`flatten`] are pure functions over [`secret::SecretMap`]s;
-//!   what a store reads is a [`secret::LiveSecret`]: a value, a keyed fingerprint, or
-//!   "present, value unreadable".
+//!   what a store reads is a [`secret::LiveSecret`]: a value, a keyed fingerprint (a
+//!   write-only store's record of what vss wrote), "overwritten since", or "present, value
+//!   unreadable". Stores of one string per name (GitHub) get desired secrets flattened
+//!   ([`flatten`]) by the engine, which learns everything else it needs (exclusions, name
+//!   rules, the fingerprint key, the API budget) through the [`store::Store`] contract.
 //! - [`engine`] is where side effects start: [`engine::desired`] computes desired state
 //!   (one code path for apply and dry run), [`engine::merge_phase`] and
 //!   [`engine::sync_phase`] reconcile stores through [`engine::handle::Handle`] (bounded
@@ -36,7 +39,8 @@
 //!   [`store::StoreConfig`], [`store::AnyStore`], the defaults blocks and the sessions), the
 //!   [`store::Store`] (I/O) and [`store::StoreKind`] (everything else) traits, the
 //!   [`store::Capabilities`] the engine reads instead of asking which store it is, and the
-//!   stores themselves. The conformance suite every store passes is in `tests/it/`.
+//!   stores themselves (`file`, `vault`, `aws`, `s3`, `github`, `env`). The conformance
+//!   suite every store passes is in `tests/it/`.
 //! - [`error`] has the exit codes and the [`error::ErrorKind`] every failure carries.
 //! - [`report`] renders human, JSON, GitHub Actions and compact output, `validate` and
 //!   `graph`.

@@ -289,8 +289,6 @@ struct State {
     listed: BTreeMap<String, Listed>,
     /// The ledger as read (`None` until read; an empty one when the variable is missing).
     ledger: Option<Ledger>,
-    /// Whether the ledger variable exists.
-    ledger_exists: bool,
     /// Names written in this run, with their fingerprint and target.
     written: BTreeMap<String, (String, String)>,
     /// Names deleted in this run.
@@ -580,12 +578,11 @@ impl GithubStore {
 impl Store for GithubStore {
     async fn list(&self) -> Result<Vec<SecretPath>, StoreError> {
         let listed = self.list_all(Spend::AboveReserve).await?;
-        let (ledger, exists) = self.read_ledger(Spend::AboveReserve).await?;
+        let (ledger, _) = self.read_ledger(Spend::AboveReserve).await?;
         let paths = listed.keys().filter_map(|name| SecretPath::parse(name).ok()).collect();
         let mut state = self.state();
         state.listed = listed;
         state.ledger = Some(ledger);
-        state.ledger_exists = exists;
         Ok(paths)
     }
 
@@ -739,7 +736,6 @@ impl Store for GithubStore {
         state.deleted.clear();
         state.listed = listed;
         state.ledger = Some(ledger);
-        state.ledger_exists = true;
         Ok(())
     }
 }

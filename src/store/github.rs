@@ -923,9 +923,9 @@ impl GithubClient {
     /// The token to send: the configured one, or an App installation token, exchanged
     /// for a fresh one when it has less than five minutes left.
     async fn bearer(&self) -> Result<String, StoreError> {
-        let Login::App { app_id, installation_id, key } = &self.login else {
-            let Login::Token(token) = &self.login else { unreachable!("two logins") };
-            return Ok(token.0.clone());
+        let (app_id, installation_id, key) = match &self.login {
+            Login::Token(token) => return Ok(token.0.clone()),
+            Login::App { app_id, installation_id, key } => (app_id, installation_id, key),
         };
         let mut cached = self.installation_token.lock().await;
         if let Some((token, expires)) = cached.as_ref()

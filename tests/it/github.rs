@@ -205,7 +205,9 @@ fn a_partly_failed_target_records_only_the_writes_that_happened() {
 fn source_changes_and_drift_are_reported_exactly_and_applied() {
     let server = server(&["acme/app"]);
     let ws = Workspace::new();
-    ws.write("s.yaml", "app/db: {user: app, password: one}\napp/api: {key: k}\n");
+    // Big numbers and quoted strings reach GitHub exactly as the source holds them.
+    let exact = "app/n: {big: 12345678901234567890123, dec: 1.10, quoted: '\"quoted\"'}\n";
+    ws.write("s.yaml", &format!("app/db: {{user: app, password: one}}\napp/api: {{key: k}}\n{exact}"));
     ws.write(
         "vss.yaml",
         &format!("{HEADER}sources: {{s: {{file: {{path: s.yaml}}}}}}\ntargets:\n  T: {{imports: [s], github: {{repo: acme/app}}}}\n"),
@@ -214,7 +216,10 @@ fn source_changes_and_drift_are_reported_exactly_and_applied() {
     let collection = "/repos/acme/app/actions/secrets";
 
     // A source change updates exactly the names it maps to.
-    ws.write("s.yaml", "app/db: {user: app, password: two}\napp/api: {key: k}\n");
+    let secrets = server.secrets("/repos/acme/app/actions/secrets");
+    let texts: Vec<&str> = ["BIG", "DEC", "QUOTED"].iter().map(|n| secrets[*n].plaintext.as_str()).collect();
+    assert_eq!(texts, ["12345678901234567890123", "1.10", "\"quoted\""]);
+    ws.write("s.yaml", &format!("app/db: {{user: app, password: two}}\napp/api: {{key: k}}\n{exact}"));
     let dry = run(&ws, &server, &["pipeline", "--dry-run", "--exit-code", "--output", "json"]);
     assert_eq!(dry.code, 1, "{}", dry.transcript());
     let changes = &dry.json()["targets"][0]["changes"];
@@ -313,6 +318,17 @@ fn a_wrong_token_and_a_spent_rate_limit_fail_cleanly_and_a_secondary_limit_is_wa
         .run();
     assert_eq!(wrong.code, 2, "{}", wrong.transcript());
     assert!(wrong.stdout.contains("the token was refused (Bad credentials (HTTP 401))"), "{}", wrong.stdout);
+
+    // A typo'd repository: one clear error, nothing written anywhere.
+    let config = std::fs::read_to_string(ws.path("vss.yaml")).unwrap();
+    ws.write("vss.yaml", &config.replace("repo: acme/app}", "repo: acme/ap}"));
+    let typo = run(&ws, &server, &["pipeline", "--output", "json"]);
+    assert_eq!(typo.code, 2, "{}", typo.transcript());
+    let error = &typo.json()["errors"][0];
+    assert_eq!(error["kind"], "not_found", "{error}");
+    assert!(error["message"].as_str().unwrap().contains("/repos/acme/ap/actions/secrets"), "{error}");
+    assert_eq!(server.writes(), 0);
+    ws.write("vss.yaml", &config);
 
     // Below the reserve: the run stops before writing, and the ledger claims nothing.
     server.set_remaining(50);

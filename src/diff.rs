@@ -5,7 +5,7 @@
 //! top-level `keys_added`, `keys_removed` and `keys_modified`. Values compare exactly
 //! (numbers by their text). `removed` exists only with `delete_orphans` and only for
 //! secrets whose ownership marker names this target; other live secrets that are not desired are left alone and
-//! counted (`unmanaged`, or `orphans` when vss owns them but deletion is off).
+//! listed (`unmanaged`, or `orphans` when vss owns them but deletion is off).
 
 use serde::Serialize;
 
@@ -114,15 +114,33 @@ pub struct DiffOptions<'a> {
     pub fingerprints: Option<&'a Fingerprinter>,
 }
 
+/// A change to the location itself, not to a secret: the settings a config declares for
+/// it (a GitHub environment's protection rules), created or updated before any secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SettingsChange {
+    /// What the settings belong to: `environment production`.
+    pub subject: String,
+    /// [`ChangeKind::Added`] (it does not exist yet) or [`ChangeKind::Modified`].
+    pub kind: ChangeKind,
+    /// The settings that change (for a new one: those that are not the store's defaults).
+    pub fields: Vec<String>,
+    /// What became of it.
+    pub status: ChangeStatus,
+    /// Why it failed, when it did.
+    pub error: Option<crate::error::ErrorKind>,
+}
+
 /// The diff of one target: every path, sorted, and the counts of live secrets left alone.
 #[derive(Clone, Debug, Default)]
 pub struct TargetDiff {
+    /// The location's own settings, when the config declares some that differ.
+    pub settings: Option<SettingsChange>,
     /// One entry per desired or removed path, sorted by path.
     pub changes: Vec<Change>,
     /// Live secrets not desired and not owned by this target: never touched.
-    pub unmanaged: usize,
+    pub unmanaged: Vec<SecretPath>,
     /// Live secrets owned by this target, not desired, kept because `delete_orphans` is off.
-    pub orphans: usize,
+    pub orphans: Vec<SecretPath>,
     /// What the store says of the `unverified` secrets, when there are some.
     pub hint: Option<String>,
 }
@@ -133,9 +151,9 @@ impl TargetDiff {
         self.changes.iter().filter(|c| c.kind == kind).count()
     }
 
-    /// Whether anything would be written or deleted.
+    /// Whether anything would be written or deleted (the location's settings included).
     pub fn has_changes(&self) -> bool {
-        self.changes.iter().any(|c| c.kind.is_change())
+        self.settings.is_some() || self.changes.iter().any(|c| c.kind.is_change())
     }
 }
 
@@ -194,9 +212,9 @@ pub fn diff(live: &LiveState, desired: &SecretMap, options: DiffOptions<'_>) -> 
         }
         let owned = have.owner.as_deref() == Some(options.owner);
         if !owned {
-            out.unmanaged += 1;
+            out.unmanaged.push(path.clone());
         } else if !options.delete_orphans {
-            out.orphans += 1;
+            out.orphans.push(path.clone());
         } else {
             out.changes.push(Change {
                 keys_removed: have.value().map(keys_of).unwrap_or_default(),
@@ -307,12 +325,12 @@ mod tests {
         let d = diff(&state, &SecretMap::new(), OPTS);
         assert_eq!(d.changes.len(), 1);
         assert_eq!((d.changes[0].path.as_str(), d.changes[0].kind), ("mine", ChangeKind::Removed));
-        assert_eq!((d.unmanaged, d.orphans), (2, 0));
+        assert_eq!((d.unmanaged.len(), d.orphans.len()), (2, 0));
 
         let kept =
             diff(&state, &SecretMap::new(), DiffOptions { delete_orphans: false, owner: "T", fingerprints: None });
         assert!(kept.changes.is_empty());
-        assert_eq!((kept.unmanaged, kept.orphans), (2, 1));
+        assert_eq!((kept.unmanaged.len(), kept.orphans.len()), (2, 1));
     }
 
     #[test]

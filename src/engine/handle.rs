@@ -86,6 +86,19 @@ impl Handle {
         self.store.budget(calls)
     }
 
+    /// The location's declared settings that differ from the store's ([`Store::settings`]).
+    pub async fn settings(&self) -> Result<Option<crate::diff::SettingsChange>, StoreError> {
+        let _permit = self.permit().await?;
+        self.retry.run("settings", || self.store.settings()).await
+    }
+
+    /// Applies the location's declared settings ([`Store::apply_settings`]).
+    pub async fn apply_settings(&self) -> Result<(), StoreError> {
+        let _permit = self.permit().await?;
+        tracing::debug!(store = self.store.kind(), "settings");
+        self.retry.run("apply settings", || self.store.apply_settings()).await
+    }
+
     /// Lets the store record what was applied ([`Store::finish`]).
     pub async fn finish(&self) -> Result<(), StoreError> {
         let _permit = self.permit().await?;

@@ -253,6 +253,12 @@ async fn reconcile_once(
     // one name, or a name the store would refuse, fail the plan before anything is read.
     let names = named(handle, desired).map_err(refuse)?;
     let desired = names.as_ref().unwrap_or(desired);
+    // The location's own declared settings first: a location that does not exist yet
+    // reads as empty once they say it will be created.
+    let settings = handle
+        .settings()
+        .await
+        .map_err(|e| (TargetDiff::default(), fail(e, "cannot check the location's settings")))?;
     let mut live =
         handle.read_state().await.map_err(|e| (TargetDiff::default(), fail(e, "cannot read current state")))?;
     // Excluded names are never written nor deleted: out of both sides, and reported.
@@ -279,6 +285,7 @@ async fn reconcile_once(
         _ => desired,
     };
     let mut plan = diff(&live, &held, DiffOptions { delete_orphans, owner, fingerprints: handle.fingerprints() });
+    plan.settings = settings;
     for (name, pattern) in excluded {
         plan.changes.push(crate::diff::Change {
             excluded_by: Some(pattern),
@@ -306,6 +313,9 @@ async fn reconcile_once(
     if !unfit.is_empty() {
         if !dry_run {
             mark(&mut plan, |c| c.kind.is_change(), ChangeStatus::Skipped, None);
+            if let Some(settings) = plan.settings.as_mut() {
+                settings.status = ChangeStatus::Skipped;
+            }
         }
         return Err((plan, summarize(unfit, "nothing written")));
     }
@@ -363,10 +373,27 @@ async fn apply(
 ) -> Result<TargetDiff, (TargetDiff, Failure)> {
     use crate::diff::{ChangeKind, ChangeStatus};
     let fail = |e: StoreError, context: &str| e.into_failure(context, place.store, place.location);
-    let planned = plan.changes.iter().filter(|c| c.kind.is_change()).count();
+    let planned = plan.changes.iter().filter(|c| c.kind.is_change()).count() + usize::from(plan.settings.is_some());
     if let Err(e) = handle.budget(planned) {
         mark(&mut plan, |c| c.kind.is_change(), ChangeStatus::Skipped, None);
+        if let Some(settings) = plan.settings.as_mut() {
+            settings.status = ChangeStatus::Skipped;
+        }
         return Err((plan, fail(e, "nothing written")));
+    }
+    // The location's settings before its secrets (an environment must exist first); if
+    // they cannot be applied, no secret is written.
+    if let Some(settings) = plan.settings.as_mut() {
+        match handle.apply_settings().await {
+            Ok(()) => settings.status = ChangeStatus::Applied,
+            Err(e) => {
+                let failure = fail(e, &format!("cannot configure {}", settings.subject));
+                settings.status = ChangeStatus::Failed;
+                settings.error = Some(failure.kind);
+                mark(&mut plan, |c| c.kind.is_change(), ChangeStatus::Skipped, None);
+                return Err((plan, failure));
+            }
+        }
     }
     if handle.capabilities().atomic_commit {
         let writes: Vec<(crate::secret::SecretPath, crate::secret::SecretValue)> = plan

@@ -1,7 +1,8 @@
 //! `--output compact`: one line, `ZERO-SUM: 43 unchanged`, `CHANGES: +5 ~2 -0 =43` (a dry
 //! run), `APPLIED: +5 ~2 -0 =43` (a real run), or `FAILED: 1 error, +5 ~2 -0 =43` (counts of
 //! what was applied); ` ?N` follows the counts when N secrets are
-//! unverified (their store does not return values).
+//! unverified (their store does not return values), and ` settings N` when N locations'
+//! declared settings (GitHub environments) change.
 
 use crate::error::ErrorKind;
 use crate::report::{ErrorEntry, Report};
@@ -12,6 +13,9 @@ pub fn render(report: &Report) -> String {
     let mut counts = format!("+{} ~{} -{} ={}", s.added, s.modified, s.removed, s.unchanged);
     if s.unverified > 0 {
         counts.push_str(&format!(" ?{}", s.unverified));
+    }
+    if s.settings > 0 {
+        counts.push_str(&format!(" settings {}", s.settings));
     }
     if !report.errors.is_empty() {
         let failed = report.errors.len();

@@ -55,6 +55,11 @@ pub fn render(report: &Report) -> String {
         let title =
             format!("{phase} {} ({}) +{} ~{} -{} ={}", t.name, t.location, s.added, s.modified, s.removed, s.unchanged);
         let _ = writeln!(out, "::group::{}", escape_data(&title));
+        if let Some(settings) = &t.settings {
+            let mark = if settings.change == ChangeKind::Added { '+' } else { '~' };
+            let line = format!("{mark} {} ({})", settings.subject, settings.fields.join(", "));
+            let _ = writeln!(out, "{}", escape_data(&line));
+        }
         for c in &t.changes {
             let mark = match c.change {
                 ChangeKind::Added => '+',

@@ -76,6 +76,23 @@ pub fn render(report: &Report, style: Style) -> String {
             Status::Failed => format!("  {}", style.red("FAILED")),
         };
         let _ = writeln!(out, "\n{phase} {}  {}  {}{status}", style.bold(&t.name), style.dim(&t.location), counts);
+        if let Some(settings) = &t.settings {
+            let (mark, verb) = match settings.change {
+                ChangeKind::Added => (style.green("+"), "created"),
+                _ => (style.yellow("~"), "updated"),
+            };
+            let fields =
+                if settings.fields.is_empty() { String::new() } else { format!(": {}", settings.fields.join(", ")) };
+            let status = match (settings.status, settings.error_kind) {
+                (ChangeStatus::Failed, Some(kind)) => {
+                    format!("  {}", style.red(&format!("failed ({})", kind.as_str())))
+                }
+                (ChangeStatus::Failed, None) => format!("  {}", style.red("failed")),
+                (ChangeStatus::Skipped, _) => format!("  {}", style.dim("skipped")),
+                _ => String::new(),
+            };
+            let _ = writeln!(out, "  {mark} {} {}{status}", settings.subject, style.dim(&format!("({verb}{fields})")));
+        }
         for c in &t.changes {
             let painted = match c.change {
                 ChangeKind::Added => style.green("+"),

@@ -64,6 +64,10 @@ pub struct Summary {
     /// Changes not attempted because another change of their target failed (real runs).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub skipped: usize,
+    /// Locations whose declared settings (a GitHub environment's protection rules) were
+    /// (or would be) created or updated.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub settings: usize,
     /// Targets that failed in at least one phase.
     pub failed_targets: usize,
 }
@@ -73,9 +77,9 @@ fn is_zero(n: &usize) -> bool {
 }
 
 impl Summary {
-    /// Added + modified + removed.
+    /// Added + modified + removed, and locations whose settings change.
     pub fn changes(&self) -> usize {
-        self.added + self.modified + self.removed
+        self.added + self.modified + self.removed + self.settings
     }
 }
 
@@ -102,6 +106,10 @@ pub struct TargetReport {
     pub location: String,
     /// Its counts.
     pub summary: TargetSummary,
+    /// The location's declared settings that change (a GitHub environment's protection
+    /// rules), applied before its secrets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settings: Option<SettingsReport>,
     /// Changed paths (and unchanged ones with `--show-unchanged`), sorted.
     pub changes: Vec<ChangeReport>,
     /// Why it failed.
@@ -136,6 +144,9 @@ pub struct TargetSummary {
     /// Changes not attempted because another change of the target failed (real runs).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub skipped: usize,
+    /// 1 when the location's declared settings change (see `settings`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub settings: usize,
     /// Live secrets without this target's ownership marker, never touched.
     pub unmanaged: usize,
     /// Live secrets this target owns that are no longer desired, kept because
@@ -182,6 +193,23 @@ pub struct ChangeReport {
     /// Keyed fingerprint of the desired value.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
+}
+
+/// A change of a location's own settings: which settings, never their values' secrets
+/// (there are none: reviewers, wait timers, branch patterns).
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct SettingsReport {
+    /// What the settings belong to: `environment production`.
+    pub subject: String,
+    /// `added` (created) or `modified`.
+    pub change: ChangeKind,
+    /// The settings that change.
+    pub fields: Vec<String>,
+    /// `planned` (dry run), `applied`, `failed` or `skipped`.
+    pub status: ChangeStatus,
+    /// The kind of failure, when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<ErrorKind>,
 }
 
 /// One error.
@@ -282,8 +310,9 @@ impl Report {
                 } else {
                     with_status(ChangeStatus::Skipped) + with_status(ChangeStatus::Planned)
                 },
-                unmanaged: d.unmanaged,
-                orphans: d.orphans,
+                settings: d.settings.as_ref().is_some_and(|c| c.status == done).into(),
+                unmanaged: d.unmanaged.len(),
+                orphans: d.orphans.len(),
             };
             summary.added += ts.added;
             summary.modified += ts.modified;
@@ -293,6 +322,7 @@ impl Report {
             summary.excluded += ts.excluded;
             summary.failed += ts.failed;
             summary.skipped += ts.skipped;
+            summary.settings += ts.settings;
             if let Some(error) = &t.error {
                 if !errors.iter().any(|e: &ErrorEntry| e.target.as_deref() == Some(t.target.as_str())) {
                     summary.failed_targets += 1;
@@ -332,6 +362,13 @@ impl Report {
                 status: if t.error.is_some() { Status::Failed } else { Status::Ok },
                 location: t.location.clone(),
                 summary: ts,
+                settings: d.settings.as_ref().map(|c| SettingsReport {
+                    subject: c.subject.clone(),
+                    change: c.kind,
+                    fields: c.fields.clone(),
+                    status: c.status,
+                    error_kind: c.error,
+                }),
                 changes,
                 error: t.error.as_ref().map(|e| scrub(&e.message).into_owned()),
                 hint: d.hint.clone(),

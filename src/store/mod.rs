@@ -426,6 +426,21 @@ pub trait Store: Send + Sync + fmt::Debug {
         Ok(())
     }
 
+    /// The location's own settings that the config declares (a GitHub environment's
+    /// protection rules), compared with what the store holds: the change, or `None` when
+    /// the config declares none or they match. Called before the location is read: a
+    /// location that does not exist yet reads as empty once this has said it will be
+    /// created.
+    fn settings(&self) -> impl Future<Output = Result<Option<crate::diff::SettingsChange>, StoreError>> + Send {
+        async { Ok(None) }
+    }
+
+    /// Creates or updates the location to its declared settings, after [`Store::settings`]
+    /// found a change, before any secret is written (never in a dry run).
+    fn apply_settings(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async { Ok(()) }
+    }
+
     /// Called once after a target's changes were applied (also when some failed, never in
     /// a dry run): a store that keeps a record of its writes saves it here. Only the writes
     /// and deletes that succeeded were recorded.
@@ -898,6 +913,14 @@ macro_rules! stores {
 
             async fn finish(&self) -> Result<(), StoreError> {
                 match self { $( $(#[cfg($cfg)])? AnyStore::$variant(s) => s.finish().await, )* }
+            }
+
+            async fn settings(&self) -> Result<Option<crate::diff::SettingsChange>, StoreError> {
+                match self { $( $(#[cfg($cfg)])? AnyStore::$variant(s) => s.settings().await, )* }
+            }
+
+            async fn apply_settings(&self) -> Result<(), StoreError> {
+                match self { $( $(#[cfg($cfg)])? AnyStore::$variant(s) => s.apply_settings().await, )* }
             }
         }
     };

@@ -17,7 +17,17 @@ import tempfile
 
 VERSION = "23.0.2"
 SCOPES = ["actions", "dependabot", "codespaces"]
-PATHS = ["/repos/{owner}/{repo}", "/app/installations/{installation_id}/access_tokens"]
+PATHS = [
+    "/repos/{owner}/{repo}",
+    "/app/installations/{installation_id}/access_tokens",
+    "/repos/{owner}/{repo}/dispatches",
+    "/repos/{owner}/{repo}/environments",
+    "/repos/{owner}/{repo}/environments/{environment_name}",
+    "/repos/{owner}/{repo}/environments/{environment_name}/deployment-branch-policies",
+    "/repos/{owner}/{repo}/environments/{environment_name}/deployment-branch-policies/{branch_policy_id}",
+    "/users/{username}",
+    "/orgs/{org}/teams/{team_slug}",
+]
 for base in ["/repos/{owner}/{repo}/%s/secrets" % s for s in SCOPES] + [
     "/repos/{owner}/{repo}/environments/{environment_name}/secrets"
 ] + ["/orgs/{org}/%s/secrets" % s for s in SCOPES]:

@@ -13,11 +13,11 @@ use vss::store::{AnyStore, OpenContext, Sessions, StoreConfig, StoreDefaults};
 use crate::common::{Run, Vss, Workspace};
 use crate::github_server::GithubServer;
 
-const TOKEN: &str = "ghp_test_token_0123456789";
-const KEY: &str = "fingerprint-key-for-tests";
-const CANARY: &str = "CANARY-gh-93be";
+pub const TOKEN: &str = "ghp_test_token_0123456789";
+pub const KEY: &str = "fingerprint-key-for-tests";
+pub const CANARY: &str = "CANARY-gh-93be";
 
-fn run(ws: &Workspace, server: &GithubServer, args: &[&str]) -> Run {
+pub fn run(ws: &Workspace, server: &GithubServer, args: &[&str]) -> Run {
     Vss::new()
         .cwd(ws.dir.path())
         .env("GH_TEST_URL", &server.url)
@@ -35,7 +35,7 @@ fn github_calls(report: &Value) -> Value {
 }
 
 /// A server with `repos` (each with a `production` environment) and the org `acme`.
-fn server(repos: &[&str]) -> GithubServer {
+pub fn server(repos: &[&str]) -> GithubServer {
     let server = GithubServer::start(TOKEN);
     for repo in repos {
         server.add_repo(repo);
@@ -45,10 +45,10 @@ fn server(repos: &[&str]) -> GithubServer {
     server
 }
 
-const HEADER: &str =
+pub const HEADER: &str =
     "github: {api_url: \"${GH_TEST_URL}\", auth: {token: \"${GH_TEST_TOKEN}\"}, write_interval_ms: 0}\n";
 
-fn plaintexts(server: &GithubServer, collection: &str) -> Vec<(String, String)> {
+pub fn plaintexts(server: &GithubServer, collection: &str) -> Vec<(String, String)> {
     server.secrets(collection).into_iter().map(|(name, s)| (name, s.plaintext)).collect()
 }
 

@@ -64,10 +64,46 @@ impl Location {
     }
 }
 
+/// An environment's protection rules, as `PUT …/environments/{name}` sets them.
+#[derive(Clone, Debug, Default)]
+pub struct Environment {
+    /// Its id.
+    pub id: u64,
+    /// Minutes.
+    pub wait_timer: u64,
+    /// Whether self-review is prevented.
+    pub prevent_self_review: bool,
+    /// (`User` or `Team`, id), as given.
+    pub reviewers: Vec<(String, u64)>,
+    /// (`protected_branches`, `custom_branch_policies`), or `None`: every branch.
+    pub policy: Option<(bool, bool)>,
+    /// Branch policies: id -> (pattern, `branch` or `tag`).
+    pub branch_policies: BTreeMap<u64, (String, String)>,
+}
+
+/// Something that was sent to `POST /repos/{owner}/{repo}/dispatches`.
+#[allow(dead_code)]
+#[derive(Clone, Debug)]
+pub struct Dispatch {
+    /// `owner/name` of the repository it was sent to.
+    pub repo: String,
+    /// `event_type`.
+    pub event_type: String,
+    /// `client_payload`.
+    pub payload: Value,
+}
+
 #[derive(Default)]
 struct State {
     repos: BTreeMap<String, u64>,
-    environments: BTreeSet<(String, String)>,
+    environments: BTreeMap<(String, String), Environment>,
+    /// Users: login -> id.
+    users: BTreeMap<String, u64>,
+    /// Teams: (org, slug) -> id.
+    teams: BTreeMap<(String, String), u64>,
+    dispatches: Vec<Dispatch>,
+    /// Called (outside the lock) with each dispatch, as the receiving workflow would run.
+    on_dispatch: Option<Arc<dyn Fn(Dispatch) + Send + Sync>>,
     orgs: BTreeSet<String>,
     /// Secrets collection path (`/repos/o/r/actions/secrets`) -> location.
     locations: BTreeMap<String, Location>,
@@ -297,7 +333,41 @@ impl GithubServer {
 
     /// Adds an environment to a repository.
     pub fn add_environment(&self, repo: &str, environment: &str) {
-        self.state().environments.insert((repo.to_string(), environment.to_string()));
+        let id = rand_id();
+        let env = Environment { id, ..Environment::default() };
+        self.state().environments.entry((repo.to_string(), environment.to_string())).or_insert(env);
+    }
+
+    /// An environment's protection rules, if it exists.
+    pub fn environment(&self, repo: &str, environment: &str) -> Option<Environment> {
+        self.state().environments.get(&(repo.to_string(), environment.to_string())).cloned()
+    }
+
+    /// Adds a user; its id is returned.
+    pub fn add_user(&self, login: &str) -> u64 {
+        let mut state = self.state();
+        let id = 500 + state.users.len() as u64;
+        *state.users.entry(login.to_string()).or_insert(id)
+    }
+
+    /// Adds a team to an organization; its id is returned.
+    pub fn add_team(&self, org: &str, slug: &str) -> u64 {
+        let mut state = self.state();
+        let id = 700 + state.teams.len() as u64;
+        *state.teams.entry((org.to_string(), slug.to_string())).or_insert(id)
+    }
+
+    /// Every repository dispatch received so far.
+    #[allow(dead_code)]
+    pub fn dispatches(&self) -> Vec<Dispatch> {
+        self.state().dispatches.clone()
+    }
+
+    /// Runs `workflow` on a thread for each repository dispatch received from now on, as
+    /// the receiving repository's workflow would run.
+    #[allow(dead_code)]
+    pub fn on_dispatch(&self, workflow: impl Fn(Dispatch) + Send + Sync + 'static) {
+        self.state().on_dispatch = Some(Arc::new(workflow));
     }
 
     /// Adds an organization.
@@ -522,8 +592,9 @@ fn route(state: &mut State, request: &Request) -> Response {
             if !state.repos.contains_key(&full) {
                 return error(404, "Not Found");
             }
-            if let ["environments", env, ..] = rest
-                && !state.environments.contains(&(full.clone(), env.to_string()))
+            if let ["environments", env, more @ ..] = rest
+                && !(request.method == "PUT" && more.is_empty())
+                && !state.environments.contains_key(&(full.clone(), decode(env)))
             {
                 return error(404, "Not Found");
             }
@@ -549,7 +620,43 @@ fn route(state: &mut State, request: &Request) -> Response {
             ok(200, repo)
         }
         (method, _, rest) if rest.contains(&"secrets") => secrets(state, request, method, org),
+        ("POST", ["repos", o, r, "dispatches"], _) => {
+            let body: Value = serde_json::from_str(&request.body).unwrap_or(Value::Null);
+            let dispatch = Dispatch {
+                repo: format!("{o}/{r}"),
+                event_type: body["event_type"].as_str().unwrap_or_default().to_string(),
+                payload: body.get("client_payload").cloned().unwrap_or(json!({})),
+            };
+            state.dispatches.push(dispatch.clone());
+            if let Some(workflow) = state.on_dispatch.clone() {
+                std::thread::spawn(move || workflow(dispatch));
+            }
+            ok(204, Value::Null)
+        }
+        ("GET", ["users", login], _) => match state.users.get(*login) {
+            Some(id) => {
+                let op = operation("GET", &request.path).expect("documented").1;
+                let mut user = sample(&op["responses"]["200"]);
+                user["id"] = json!(id);
+                user["login"] = json!(login);
+                user["type"] = json!("User");
+                ok(200, user)
+            }
+            None => error(404, "Not Found"),
+        },
+        ("GET", ["orgs", org, "teams", slug], _) => match state.teams.get(&(org.to_string(), slug.to_string())) {
+            Some(id) => {
+                let op = operation("GET", &request.path).expect("documented").1;
+                let mut team = sample(&op["responses"]["200"]);
+                team["id"] = json!(id);
+                team["slug"] = json!(slug);
+                team["name"] = json!(slug);
+                ok(200, team)
+            }
+            None => error(404, "Not Found"),
+        },
         (method, _, rest) if rest.contains(&"variables") => variables(state, request, method),
+        (_, ["repos", o, r, "environments", ..], _) => environments(state, request, &format!("{o}/{r}")),
         _ => error(404, "Not Found"),
     }
 }
@@ -751,6 +858,189 @@ fn variables(state: &mut State, request: &Request, method: &str) -> Response {
             }
             None => error(404, "Not Found"),
         },
+        _ => error(404, "Not Found"),
+    }
+}
+
+/// Percent-decodes a path segment.
+fn decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (
+            bytes[i],
+            bytes.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()),
+        ) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// An environment as `GET …/environments/{name}` returns it.
+fn environment_json(state: &State, repo: &str, name: &str, env: &Environment) -> Value {
+    let op = operation("GET", &format!("/repos/{repo}/environments/{name}")).expect("documented").1;
+    let mut out = sample(&op["responses"]["200"]);
+    out["id"] = json!(env.id);
+    out["name"] = json!(name);
+    let mut rules = Vec::new();
+    if env.wait_timer > 0 {
+        rules.push(json!({"id": env.id * 10 + 1, "node_id": "x", "type": "wait_timer", "wait_timer": env.wait_timer}));
+    }
+    if !env.reviewers.is_empty() {
+        let reviewers: Vec<Value> = env
+            .reviewers
+            .iter()
+            .map(|(kind, id)| {
+                let schema = &op["responses"]["200"]["properties"]["protection_rules"]["items"]["anyOf"][1]["properties"]
+                    ["reviewers"]["items"]["properties"]["reviewer"]["anyOf"][if kind == "User" { 0 } else { 1 }];
+                let mut reviewer = sample(schema);
+                reviewer["id"] = json!(id);
+                if kind == "User" {
+                    let login = state.users.iter().find(|(_, i)| *i == id).map(|(l, _)| l.clone());
+                    reviewer["login"] = json!(login.unwrap_or_default());
+                } else {
+                    reviewer["parent"] = Value::Null;
+                }
+                json!({"type": kind, "reviewer": reviewer})
+            })
+            .collect();
+        rules.push(json!({
+            "id": env.id * 10 + 2, "node_id": "x", "type": "required_reviewers",
+            "prevent_self_review": env.prevent_self_review, "reviewers": reviewers,
+        }));
+    }
+    if env.policy.is_some() {
+        rules.push(json!({"id": env.id * 10 + 3, "node_id": "x", "type": "branch_policy"}));
+    }
+    out["protection_rules"] = json!(rules);
+    out["deployment_branch_policy"] = match env.policy {
+        Some((protected, custom)) => json!({"protected_branches": protected, "custom_branch_policies": custom}),
+        None => Value::Null,
+    };
+    out
+}
+
+/// `…/environments/{name}` and its deployment branch policies.
+fn environments(state: &mut State, request: &Request, repo: &str) -> Response {
+    let segments: Vec<&str> = request.path.trim_start_matches('/').split('/').collect();
+    let Some(name) = segments.get(4).map(|s| decode(s)) else {
+        return error(404, "Not Found");
+    };
+    let key = (repo.to_string(), name.clone());
+    let body: Value = serde_json::from_str(&request.body).unwrap_or(Value::Null);
+    match (request.method.as_str(), &segments[5..]) {
+        ("GET", []) => {
+            let env = state.environments[&key].clone();
+            ok(200, environment_json(state, repo, &name, &env))
+        }
+        ("PUT", []) => {
+            let wait_timer = body["wait_timer"].as_u64().unwrap_or(0);
+            if wait_timer > 43_200 {
+                return error(422, "Validation Failed: wait_timer must be between 0 and 43200");
+            }
+            let mut reviewers = Vec::new();
+            for reviewer in body["reviewers"].as_array().into_iter().flatten() {
+                let (kind, id) = (reviewer["type"].as_str().unwrap_or_default(), reviewer["id"].as_u64().unwrap_or(0));
+                let known = match kind {
+                    "User" => state.users.values().any(|i| *i == id),
+                    _ => state.teams.iter().any(|((org, _), i)| *i == id && repo.starts_with(&format!("{org}/"))),
+                };
+                if !known {
+                    return error(
+                        422,
+                        &format!("Validation Failed: reviewer {kind} {id} does not exist or has no access"),
+                    );
+                }
+                reviewers.push((kind.to_string(), id));
+            }
+            if reviewers.len() > 6 {
+                return error(422, "Validation Failed: at most 6 reviewers");
+            }
+            let policy = match &body["deployment_branch_policy"] {
+                Value::Null => None,
+                p => {
+                    let (protected, custom) =
+                        (p["protected_branches"] == json!(true), p["custom_branch_policies"] == json!(true));
+                    if protected == custom {
+                        return error(
+                            422,
+                            "Validation Failed: exactly one of protected_branches and custom_branch_policies must be true",
+                        );
+                    }
+                    Some((protected, custom))
+                }
+            };
+            state.writes += 1;
+            let id = rand_id();
+            let env =
+                state.environments.entry(key.clone()).or_insert_with(|| Environment { id, ..Environment::default() });
+            env.wait_timer = wait_timer;
+            env.prevent_self_review = body["prevent_self_review"] == json!(true);
+            env.reviewers = reviewers;
+            if policy.map(|(_, custom)| custom) != Some(true) {
+                env.branch_policies.clear();
+            }
+            env.policy = policy;
+            let env = env.clone();
+            ok(200, environment_json(state, repo, &name, &env))
+        }
+        ("DELETE", []) => {
+            state.environments.remove(&key);
+            state.writes += 1;
+            ok(204, Value::Null)
+        }
+        (method, ["deployment-branch-policies", rest @ ..]) => {
+            let env = state.environments.get_mut(&key).expect("checked by the router");
+            if env.policy.map(|(_, custom)| custom) != Some(true) {
+                return error(404, "Not Found");
+            }
+            let policy_json = |id: &u64, (pattern, kind): &(String, String)| json!({"id": id, "node_id": "x", "name": pattern, "type": kind});
+            match (method, rest) {
+                ("GET", []) => {
+                    let items: Vec<Value> = env.branch_policies.iter().map(|(id, p)| policy_json(id, p)).collect();
+                    let total = items.len();
+                    let collection = format!("/repos/{repo}/environments/{}/deployment-branch-policies", segments[4]);
+                    match page(request, &collection, items) {
+                        Ok((shown, link)) => {
+                            let mut response = ok(200, json!({"total_count": total, "branch_policies": shown}));
+                            response.headers.extend(link.map(|l| ("link".to_string(), l)));
+                            response
+                        }
+                        Err(response) => response,
+                    }
+                }
+                ("POST", []) => {
+                    let pattern = body["name"].as_str().unwrap_or_default().to_string();
+                    let kind = body["type"].as_str().unwrap_or("branch").to_string();
+                    if let Some((id, p)) = env.branch_policies.iter().find(|(_, (n, k))| *n == pattern && *k == kind) {
+                        let mut response = ok(303, policy_json(id, p));
+                        response.body = String::new();
+                        return response;
+                    }
+                    let id = rand_id();
+                    env.branch_policies.insert(id, (pattern.clone(), kind.clone()));
+                    state.writes += 1;
+                    ok(200, policy_json(&id, &(pattern, kind)))
+                }
+                ("DELETE", [id]) => match id.parse::<u64>().ok().and_then(|id| env.branch_policies.remove(&id)) {
+                    Some(_) => {
+                        state.writes += 1;
+                        ok(204, Value::Null)
+                    }
+                    None => error(404, "Not Found"),
+                },
+                _ => error(404, "Not Found"),
+            }
+        }
         _ => error(404, "Not Found"),
     }
 }

@@ -13,6 +13,8 @@
 //! - [`no_leak`]: canary values through every output format, log and `Debug`;
 //! - [`github`]: the GitHub store end to end, against [`github_server`], the loopback
 //!   GitHub test server (real sealed boxes, decrypted on arrival);
+//! - [`github_workflows`]: environments as code, `vss ensure` (also by dispatch), `vss
+//!   status` and the audit log, against the same server;
 //! - [`cli`], [`schemas`], [`examples`], [`quickstart`], [`bench_smoke`].
 
 mod aws;
@@ -26,6 +28,7 @@ mod echo;
 mod examples;
 mod github;
 mod github_server;
+mod github_workflows;
 mod loopback;
 pub mod no_leak;
 mod pipeline_file;

@@ -31,6 +31,8 @@
 //!   (default 1000, GitHub's guidance for content-creating requests); reads run
 //!   concurrently.
 
+pub mod environment;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -161,8 +163,10 @@ pub struct GithubConfig {
     pub repo: Option<Spanned<String>>,
     /// An organization.
     pub org: Option<Spanned<String>>,
-    /// An Actions environment of `repo` (scope `actions` only).
-    pub environment: Option<Spanned<String>>,
+    /// An Actions environment of `repo` (scope `actions` only): its name, or a block that
+    /// declares the environment too (`name`, `wait_timer`, `prevent_self_review`,
+    /// `reviewers`, `deployment_branches`), which vss then creates and keeps as declared.
+    pub environment: Option<Spanned<environment::Environment>>,
     /// `actions` (default), `dependabot` or `codespaces`.
     #[serde(default)]
     pub scope: Scope,
@@ -188,7 +192,7 @@ impl GithubConfig {
     /// The API path of the location (`/repos/o/r`, `/repos/o/r/environments/e`, `/orgs/o`).
     fn base(&self) -> String {
         match (&self.repo, &self.org, &self.environment) {
-            (Some(repo), _, Some(env)) => format!("/repos/{}/environments/{}", repo.value, encode(&env.value)),
+            (Some(repo), _, Some(env)) => format!("/repos/{}/environments/{}", repo.value, encode(env.value.name())),
             (Some(repo), _, None) => format!("/repos/{}", repo.value),
             (None, Some(org), _) => format!("/orgs/{}", org.value),
             (None, None, _) => String::new(),
@@ -293,6 +297,9 @@ struct State {
     written: BTreeMap<String, (String, String)>,
     /// Names deleted in this run.
     deleted: BTreeSet<String>,
+    /// A declared environment: its settings as declared (reviewers resolved), and whether
+    /// it exists (`None` until checked).
+    environment: Option<(environment::Settings, bool)>,
 }
 
 /// The `github` store at one location.
@@ -357,7 +364,7 @@ impl StoreKind for GithubStore {
 
     fn describe(config: &GithubConfig) -> String {
         match (&config.repo, &config.org, &config.environment) {
-            (Some(repo), _, Some(env)) => format!("github {} environment {}", repo.value, env.value),
+            (Some(repo), _, Some(env)) => format!("github {} environment {}", repo.value, env.value.name()),
             (Some(repo), _, None) => format!("github {} ({})", repo.value, config.scope.as_str()),
             (None, Some(org), _) => format!("github org {} ({})", org.value, config.scope.as_str()),
             (None, None, _) => "github (no location)".into(),
@@ -422,10 +429,12 @@ impl StoreKind for GithubStore {
                     .with_label(format!("environments have no {} secrets", config.scope.as_str())),
             );
         }
-        if let Some(env) = &config.environment
-            && env.value.trim().is_empty()
-        {
-            out.push(Diagnostic::at(env.span, "`environment` is empty"));
+        match config.environment.as_ref().map(|e| (e.span, &e.value)) {
+            Some((at, environment::Environment::Name(name))) if name.trim().is_empty() => {
+                out.push(Diagnostic::at(at, "`environment` is empty"));
+            }
+            Some((at, environment::Environment::Managed(managed))) => environment::check(managed, at, out),
+            _ => {}
         }
         if !config.prefix.is_empty() && name_rule(&config.prefix.to_ascii_uppercase()).is_some() {
             let why = if config.prefix.as_bytes()[0].is_ascii_digit() {
@@ -484,9 +493,13 @@ impl GithubStore {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Every secret of the location, page by page (100 a page, following `Link`).
+    /// Every secret of the location, page by page (100 a page, following `Link`); none
+    /// in a declared environment that does not exist yet.
     async fn list_all(&self, spend: Spend) -> Result<BTreeMap<String, Listed>, StoreError> {
         let mut found = BTreeMap::new();
+        if matches!(self.state().environment, Some((_, false))) {
+            return Ok(found);
+        }
         let mut next = Some(format!("{}?per_page=100", self.config.secrets_path()));
         while let Some(path) = next {
             let answer = self.client.send(reqwest::Method::GET, &path, None, Call::List, spend).await?;
@@ -652,6 +665,42 @@ impl Store for GithubStore {
 
     fn flattening(&self) -> Option<FlattenOptions> {
         Some(self.config.flattening())
+    }
+
+    async fn settings(&self) -> Result<Option<crate::diff::SettingsChange>, StoreError> {
+        let (Some(repo), Some(managed)) =
+            (&self.config.repo, self.config.environment.as_ref().and_then(|e| e.value.managed()))
+        else {
+            return Ok(None);
+        };
+        let owner = repo.value.split('/').next().unwrap_or_default();
+        let wanted = environment::resolve(&self.client, owner, managed).await?;
+        let live = environment::read(&self.client, &repo.value, &managed.name.value).await?;
+        let (kind, fields) = match &live {
+            None => (crate::diff::ChangeKind::Added, wanted.declared()),
+            Some(live) => (crate::diff::ChangeKind::Modified, live.differences(&wanted)),
+        };
+        let exists = live.is_some();
+        self.state().environment = Some((wanted, exists));
+        Ok((!exists || !fields.is_empty()).then(|| crate::diff::SettingsChange {
+            subject: format!("environment {}", managed.name.value),
+            kind,
+            fields,
+            status: crate::diff::ChangeStatus::Planned,
+            error: None,
+        }))
+    }
+
+    async fn apply_settings(&self) -> Result<(), StoreError> {
+        let (Some(repo), Some(name)) = (&self.config.repo, &self.config.environment) else {
+            return Ok(());
+        };
+        let Some((wanted, _)) = self.state().environment.clone() else {
+            return Ok(());
+        };
+        environment::apply(&self.client, &repo.value, name.value.name(), &wanted).await?;
+        self.state().environment = Some((wanted, true));
+        Ok(())
     }
 
     fn excluded(&self, name: &SecretPath) -> Option<String> {

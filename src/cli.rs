@@ -28,6 +28,15 @@ pub struct Cli {
 pub enum Command {
     /// Run the pipeline: MERGE then SYNC (as enabled in the config).
     Pipeline(PipelineArgs),
+    /// The state of every target, writing nothing: missing, drifted, unmanaged and
+    /// excluded secrets, values that conflict between the scopes of one repository, and
+    /// what to do about each.
+    Status(StatusArgs),
+    /// Write the named secrets where a target lacks them, and only those: an existing
+    /// secret is never overwritten.
+    Ensure(EnsureArgs),
+    /// Read the audit log (`audit.file` in the config).
+    Audit(AuditArgs),
     /// Check the config and the graph without touching any store.
     Validate(ValidateArgs),
     /// Print the resolved graph and the execution order.
@@ -73,6 +82,100 @@ pub struct PipelineArgs {
     /// Store calls in flight at once, for both phases (overrides the config).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub parallel: Option<u32>,
+    /// Write the desired value over secrets vss cannot verify (present in a store that
+    /// returns no values, and not written by vss), so that vss manages them from now on.
+    #[arg(long)]
+    pub adopt: bool,
+}
+
+/// `vss status` arguments.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Report format on stdout (`json`: schemas/status.schema.json).
+    #[arg(short, long, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
+    /// Exit 1 when there are findings: 0 then means every target is as it should be.
+    #[arg(long)]
+    pub exit_code: bool,
+    /// Check only these targets (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub targets: Option<Vec<String>>,
+    /// Store calls in flight at once (overrides the config).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub parallel: Option<u32>,
+}
+
+/// `vss ensure` arguments.
+#[derive(Debug, Args)]
+pub struct EnsureArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The target to fill (its sources give the values).
+    #[arg(long, required_unless_present = "dispatch", conflicts_with = "dispatch")]
+    pub target: Option<String>,
+    /// Names to ensure (as the target's store names them: GitHub secret names).
+    #[arg(value_name = "NAME", required_unless_present = "all")]
+    pub names: Vec<String>,
+    /// Every name of the target's desired state.
+    #[arg(long, conflicts_with = "names")]
+    pub all: bool,
+    /// Write to this repository instead of the target's own (`owner/name`; GitHub targets
+    /// only, and only a repository `ensure.repositories` allows). With `--dispatch`: the
+    /// repository that needs the secrets.
+    #[arg(long)]
+    pub repo: Option<String>,
+    /// Ask this repository (`owner/name`) to send the missing secrets, by a
+    /// `repository_dispatch` of event type `vss-ensure`, and wait until they are there.
+    #[arg(long, requires = "repo")]
+    pub dispatch: Option<String>,
+    /// With `--dispatch`: the longest wait for the secrets, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+    /// With `--dispatch`: seconds between two looks at the repository's secrets.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
+    pub interval: u64,
+    /// Compute what is missing and write (or dispatch) nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Exit 1 when something was (or would be) added.
+    #[arg(long)]
+    pub exit_code: bool,
+    /// Report format on stdout.
+    #[arg(short, long, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
+}
+
+/// `vss audit` arguments.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Only this target's events.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Only events this recent: `7d`, `12h`, `30m`, `45s`, or a UTC time
+    /// (`2026-11-24T08:00:00Z`).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only events with this status.
+    #[arg(long, value_enum)]
+    pub status: Option<AuditStatus>,
+    /// `human` (one line per event) or `json` (schemas/audit.schema.json).
+    #[arg(short, long, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
+}
+
+/// An audit event's status, for `vss audit --status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AuditStatus {
+    /// Done.
+    Success,
+    /// Failed with nothing written.
+    Failure,
+    /// Failed after some writes.
+    Partial,
 }
 
 /// `vss validate` arguments.

@@ -51,11 +51,13 @@
 //! `Display` and no `Serialize`, its `Debug` prints `<redacted>`, and reports carry keyed
 //! fingerprints.
 
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod diagnostic;
 pub mod diff;
 pub mod engine;
+pub mod ensure;
 pub mod error;
 pub mod flatten;
 pub mod graph;
@@ -66,7 +68,9 @@ pub mod run;
 pub mod scrub;
 pub mod secret;
 pub mod span;
+pub mod status;
 pub mod store;
+pub mod time;
 pub mod yaml;
 
 pub use run::run;

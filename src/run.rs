@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, GraphArgs, GraphFormat, Output, PipelineArgs, ValidateArgs};
+use crate::cli::{AuditArgs, Cli, Command, GraphArgs, GraphFormat, Output, PipelineArgs, ValidateArgs};
 use crate::config::{Config, ConfigError};
 use crate::diagnostic::suggest;
 use crate::engine::{self, NoProgress, Phase, Progress, RunOptions};
@@ -32,6 +32,9 @@ pub fn run() -> i32 {
     let exit = match cli.command {
         Command::Pipeline(args) => pipeline(args, color, cli.quiet),
         Command::Validate(args) => validate(args),
+        Command::Audit(args) => audit(args),
+        Command::Status(args) => crate::status::command(args, color),
+        Command::Ensure(args) => crate::ensure::command(args, color),
         Command::Graph(args) => graph(args),
         Command::Version => {
             print_out(&version_text());
@@ -104,25 +107,25 @@ pub fn version_text() -> String {
     format!("vss {} (commit {commit})\nstores: {}\n", env!("CARGO_PKG_VERSION"), StoreConfig::KINDS.join(", "))
 }
 
-fn print_out(text: &str) {
+pub(crate) fn print_out(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
 }
 
 /// Writes to stderr, scrubbed of every value the run has read.
-fn print_err(text: &str) {
+pub(crate) fn print_err(text: &str) {
     let mut err = std::io::stderr().lock();
     let _ = err.write_all(crate::scrub::scrub(text).as_bytes());
 }
 
-fn load(path: &Path) -> Result<Config, ConfigError> {
+pub(crate) fn load(path: &Path) -> Result<Config, ConfigError> {
     crate::config::load(path, &|name| std::env::var(name).ok())
 }
 
 /// The plan of `config`: its dynamic targets discovered (contacting the stores that
 /// discover them, when there are any), or not when `offline`.
-fn plan(config: &Config, offline: bool) -> Result<Plan<'_>, Failure> {
+pub(crate) fn plan(config: &Config, offline: bool) -> Result<Plan<'_>, Failure> {
     if offline {
         return Ok(Plan::offline(config));
     }
@@ -138,7 +141,7 @@ fn plan(config: &Config, offline: bool) -> Result<Plan<'_>, Failure> {
 
 /// Reports errors found before any target ran, in the chosen format: `stderr` (the
 /// rendered diagnostics, or the message) on stderr, and on stdout the format's own shape.
-fn failed(errors: Vec<ErrorEntry>, stderr: &str, output: Output, dry_run: bool) -> Exit {
+pub(crate) fn failed(errors: Vec<ErrorEntry>, stderr: &str, output: Output, dry_run: bool) -> Exit {
     print_err(stderr);
     match output {
         Output::Human => {}
@@ -150,7 +153,7 @@ fn failed(errors: Vec<ErrorEntry>, stderr: &str, output: Output, dry_run: bool) 
 }
 
 /// Reports a bad config (see [`failed`]).
-fn config_failure(error: &ConfigError, output: Output, dry_run: bool) -> Exit {
+pub(crate) fn config_failure(error: &ConfigError, output: Output, dry_run: bool) -> Exit {
     failed(report::config_error_entries(error), &error.to_string(), output, dry_run)
 }
 
@@ -210,7 +213,7 @@ fn graph(args: GraphArgs) -> Exit {
 }
 
 /// A usage error found after parsing (unknown `--targets` name, impossible phase choice).
-fn usage_failure(message: String, output: Output, dry_run: bool) -> Exit {
+pub(crate) fn usage_failure(message: String, output: Output, dry_run: bool) -> Exit {
     let entry = ErrorEntry::message(ErrorKind::Usage, message.clone());
     failed(vec![entry], &format!("error: {message}\n"), output, dry_run)
 }
@@ -227,27 +230,9 @@ fn pipeline(args: PipelineArgs, color: bool, quiet: bool) -> Exit {
             return failed(vec![ErrorEntry::of_failure(&failure)], &stderr, args.output, args.dry_run);
         }
     };
-    let targets = match &args.targets {
-        None => None,
-        Some(names) => {
-            let mut ids = Vec::new();
-            for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
-                match plan.target_named(name) {
-                    Some(id) => ids.push(id),
-                    None => {
-                        let hint = suggest(name, plan.targets.iter().map(|t| t.name.as_str()))
-                            .map(|s| format!(" (did you mean `{s}`?)"))
-                            .unwrap_or_default();
-                        return usage_failure(
-                            format!("--targets: unknown target `{name}`{hint}"),
-                            args.output,
-                            args.dry_run,
-                        );
-                    }
-                }
-            }
-            Some(ids)
-        }
+    let targets = match select(&plan, args.targets.as_deref(), "--targets") {
+        Ok(targets) => targets,
+        Err(message) => return usage_failure(message, args.output, args.dry_run),
     };
     let merge = if args.sync_only { false } else { args.merge_only || config.merge.enabled };
     let sync = if args.merge_only { false } else { args.sync_only || config.sync.enabled };
@@ -262,8 +247,16 @@ fn pipeline(args: PipelineArgs, color: bool, quiet: bool) -> Exit {
             args.dry_run,
         );
     }
-    let options =
-        RunOptions { dry_run: args.dry_run, merge, sync, targets, parallel: args.parallel.map(|p| p as usize) };
+    let options = RunOptions {
+        dry_run: args.dry_run,
+        merge,
+        sync,
+        targets,
+        parallel: args.parallel.map(|p| p as usize),
+        from_sources: false,
+        adopt: args.adopt,
+        ensure: None,
+    };
     let progress: Arc<dyn Progress> = if args.output == Output::Human && !quiet && std::io::stderr().is_terminal() {
         Arc::new(Bar::new())
     } else {
@@ -276,17 +269,24 @@ fn pipeline(args: PipelineArgs, color: bool, quiet: bool) -> Exit {
     let outcome = runtime.block_on(engine::run(&plan, &options, progress.clone()));
     drop(progress);
     let report = Report::from_outcome(&outcome, &Fingerprinter::from_env(), args.show_unchanged);
-    match args.output {
+    show(&report, args.output, color);
+    let audited = record(&plan, &report, &crate::audit::run_id(), "pipeline", None);
+    Exit::of_run(!report.errors.is_empty() || !audited, report.summary.changes() > 0, args.exit_code)
+}
+
+/// Prints a run's report in `output`'s format (with GitHub's output files for `github`).
+pub(crate) fn show(report: &Report, output: Output, color: bool) {
+    match output {
         Output::Human => {
-            print_out(&report::human::render(&report, Style::new(color && std::io::stdout().is_terminal())))
+            print_out(&report::human::render(report, Style::new(color && std::io::stdout().is_terminal())))
         }
-        Output::Json => print_out(&report::json::render(&report)),
-        Output::Compact => print_out(&report::compact::render(&report)),
+        Output::Json => print_out(&report::json::render(report)),
+        Output::Compact => print_out(&report::compact::render(report)),
         Output::Github => {
-            print_out(&report::github::render(&report));
+            print_out(&report::github::render(report));
             for (var, text) in [
-                ("GITHUB_OUTPUT", report::github::outputs(&report)),
-                ("GITHUB_STEP_SUMMARY", report::github::step_summary(&report)),
+                ("GITHUB_OUTPUT", report::github::outputs(report)),
+                ("GITHUB_STEP_SUMMARY", report::github::step_summary(report)),
             ] {
                 if let Err(e) = report::github::append_to_env_file(var, &text) {
                     tracing::error!("cannot append to ${var}: {e}");
@@ -294,7 +294,126 @@ fn pipeline(args: PipelineArgs, color: bool, quiet: bool) -> Exit {
             }
         }
     }
-    Exit::of_run(!report.errors.is_empty(), report.summary.changes() > 0, args.exit_code)
+}
+
+/// The targets `names` selects (all when `None`), or why a name is not a target.
+pub(crate) fn select(
+    plan: &Plan<'_>,
+    names: Option<&[String]>,
+    flag: &str,
+) -> Result<Option<Vec<crate::config::model::TargetId>>, String> {
+    let Some(names) = names else {
+        return Ok(None);
+    };
+    let mut ids = Vec::new();
+    for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        match plan.target_named(name) {
+            Some(id) => ids.push(id),
+            None => {
+                let hint = suggest(name, plan.targets.iter().map(|t| t.name.as_str()))
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default();
+                return Err(format!("{flag}: unknown target `{name}`{hint}"));
+            }
+        }
+    }
+    Ok(Some(ids))
+}
+
+/// Appends a report's events to the config's audit log, when it has one; `false` (and an
+/// error on stderr) when the log cannot be written, which fails the run.
+pub(crate) fn record(plan: &Plan<'_>, report: &Report, run: &str, command: &str, operation: Option<&str>) -> bool {
+    let Some(path) = &plan.config.audit else {
+        return true;
+    };
+    let scope = |t: &report::TargetReport| {
+        let target = plan.target(plan.target_named(&t.name)?);
+        (t.phase == Phase::Sync).then_some(())?;
+        target.destination.as_ref()?.scope().map(|s| s.name)
+    };
+    let events = crate::audit::events(report, run, command, operation, &scope);
+    match crate::audit::append(path, &events) {
+        Ok(()) => true,
+        Err(e) => {
+            print_err(&format!("error: cannot append to the audit log {}: {e}\n", path.display()));
+            false
+        }
+    }
+}
+
+/// `vss audit`: the config's audit log, filtered.
+fn audit(args: AuditArgs) -> Exit {
+    let config = match load(&args.config.config) {
+        Ok(config) => config,
+        Err(error) => return config_failure(&error, args.output, false),
+    };
+    let Some(path) = &config.audit else {
+        return usage_failure(
+            format!("{} has no audit log: add `audit: {{ file: vss-audit.jsonl }}`", config.file.name),
+            args.output,
+            false,
+        );
+    };
+    let since = match args.since.as_deref() {
+        None => None,
+        Some(text) => match crate::time::duration_secs(text)
+            .map(|secs| crate::time::now() - secs)
+            .or_else(|| crate::time::unix_of(text))
+        {
+            Some(since) => Some(since),
+            None => {
+                return usage_failure(
+                    format!(
+                        "--since `{text}`: write a duration (`7d`, `12h`, `30m`, `45s`) or a UTC time (`2026-11-24T08:00:00Z`)"
+                    ),
+                    args.output,
+                    false,
+                );
+            }
+        },
+    };
+    let (events, skipped_lines) = match crate::audit::read(path) {
+        Ok(read) => read,
+        Err(e) => {
+            return failed(
+                vec![ErrorEntry::message(ErrorKind::Io, format!("cannot read the audit log {}: {e}", path.display()))],
+                &format!("error: cannot read the audit log {}: {e}\n", path.display()),
+                args.output,
+                false,
+            );
+        }
+    };
+    let wanted = |e: &crate::audit::Event| {
+        use crate::audit::EventStatus;
+        args.target.as_ref().is_none_or(|t| *t == e.target)
+            && since.is_none_or(|since| crate::time::unix_of(&e.time).is_some_and(|at| at >= since))
+            && args.status.is_none_or(|s| {
+                e.status
+                    == match s {
+                        crate::cli::AuditStatus::Success => EventStatus::Success,
+                        crate::cli::AuditStatus::Failure => EventStatus::Failure,
+                        crate::cli::AuditStatus::Partial => EventStatus::Partial,
+                    }
+            })
+    };
+    let events: Vec<crate::audit::Event> = events.into_iter().filter(wanted).collect();
+    match args.output {
+        Output::Json => {
+            let report = crate::audit::AuditReport { events, skipped_lines };
+            print_out(&(serde_json::to_string_pretty(&report).expect("events serialize") + "\n"));
+        }
+        _ => {
+            let mut text: String = events.iter().map(crate::audit::human_line).collect();
+            if events.is_empty() {
+                text.push_str("no events\n");
+            }
+            if skipped_lines > 0 {
+                text.push_str(&format!("({skipped_lines} line(s) of the log are not events and were skipped)\n"));
+            }
+            print_out(&text);
+        }
+    }
+    Exit::Ok
 }
 
 /// A progress bar on stderr, used only when stderr is a terminal, and drawn only once the

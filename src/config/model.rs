@@ -21,6 +21,10 @@ pub struct Config {
     pub file: SourceFile,
     /// The directory relative store paths are resolved against.
     pub base_dir: PathBuf,
+    /// The audit log's file (resolved against `base_dir`), when the config names one.
+    pub audit: Option<PathBuf>,
+    /// The repositories `vss ensure --repo` may write to (`owner/name` or `owner/*`).
+    pub ensure_repositories: Vec<String>,
     /// Where bundles are written, if anywhere.
     pub merge_store: Option<StoreConfig>,
     /// Settings shared by every store of a kind (top-level `vault:` …).

@@ -32,6 +32,10 @@ pub struct RawConfig {
     pub merge_store: Option<Spanned<Lenient<StoreConfig>>>,
     /// Which phases run and how much runs at once.
     pub pipeline: Option<Lenient<RawPipeline>>,
+    /// Where `pipeline`, `ensure` and `status` runs append their audit events.
+    pub audit: Option<Lenient<crate::audit::AuditConfig>>,
+    /// What `vss ensure` may do for others: the repositories a `--repo` may name.
+    pub ensure: Option<Lenient<RawEnsure>>,
     /// Default merge semantics of every target (a target's own `merge` overrides them).
     pub merge: Option<Lenient<RawMergeOptions>>,
     /// The default import of every target that declares neither `imports` nor `inherits`.
@@ -50,10 +54,21 @@ pub struct RawConfig {
 }
 
 #[cfg(not(feature = "aws"))]
-const CONFIG_FIELDS: &[&str] = &["version", "merge_store", "pipeline", "merge", "source", "sources", "targets"];
-#[cfg(feature = "aws")]
 const CONFIG_FIELDS: &[&str] =
-    &["version", "merge_store", "pipeline", "merge", "source", "sources", "targets", "dynamic_targets"];
+    &["version", "merge_store", "pipeline", "audit", "ensure", "merge", "source", "sources", "targets"];
+#[cfg(feature = "aws")]
+const CONFIG_FIELDS: &[&str] = &[
+    "version",
+    "merge_store",
+    "pipeline",
+    "audit",
+    "ensure",
+    "merge",
+    "source",
+    "sources",
+    "targets",
+    "dynamic_targets",
+];
 
 /// The keys the top level accepts: its own fields, then each store's defaults block.
 static CONFIG_KEYS: LazyLock<Vec<&'static str>> =
@@ -74,6 +89,8 @@ impl<'de> Deserialize<'de> for RawConfig {
                         "version" => config.version = Some(map.next_value()?),
                         "merge_store" => config.merge_store = Some(map.next_value()?),
                         "pipeline" => config.pipeline = Some(map.next_value()?),
+                        "audit" => config.audit = Some(map.next_value()?),
+                        "ensure" => config.ensure = Some(map.next_value()?),
                         "merge" => config.merge = Some(map.next_value()?),
                         "source" => config.source = Some(map.next_value()?),
                         "sources" => config.sources = Some(map.next_value()?),
@@ -122,6 +139,17 @@ fn add_defaults_blocks(schema: &mut schemars::Schema) {
             defs.entry(name).or_insert(definition);
         }
     }
+}
+
+/// `ensure:` — what `vss ensure` may do when another repository asks for secrets.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Ensure")]
+pub struct RawEnsure {
+    /// The repositories `vss ensure --repo` may write to (`owner/name`, or `owner/*` for
+    /// every repository of an owner). Without it, `--repo` is refused.
+    #[serde(default)]
+    pub repositories: Vec<Spanned<String>>,
 }
 
 /// `pipeline:` — the two phases.

@@ -132,6 +132,27 @@ impl Checker<'_> {
         let merge_parallel = self.parallel(merge_phase.parallel.as_ref(), 4);
         let sync_parallel = self.parallel(sync_phase.parallel.as_ref(), 8);
 
+        let audit = raw.audit.and_then(|a| a.0).and_then(|audit| {
+            if audit.file.value.trim().is_empty() {
+                self.diagnostics.push(Diagnostic::at(audit.file.span, "`audit.file` is empty"));
+                return None;
+            }
+            Some(base_dir.join(&audit.file.value))
+        });
+        let mut ensure_repositories = Vec::new();
+        for repo in raw.ensure.and_then(|e| e.0).map(|e| e.repositories).unwrap_or_default() {
+            let parts: Vec<&str> = repo.value.split('/').collect();
+            let valid = |s: &str| {
+                !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            };
+            if parts.len() != 2 || !valid(parts[0]) || !(parts[1] == "*" || valid(parts[1])) {
+                self.diagnostics.push(
+                    Diagnostic::at(repo.span, "a repository is `owner/name` or `owner/*`")
+                        .with_label("e.g. `acme/app`"),
+                );
+            }
+            ensure_repositories.push(repo.value);
+        }
         let merge_store_written = raw.merge_store.is_some();
         let merge_store = match raw.merge_store {
             Some(Spanned { value: Lenient(Some(store)), span }) => {
@@ -314,6 +335,8 @@ impl Checker<'_> {
         }
         Some(Config {
             file: file.clone(),
+            audit,
+            ensure_repositories,
             base_dir: base_dir.to_path_buf(),
             merge_store,
             defaults: store_defaults,

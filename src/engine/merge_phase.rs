@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 use crate::config::model::TargetId;
 use crate::engine::desired::Resolver;
 use crate::engine::handle::Handle;
-use crate::engine::{Phase, Place, Progress, TargetOutcome, open_store, reconcile};
+use crate::engine::{Mode, Phase, Place, Progress, TargetOutcome, open_store, reconcile};
 use crate::plan::Plan;
 use crate::store::{Bundle, OpenContext};
 
@@ -34,6 +34,7 @@ pub async fn run(
             .map(|id| {
                 let limiter = limiter.clone();
                 async move {
+                    let started = std::time::Instant::now();
                     let name = &plan.target(id).name;
                     let location = format!("{}/{name}", merge_store.describe());
                     let result = match resolver.resolve(id).await {
@@ -44,7 +45,7 @@ pub async fn run(
                                 Ok(store) => {
                                     let place = Place { store: merge_store.kind(), location: &location };
                                     let handle = Handle::new(store, limiter, parallel);
-                                    reconcile(&handle, &desired, name, true, dry_run, place).await
+                                    reconcile(&handle, &desired, name, true, dry_run, Mode::default(), place).await
                                 }
                                 Err(e) => Err((
                                     Default::default(),
@@ -57,7 +58,16 @@ pub async fn run(
                         Ok(diff) => (diff, None),
                         Err((diff, failure)) => (diff, Some(failure)),
                     };
-                    let outcome = TargetOutcome { target: name.clone(), phase: Phase::Merge, location, diff, error };
+                    let duration = started.elapsed();
+                    let outcome = TargetOutcome {
+                        target: name.clone(),
+                        store: merge_store.kind(),
+                        phase: Phase::Merge,
+                        location,
+                        diff,
+                        error,
+                        duration,
+                    };
                     progress.done(name, Phase::Merge);
                     outcome
                 }

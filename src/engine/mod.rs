@@ -39,6 +39,30 @@ pub struct RunOptions {
     pub targets: Option<Vec<TargetId>>,
     /// Overrides both phases' `parallel`.
     pub parallel: Option<usize>,
+    /// SYNC computes desired states from the sources even when MERGE does not run and
+    /// there is a merge store (`status`, `ensure`), rather than reading the bundles.
+    pub from_sources: bool,
+    /// Write the desired value over secrets vss cannot verify (present, not written by
+    /// vss, unreadable): they come under vss's management (`pipeline --adopt`).
+    pub adopt: bool,
+    /// `ensure`: write only names that are missing, never overwrite or delete.
+    pub ensure: Option<Ensure>,
+}
+
+/// What `vss ensure` asks of a target: the names to write where they are missing.
+#[derive(Clone, Debug, Default)]
+pub struct Ensure {
+    /// The names (as the store names them), or `None` for every desired name.
+    pub names: Option<std::collections::BTreeSet<String>>,
+}
+
+/// How a reconciliation treats the diff, beyond writing it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Mode<'a> {
+    /// Unverified secrets are written (see [`RunOptions::adopt`]).
+    pub adopt: bool,
+    /// Only missing names are written (see [`RunOptions::ensure`]).
+    pub ensure: Option<&'a Ensure>,
 }
 
 /// Which phase an outcome belongs to.
@@ -66,6 +90,8 @@ impl Phase {
 pub struct TargetOutcome {
     /// The target's name.
     pub target: String,
+    /// The kind of store it was written to (`github`, `vault`…).
+    pub store: &'static str,
     /// The phase.
     pub phase: Phase,
     /// Where it was written (`file ./out/prod`).
@@ -74,6 +100,8 @@ pub struct TargetOutcome {
     pub diff: TargetDiff,
     /// Why the target failed, if it did.
     pub error: Option<Failure>,
+    /// How long it took.
+    pub duration: Duration,
 }
 
 /// Progress notifications, for a progress bar.
@@ -153,7 +181,7 @@ pub async fn run(plan: &Plan<'_>, options: &RunOptions, progress: Arc<dyn Progre
         );
     }
     if options.sync {
-        let source = if merging || plan.config.merge_store.is_none() {
+        let source = if merging || plan.config.merge_store.is_none() || options.from_sources {
             sync_phase::DesiredFrom::Resolver(&resolver)
         } else {
             sync_phase::DesiredFrom::Bundles
@@ -167,6 +195,7 @@ pub async fn run(plan: &Plan<'_>, options: &RunOptions, progress: Arc<dyn Progre
                 &to_sync,
                 &merge_failed,
                 options.dry_run,
+                Mode { adopt: options.adopt, ensure: options.ensure.as_ref() },
                 ctx,
                 sync_parallel,
                 progress.as_ref(),
@@ -213,17 +242,19 @@ pub struct Place<'a> {
 /// succeeded. A check-and-set conflict starts over from a fresh read, a bounded number of
 /// times, then is reported: an update is never lost. Returns the diff, or the diff so far
 /// and the failure.
+#[allow(clippy::too_many_arguments)]
 pub async fn reconcile(
     handle: &handle::Handle,
     desired: &crate::secret::SecretMap,
     owner: &str,
     delete_orphans: bool,
     dry_run: bool,
+    mode: Mode<'_>,
     place: Place<'_>,
 ) -> Result<TargetDiff, (TargetDiff, Failure)> {
     let mut attempt = 1;
     loop {
-        match reconcile_once(handle, desired, owner, delete_orphans, dry_run, place).await {
+        match reconcile_once(handle, desired, owner, delete_orphans, dry_run, mode, place).await {
             Err((_, failure)) if failure.kind == ErrorKind::Conflict && attempt < CONFLICT_ATTEMPTS => {
                 tracing::warn!(
                     owner,
@@ -243,6 +274,7 @@ async fn reconcile_once(
     owner: &str,
     delete_orphans: bool,
     dry_run: bool,
+    mode: Mode<'_>,
     place: Place<'_>,
 ) -> Result<TargetDiff, (TargetDiff, Failure)> {
     use crate::diff::{ChangeKind, ChangeStatus, DiffOptions, diff};
@@ -253,6 +285,13 @@ async fn reconcile_once(
     // one name, or a name the store would refuse, fail the plan before anything is read.
     let names = named(handle, desired).map_err(refuse)?;
     let desired = names.as_ref().unwrap_or(desired);
+    // `ensure NAME…`: only those names, each of which must be desired.
+    let chosen = match mode.ensure.and_then(|e| e.names.as_ref()) {
+        Some(wanted) => Some(only(handle, desired, wanted, owner).map_err(refuse)?),
+        None => None,
+    };
+    let desired = chosen.as_ref().unwrap_or(desired);
+    let delete_orphans = delete_orphans && mode.ensure.is_none();
     // The location's own declared settings first: a location that does not exist yet
     // reads as empty once they say it will be created.
     let settings = handle
@@ -286,6 +325,16 @@ async fn reconcile_once(
     };
     let mut plan = diff(&live, &held, DiffOptions { delete_orphans, owner, fingerprints: handle.fingerprints() });
     plan.settings = settings;
+    for change in &mut plan.changes {
+        match change.kind {
+            // `ensure` never overwrites: what is there stays, whatever it holds.
+            ChangeKind::Modified | ChangeKind::Unverified if mode.ensure.is_some() => {
+                *change = crate::diff::Change::new(change.path.clone(), ChangeKind::Unchanged);
+            }
+            ChangeKind::Unverified if mode.adopt => change.kind = ChangeKind::Modified,
+            _ => {}
+        }
+    }
     for (name, pattern) in excluded {
         plan.changes.push(crate::diff::Change {
             excluded_by: Some(pattern),
@@ -362,6 +411,38 @@ fn named(
         return Err(format!("{}; nothing written", problems.join("; ")));
     }
     Ok(Some(secrets))
+}
+
+/// The desired secrets named in `wanted` (as the store names them; case-insensitively for
+/// stores that upper-case names): every name must be desired and acceptable to the store.
+fn only(
+    handle: &handle::Handle,
+    desired: &crate::secret::SecretMap,
+    wanted: &std::collections::BTreeSet<String>,
+    owner: &str,
+) -> Result<crate::secret::SecretMap, String> {
+    let upper = handle.flattening().is_some_and(|f| f.uppercase);
+    let mut chosen = crate::secret::SecretMap::new();
+    let mut problems = Vec::new();
+    for name in wanted {
+        let key = if upper { name.to_ascii_uppercase() } else { name.clone() };
+        let found = crate::secret::SecretPath::parse(&key).ok().and_then(|p| desired.get_key_value(&p));
+        match found {
+            Some((path, value)) => {
+                chosen.insert(path.clone(), value.clone());
+            }
+            None => {
+                let why = crate::secret::SecretPath::parse(&key)
+                    .err()
+                    .or_else(|| crate::secret::SecretPath::parse(&key).ok().and_then(|p| handle.name_error(&p)));
+                problems.push(match why {
+                    Some(why) => format!("`{name}` cannot be a name here: {why}"),
+                    None => format!("`{name}` is not in the desired state of `{owner}`: add it to one of its sources"),
+                });
+            }
+        }
+    }
+    if problems.is_empty() { Ok(chosen) } else { Err(format!("{}; nothing written", problems.join("; "))) }
 }
 
 /// Applies a plan with changes: creates and updates first, then deletes.

@@ -11,7 +11,7 @@ use crate::config::model::TargetId;
 use crate::engine::desired::Resolver;
 use crate::engine::desired::values_of;
 use crate::engine::handle::Handle;
-use crate::engine::{Phase, Place, Progress, TargetOutcome, open_store, reconcile};
+use crate::engine::{Mode, Phase, Place, Progress, TargetOutcome, open_store, reconcile};
 use crate::error::{ErrorKind, Failure};
 use crate::plan::Plan;
 use crate::secret::SecretMap;
@@ -33,6 +33,7 @@ pub async fn run(
     targets: &[TargetId],
     merge_failed: &[String],
     dry_run: bool,
+    mode: Mode<'_>,
     ctx: OpenContext<'_>,
     parallel: usize,
     progress: &dyn Progress,
@@ -46,6 +47,7 @@ pub async fn run(
         .map(|(position, id)| {
             let limiter = limiter.clone();
             async move {
+                let started = std::time::Instant::now();
                 let target = plan.target(id);
                 let destination = target.destination.as_ref().expect("only targets with a destination are synced");
                 let location = destination.describe();
@@ -74,6 +76,7 @@ pub async fn run(
                         &target.name,
                         plan.config.sync.delete_orphans,
                         dry_run,
+                        mode,
                         Place { store: destination.kind(), location: &location },
                     )
                     .await
@@ -84,7 +87,19 @@ pub async fn run(
                     Ok(diff) => (diff, None),
                     Err((diff, error)) => (diff, Some(error)),
                 };
-                (position, TargetOutcome { target: target.name.clone(), phase: Phase::Sync, location, diff, error })
+                let duration = started.elapsed();
+                (
+                    position,
+                    TargetOutcome {
+                        target: target.name.clone(),
+                        store: destination.kind(),
+                        phase: Phase::Sync,
+                        location,
+                        diff,
+                        error,
+                        duration,
+                    },
+                )
             }
         })
         .buffer_unordered(parallel.max(1))

@@ -102,8 +102,12 @@ pub struct TargetReport {
     pub phase: Phase,
     /// Whether it succeeded.
     pub status: Status,
+    /// The kind of store it was written to (`github`, `vault`…).
+    pub store: String,
     /// Where it was written.
     pub location: String,
+    /// How long it took, in milliseconds.
+    pub duration_ms: u64,
     /// Its counts.
     pub summary: TargetSummary,
     /// The location's declared settings that change (a GitHub environment's protection
@@ -360,7 +364,9 @@ impl Report {
                 name: t.target.clone(),
                 phase: t.phase,
                 status: if t.error.is_some() { Status::Failed } else { Status::Ok },
+                store: t.store.to_string(),
                 location: t.location.clone(),
+                duration_ms: t.duration.as_millis() as u64,
                 summary: ts,
                 settings: d.settings.as_ref().map(|c| SettingsReport {
                     subject: c.subject.clone(),

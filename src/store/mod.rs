@@ -505,6 +505,22 @@ pub trait StoreKind: Store + Sized + 'static {
         None
     }
 
+    /// The same location re-pointed at another repository for one run (`vss ensure
+    /// --repo`), for stores whose locations are repositories; `None` for the others.
+    fn retarget(config: &Self::Config, repository: &str) -> Option<Self::Config> {
+        let _ = (config, repository);
+        None
+    }
+
+    /// Which scope of which place a location is, for stores whose places hold several
+    /// scopes of secrets (a GitHub repository's Actions, environment, Dependabot and
+    /// Codespaces secrets): `vss status` compares the names the scopes of one place share,
+    /// and the audit log records the scope.
+    fn scope(config: &Self::Config) -> Option<Scope> {
+        let _ = config;
+        None
+    }
+
     /// Rules of its top-level defaults block.
     fn check_defaults(defaults: &Self::Defaults, out: &mut Vec<Diagnostic>) {
         let _ = (defaults, out);
@@ -530,6 +546,15 @@ pub trait StoreKind: Store + Sized + 'static {
         ctx: &OpenContext<'_>,
         bundle: Option<&Bundle<'_>>,
     ) -> impl Future<Output = Result<Self, StoreError>> + Send;
+}
+
+/// One scope of a place ([`StoreKind::scope`]).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Scope {
+    /// The place: `github acme/app`.
+    pub place: String,
+    /// The scope within it: `actions`, `environment production`, `dependabot`.
+    pub name: String,
 }
 
 /// Which bundle of the merge store to open: the target, and the names it merges.
@@ -692,6 +717,21 @@ macro_rules! stores {
             /// A short human description of the location, e.g. `file ./out/prod`.
             pub fn describe(&self) -> String {
                 match self { $( $(#[cfg($cfg)])? StoreConfig::$variant(c) => <$store as StoreKind>::describe(c), )* }
+            }
+
+            /// This location re-pointed at `repository` (`vss ensure --repo`), when its
+            /// store's locations are repositories.
+            pub fn retarget(&self, repository: &str) -> Option<StoreConfig> {
+                match self {
+                    $( $(#[cfg($cfg)])? StoreConfig::$variant(c) => {
+                        <$store as StoreKind>::retarget(c, repository).map(|c| StoreConfig::$variant(Box::new(c)))
+                    } )*
+                }
+            }
+
+            /// Which scope of which place the location is, when its store has scopes.
+            pub fn scope(&self) -> Option<Scope> {
+                match self { $( $(#[cfg($cfg)])? StoreConfig::$variant(c) => <$store as StoreKind>::scope(c), )* }
             }
 
             /// How the location is reached, when worth showing (the AWS role assumed).

@@ -31,7 +31,7 @@ pub struct CallCounter {
 }
 
 /// An API's rate limit, as the server last reported it (GitHub's `x-ratelimit-*`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Quota {
     /// Calls allowed in the window.
     pub limit: u64,

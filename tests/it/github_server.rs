@@ -82,7 +82,6 @@ pub struct Environment {
 }
 
 /// Something that was sent to `POST /repos/{owner}/{repo}/dispatches`.
-#[allow(dead_code)]
 #[derive(Clone, Debug)]
 pub struct Dispatch {
     /// `owner/name` of the repository it was sent to.
@@ -358,14 +357,12 @@ impl GithubServer {
     }
 
     /// Every repository dispatch received so far.
-    #[allow(dead_code)]
     pub fn dispatches(&self) -> Vec<Dispatch> {
         self.state().dispatches.clone()
     }
 
     /// Runs `workflow` on a thread for each repository dispatch received from now on, as
     /// the receiving repository's workflow would run.
-    #[allow(dead_code)]
     pub fn on_dispatch(&self, workflow: impl Fn(Dispatch) + Send + Sync + 'static) {
         self.state().on_dispatch = Some(Arc::new(workflow));
     }
@@ -442,22 +439,7 @@ impl GithubServer {
 }
 
 fn timestamp(clock: u64) -> String {
-    // Seconds since the epoch as UTC ISO 8601, as GitHub writes them.
-    let days = clock / 86_400;
-    let rem = clock % 86_400;
-    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if mo <= 2 { y + 1 } else { y };
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
+    vss::time::timestamp(clock as i64)
 }
 
 /// Pages `items` by `per_page`/`page`, with the `Link` header.

@@ -118,7 +118,16 @@ async fn debug_formatting_prints_no_value() {
     );
     let config = vss::config::load(&ws.path("vss.yaml"), &|_| None).expect("a valid config");
     let mut seen = vec![format!("{config:?}")];
-    let options = RunOptions { dry_run: false, merge: true, sync: true, targets: None, parallel: None };
+    let options = RunOptions {
+        dry_run: false,
+        merge: true,
+        sync: true,
+        targets: None,
+        parallel: None,
+        from_sources: false,
+        adopt: false,
+        ensure: None,
+    };
     let outcome = vss::engine::run(&vss::plan::Plan::complete(&config).unwrap(), &options, Arc::new(NoProgress)).await;
     assert!(outcome.targets.iter().all(|t| t.error.is_none()), "{outcome:?}");
     seen.push(format!("{outcome:?}"));

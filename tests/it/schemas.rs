@@ -23,6 +23,16 @@ fn report_schema_is_current() {
     check("schemas/report.schema.json", vss::report::report_schema());
 }
 
+#[test]
+fn status_schema_is_current() {
+    check("schemas/status.schema.json", vss::status::status_schema());
+}
+
+#[test]
+fn audit_schema_is_current() {
+    check("schemas/audit.schema.json", vss::audit::audit_schema());
+}
+
 fn validator(file: &str) -> jsonschema::Validator {
     let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
     jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).unwrap()

@@ -49,6 +49,7 @@ use crate::flatten::{FlattenOptions, Naming};
 use crate::secret::{Fingerprinter, LiveSecret, LiveValue, SecretPath, SecretValue, Sensitive};
 use crate::span::{Span, Spanned};
 use crate::store::stats::{Call, CallCounter};
+use crate::time::{now, unix_of};
 use crate::store::{Bundle, Capabilities, OpenContext, Role, Roles, Store, StoreError, StoreKind, ValueShape};
 
 /// GitHub's API, unless `api_url` or `GITHUB_API_URL` says otherwise.
@@ -371,6 +372,24 @@ impl StoreKind for GithubStore {
         }
     }
 
+    fn retarget(config: &GithubConfig, repository: &str) -> Option<GithubConfig> {
+        let repo = config.repo.as_ref()?;
+        Some(GithubConfig { repo: Some(Spanned { span: repo.span, value: repository.to_string() }), ..config.clone() })
+    }
+
+    fn scope(config: &GithubConfig) -> Option<crate::store::Scope> {
+        let place = match (&config.repo, &config.org) {
+            (Some(repo), _) => format!("github {}", repo.value),
+            (None, Some(org)) => format!("github org {}", org.value),
+            (None, None) => return None,
+        };
+        let name = match &config.environment {
+            Some(env) => format!("environment {}", env.value.name()),
+            None => config.scope.as_str().to_string(),
+        };
+        Some(crate::store::Scope { place, name })
+    }
+
     fn check(config: &GithubConfig, _: Role, _: &GithubDefaults, span: Span, out: &mut Vec<Diagnostic>) {
         match (&config.repo, &config.org) {
             (Some(_), Some(org)) => out.push(
@@ -585,6 +604,20 @@ impl GithubStore {
         } else {
             (owner, LiveValue::Fingerprint(entry.fp.clone()))
         }
+    }
+}
+
+impl GithubStore {
+    /// The names of the location's secrets, freshly listed.
+    pub async fn names(&self) -> Result<BTreeSet<String>, StoreError> {
+        Ok(self.list_all(Spend::AboveReserve).await?.into_keys().collect())
+    }
+
+    /// Sends a `repository_dispatch` of `event_type` with `payload` to `repo` (`owner/name`).
+    pub async fn dispatch(&self, repo: &str, event_type: &str, payload: Value) -> Result<(), StoreError> {
+        let body = json!({"event_type": event_type, "client_payload": payload});
+        self.client.call(reqwest::Method::POST, &format!("/repos/{repo}/dispatches"), Some(&body), Call::Write).await?;
+        Ok(())
     }
 }
 
@@ -885,11 +918,6 @@ enum Login {
     App { app_id: String, installation_id: u64, key: Arc<aws_lc_rs::signature::RsaKeyPair> },
 }
 
-/// Seconds since the Unix epoch.
-fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
-}
-
 /// A GitHub App JWT: RS256, issued a minute in the past (clock drift), valid 9 minutes.
 fn app_jwt(app_id: &str, key: &aws_lc_rs::signature::RsaKeyPair, now: i64) -> Result<String, StoreError> {
     let url = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
@@ -905,23 +933,6 @@ fn app_jwt(app_id: &str, key: &aws_lc_rs::signature::RsaKeyPair, now: i64) -> Re
     )
     .map_err(|_| StoreError::new(ErrorKind::Internal, "cannot sign the GitHub App JWT"))?;
     Ok(format!("{signing_input}.{}", url(&signature)))
-}
-
-/// Unix seconds of a UTC ISO 8601 timestamp (`2026-11-23T22:00:00Z`), as GitHub writes them.
-fn unix_of(timestamp: &str) -> Option<i64> {
-    let t = timestamp.strip_suffix('Z')?;
-    let (date, time) = t.split_once('T')?;
-    let mut d = date.split('-').map(|p| p.parse::<i64>());
-    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
-    let mut c = time.split(':').map(|p| p.split('.').next().unwrap_or(p).parse::<i64>());
-    let (h, min, sec) = (c.next()?.ok()?, c.next()?.ok()?, c.next()?.ok()?);
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some((era * 146_097 + doe - 719_468) * 86_400 + h * 3600 + min * 60 + sec)
 }
 
 /// One GitHub login: the HTTP client, the write pace and the rate limit seen so far.
@@ -1197,14 +1208,6 @@ mod tests {
         assert!(name_rule("A-B").unwrap().contains("only letters"));
         assert!(name_rule("GITHUB_X").unwrap().contains("GITHUB_"));
         assert!(name_rule("github_x").unwrap().contains("GITHUB_"));
-    }
-
-    #[test]
-    fn timestamps_read_as_unix_seconds() {
-        assert_eq!(unix_of("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(unix_of("2027-01-15T08:00:00Z"), Some(1_800_000_000));
-        assert_eq!(unix_of("2024-02-29T12:34:56.789Z"), Some(1_709_210_096));
-        assert_eq!(unix_of("yesterday"), None);
     }
 
     #[test]

@@ -129,7 +129,11 @@ fn dispatch(args: &EnsureArgs, color: bool) -> Exit {
     for name in &args.names {
         match crate::store::github::name_rule(name) {
             Some(why) => {
-                return usage_failure(format!("`{name}` is not a GitHub secret name: {why}"), args.output, args.dry_run);
+                return usage_failure(
+                    format!("`{name}` is not a GitHub secret name: {why}"),
+                    args.output,
+                    args.dry_run,
+                );
             }
             None => names.insert(name.to_ascii_uppercase()),
         };

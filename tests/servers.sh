@@ -28,6 +28,15 @@ if [[ "$installed_nacl" != *"Version: $PYNACL_VERSION"$'\n'* ]]; then
     echo "installing PyNaCl $PYNACL_VERSION into $venv" >&2
     "$venv/bin/pip" install --quiet --disable-pip-version-check "pynacl==$PYNACL_VERSION"
 fi
+# check-jsonschema, which vendors SchemaStore's GitHub workflow schema: the example
+# workflows are checked against GitHub's workflow grammar with it.
+CHECK_JSONSCHEMA_VERSION=0.35.0
+installed_check=$("$venv/bin/pip" show check-jsonschema 2>/dev/null || true)
+if [[ "$installed_check" != *"Version: $CHECK_JSONSCHEMA_VERSION"$'\n'* ]]; then
+    echo "installing check-jsonschema $CHECK_JSONSCHEMA_VERSION into $venv" >&2
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "check-jsonschema==$CHECK_JSONSCHEMA_VERSION"
+fi
+export VSS_TEST_CHECK_JSONSCHEMA="$venv/bin/check-jsonschema"
 # Octokit (GitHub's official JavaScript client) and libsodium-wrappers, from npm: the GitHub
 # test server is cross-checked with them once (tests/github/octokit-check.mjs).
 OCTOKIT_VERSION=22.0.1

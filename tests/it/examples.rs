@@ -44,3 +44,26 @@ fn workflow_examples_run_example_configs() {
     }
     assert_eq!(seen, 4);
 }
+
+/// Every example workflow follows GitHub's workflow grammar (SchemaStore's schema, as
+/// vendored by `check-jsonschema`, which `tests/run` installs); a broken one is refused.
+#[test]
+fn workflow_examples_follow_githubs_workflow_grammar() {
+    let check = std::env::var("VSS_TEST_CHECK_JSONSCHEMA").expect("run tests/run: it installs check-jsonschema");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/workflows");
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    let run = |files: &[std::path::PathBuf]| {
+        std::process::Command::new(&check)
+            .args(["--builtin-schema", "vendor.github-workflows"])
+            .args(files)
+            .output()
+            .expect("check-jsonschema runs")
+    };
+    let out = run(&files);
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let ws = crate::common::Workspace::new();
+    let broken =
+        ws.write("broken.yml", "on: push\njobs:\n  x:\n    runs-onn: ubuntu-latest\n    steps: [{run: echo}]\n");
+    assert!(!run(&[broken]).status.success(), "the grammar check can fail");
+}

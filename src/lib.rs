@@ -44,6 +44,10 @@
 //! - [`error`] has the exit codes and the [`error::ErrorKind`] every failure carries.
 //! - [`report`] renders human, JSON, GitHub Actions and compact output, `validate` and
 //!   `graph`.
+//! - [`status`] (`vss status`) and [`ensure`] (`vss ensure`) run the same engine with other
+//!   options (a dry run from the sources turned into findings; only missing names
+//!   written); [`audit`] appends every run's events to the audit log and reads them back;
+//!   [`time`] formats and parses the UTC timestamps they use.
 //! - [`span`], [`diagnostic`] and [`yaml`] are leaf modules: stores use them for their
 //!   config types without depending on `config/`.
 //!

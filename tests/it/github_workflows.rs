@@ -255,6 +255,14 @@ fn ensure_writes_only_missing_names_and_never_overwrites() {
     assert!(refused.stderr.contains("`ensure.repositories`"), "{}", refused.stderr);
 }
 
+/// `vss` as the asking repository's workflow runs it: a token and GitHub's API, no config.
+fn asking(server: &crate::github_server::GithubServer, ws: &Workspace) -> crate::common::Vss {
+    crate::common::Vss::new()
+        .cwd(ws.dir.path())
+        .env("GITHUB_API_URL", &server.url)
+        .env("GITHUB_TOKEN", crate::github::TOKEN)
+}
+
 #[test]
 fn ensure_by_dispatch_waits_for_the_source_repositorys_workflow() {
     let server = server(&["acme/web", "acme/keeper"]);
@@ -295,10 +303,7 @@ fn ensure_by_dispatch_waits_for_the_source_repositorys_workflow() {
     server.put_secret("/repos/acme/web/actions/secrets", "NPM_TOKEN", "already there");
     let web = Workspace::new();
     let ask = |extra: &[&str]| {
-        crate::common::Vss::new()
-            .cwd(web.dir.path())
-            .env("GITHUB_API_URL", &server.url)
-            .env("GITHUB_TOKEN", crate::github::TOKEN)
+        asking(&server, &web)
             .args([
                 "ensure",
                 "--dispatch",
@@ -351,10 +356,7 @@ fn ensure_by_dispatch_waits_for_the_source_repositorys_workflow() {
 fn ensure_by_dispatch_times_out_naming_what_is_still_missing() {
     let server = server(&["acme/web", "acme/keeper"]);
     let ws = Workspace::new();
-    let out = crate::common::Vss::new()
-        .cwd(ws.dir.path())
-        .env("GITHUB_API_URL", &server.url)
-        .env("GITHUB_TOKEN", crate::github::TOKEN)
+    let out = asking(&server, &ws)
         .args([
             "ensure",
             "--dispatch",

@@ -35,12 +35,7 @@ pub fn allowed(repo: &str, allowed: &[String]) -> bool {
     allowed.iter().any(|a| a.eq_ignore_ascii_case(repo) || a.eq_ignore_ascii_case(&format!("{owner}/*")))
 }
 
-/// Whether `repo` is a repository's `owner/name` as GitHub allows them.
-fn repo_ok(repo: &str) -> bool {
-    let valid =
-        |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    matches!(repo.split('/').collect::<Vec<_>>().as_slice(), [owner, name] if valid(owner) && valid(name))
-}
+use crate::store::is_repository as repo_ok;
 
 /// `vss ensure`.
 pub fn command(args: EnsureArgs, color: bool) -> Exit {
@@ -175,13 +170,13 @@ fn dispatch(args: &EnsureArgs, color: bool) -> Exit {
     let location: crate::store::github::GithubConfig =
         serde_json::from_value(serde_json::json!({ "repo": repo })).expect("a repository location");
     let describe = <crate::store::github::GithubStore as crate::store::StoreKind>::describe(&location);
-    type Seen = (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>);
+    type Seen = (BTreeSet<String>, BTreeSet<String>);
     let result: Result<Seen, crate::store::StoreError> = runtime.block_on(async {
         let store = <crate::store::github::GithubStore as crate::store::StoreKind>::open(&location, &ctx, None).await?;
         let present = store.names().await?;
         let missing: BTreeSet<String> = names.difference(&present).cloned().collect();
         if missing.is_empty() || args.dry_run {
-            return Ok((present, missing, BTreeSet::new()));
+            return Ok((missing, BTreeSet::new()));
         }
         let payload = serde_json::json!({ "repository": repo, "names": missing });
         store.dispatch(&source, EVENT_TYPE, payload).await?;
@@ -190,13 +185,13 @@ fn dispatch(args: &EnsureArgs, color: bool) -> Exit {
             let now = store.names().await?;
             let still: BTreeSet<String> = missing.difference(&now).cloned().collect();
             if still.is_empty() || started.elapsed() >= timeout {
-                return Ok((present, missing, still));
+                return Ok((missing, still));
             }
         }
     });
     let (diff, error) = match result {
         Err(e) => (TargetDiff::default(), Some(e.into_failure("", "github", &describe))),
-        Ok((present, missing, still)) => {
+        Ok((missing, still)) => {
             let mut diff = TargetDiff::default();
             for name in &names {
                 let Ok(path) = SecretPath::parse(name) else { continue };
@@ -212,7 +207,6 @@ fn dispatch(args: &EnsureArgs, color: bool) -> Exit {
                 };
                 diff.changes.push(change);
             }
-            let _ = present;
             let error = (!still.is_empty()).then(|| {
                 let list: Vec<&str> = still.iter().map(String::as_str).collect();
                 Failure::new(

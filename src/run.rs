@@ -33,7 +33,7 @@ pub fn run() -> i32 {
         Command::Pipeline(args) => pipeline(args, color, cli.quiet),
         Command::Validate(args) => validate(args),
         Command::Audit(args) => audit(args),
-        Command::Status(args) => crate::status::command(args, color),
+        Command::Status(args) => crate::status::command(args),
         Command::Ensure(args) => crate::ensure::command(args, color),
         Command::Graph(args) => graph(args),
         Command::Version => {

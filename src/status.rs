@@ -194,8 +194,7 @@ pub struct ScopeValue {
 
 impl StatusReport {
     /// The status of a dry-run SYNC `outcome` of `plan`.
-    pub fn build(plan: &Plan<'_>, outcome: &Outcome, fingerprints: &Fingerprinter) -> StatusReport {
-        let report = Report::from_outcome(outcome, fingerprints, true);
+    pub fn build(plan: &Plan<'_>, outcome: &Outcome, report: Report, fingerprints: &Fingerprinter) -> StatusReport {
         let mut targets = Vec::new();
         let mut summary = StatusSummary::default();
         // (place, name) -> scopes and fingerprints, for conflicts.
@@ -494,8 +493,7 @@ pub fn github(report: &StatusReport) -> String {
 }
 
 /// `vss status`.
-pub fn command(args: StatusArgs, color: bool) -> Exit {
-    let _ = color;
+pub fn command(args: StatusArgs) -> Exit {
     let config = match load(&args.config.config) {
         Ok(config) => config,
         Err(error) => return config_failure(&error, args.output, true),
@@ -526,14 +524,14 @@ pub fn command(args: StatusArgs, color: bool) -> Exit {
     };
     let outcome = runtime.block_on(engine::run(&plan, &options, std::sync::Arc::new(NoProgress)));
     let fingerprints = Fingerprinter::from_env();
-    let status = StatusReport::build(&plan, &outcome, &fingerprints);
+    let report = Report::from_outcome(&outcome, &fingerprints, false);
+    let audited = record(&plan, &report, &crate::audit::run_id(), "status", Some("status"));
+    let status = StatusReport::build(&plan, &outcome, report, &fingerprints);
     print_out(&match args.output {
         Output::Human => human(&status),
         Output::Json => serde_json::to_string_pretty(&status).expect("the status serializes") + "\n",
         Output::Compact => compact(&status),
         Output::Github => github(&status),
     });
-    let report = Report::from_outcome(&outcome, &fingerprints, false);
-    let audited = record(&plan, &report, &crate::audit::run_id(), "status", Some("status"));
     Exit::of_run(!status.errors.is_empty() || !audited, status.summary.findings > 0, args.exit_code)
 }

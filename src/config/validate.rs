@@ -141,11 +141,9 @@ impl Checker<'_> {
         });
         let mut ensure_repositories = Vec::new();
         for repo in raw.ensure.and_then(|e| e.0).map(|e| e.repositories).unwrap_or_default() {
-            let parts: Vec<&str> = repo.value.split('/').collect();
-            let valid = |s: &str| {
-                !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-            };
-            if parts.len() != 2 || !valid(parts[0]) || !(parts[1] == "*" || valid(parts[1])) {
+            // `owner/*` is every repository of the owner.
+            let pattern = repo.value.strip_suffix("/*").map(|owner| format!("{owner}/x"));
+            if !crate::store::is_repository(pattern.as_deref().unwrap_or(&repo.value)) {
                 self.diagnostics.push(
                     Diagnostic::at(repo.span, "a repository is `owner/name` or `owner/*`")
                         .with_label("e.g. `acme/app`"),

@@ -187,6 +187,14 @@ fn join_key(at: &str, key: &str) -> String {
     if at.is_empty() { key.to_string() } else { format!("{at}.{key}") }
 }
 
+/// Whether `text` is a repository's `owner/name` as GitHub allows them (letters, digits,
+/// `-`, `_` and `.` in each part): the one rule for every place that names a repository.
+pub fn is_repository(text: &str) -> bool {
+    let part =
+        |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    matches!(text.split('/').collect::<Vec<_>>().as_slice(), [owner, name] if part(owner) && part(name))
+}
+
 /// The role a store plays in a config.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {

@@ -16,7 +16,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Value, json};
 
 use crate::diagnostic::Diagnostic;
-use crate::span::{Span, Spanned};
+use crate::span::Spanned;
 use crate::store::StoreError;
 use crate::store::stats::Call;
 
@@ -166,7 +166,7 @@ impl<'de> Deserialize<'de> for DeploymentBranches {
 }
 
 /// The config rules of a declared environment.
-pub fn check(managed: &ManagedEnvironment, span: Span, out: &mut Vec<Diagnostic>) {
+pub fn check(managed: &ManagedEnvironment, out: &mut Vec<Diagnostic>) {
     if managed.name.value.trim().is_empty() {
         out.push(Diagnostic::at(managed.name.span, "`name` is empty"));
     }
@@ -217,7 +217,6 @@ pub fn check(managed: &ManagedEnvironment, span: Span, out: &mut Vec<Diagnostic>
             out.push(Diagnostic::at(*at, "a branch pattern is empty"));
         }
     }
-    let _ = span;
 }
 
 /// An environment's settings in GitHub's terms (reviewers as ids): what is declared, or

@@ -401,11 +401,7 @@ impl StoreKind for GithubStore {
                     .with_label("write `repo:` or `org:`"),
             ),
             (Some(repo), None) => {
-                let parts: Vec<&str> = repo.value.split('/').collect();
-                let valid = |s: &str| {
-                    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-                };
-                if parts.len() != 2 || !parts.iter().all(|p| valid(p)) {
+                if !crate::store::is_repository(&repo.value) {
                     out.push(Diagnostic::at(repo.span, "`repo` is `owner/name`").with_label("e.g. `acme/app`"));
                 }
                 if let Some(visibility) = &config.selected_repositories {
@@ -452,7 +448,7 @@ impl StoreKind for GithubStore {
             Some((at, environment::Environment::Name(name))) if name.trim().is_empty() => {
                 out.push(Diagnostic::at(at, "`environment` is empty"));
             }
-            Some((at, environment::Environment::Managed(managed))) => environment::check(managed, at, out),
+            Some((_, environment::Environment::Managed(managed))) => environment::check(managed, out),
             _ => {}
         }
         if !config.prefix.is_empty() && name_rule(&config.prefix.to_ascii_uppercase()).is_some() {

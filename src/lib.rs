@@ -34,7 +34,9 @@
 //! - [`engine`] is where side effects start: [`engine::desired`] computes desired state
 //!   (one code path for apply and dry run), [`engine::merge_phase`] and
 //!   [`engine::sync_phase`] reconcile stores through [`engine::handle::Handle`] (bounded
-//!   concurrency + the one retry wrapper).
+//!   concurrency + the one retry wrapper). Every target of a run is planned
+//!   ([`engine::Prepared`]) before any is applied, so a run whose writes cannot all be made
+//!   (an API quota, [`store::quota`]) is refused before its first write.
 //! - [`store`] holds the one list of stores (the `stores!` table generating
 //!   [`store::StoreConfig`], [`store::AnyStore`], the defaults blocks and the sessions), the
 //!   [`store::Store`] (I/O) and [`store::StoreKind`] (everything else) traits, the

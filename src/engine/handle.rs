@@ -81,9 +81,14 @@ impl Handle {
         self.store.unverified_hint()
     }
 
-    /// Whether the store's quota leaves room for `calls` more calls ([`Store::budget`]).
-    pub fn budget(&self, calls: usize) -> Result<(), StoreError> {
-        self.store.budget(calls)
+    /// The API quota the store draws from, if it has one ([`Store::quota`]).
+    pub fn quota(&self) -> Option<&Arc<crate::store::quota::QuotaPool>> {
+        self.store.quota()
+    }
+
+    /// The API calls applying `changes` changes takes ([`Store::calls_for`]).
+    pub fn calls_for(&self, changes: usize) -> usize {
+        self.store.calls_for(changes)
     }
 
     /// The location's declared settings that differ from the store's ([`Store::settings`]).

@@ -11,73 +11,72 @@ use tokio::sync::Semaphore;
 use crate::config::model::TargetId;
 use crate::engine::desired::Resolver;
 use crate::engine::handle::Handle;
-use crate::engine::{Mode, Phase, Place, Progress, TargetOutcome, open_store, reconcile};
+use crate::engine::{Mode, Phase, Place, Prepared, Progress, Step, TargetOutcome, finish_all, open_store};
 use crate::plan::Plan;
 use crate::store::{Bundle, OpenContext};
 
-/// Merges `targets` (a dependency-closed set), level by level.
-pub async fn run(
+/// Plans the bundles of `targets` (a dependency-closed set), each diffed against what the
+/// merge store holds; in execution order (graph level, then name).
+pub async fn plan<'a>(
     plan: &Plan<'_>,
     resolver: &Resolver<'_>,
     targets: &[TargetId],
     dry_run: bool,
     ctx: OpenContext<'_>,
     parallel: usize,
-    progress: &dyn Progress,
-) -> Vec<TargetOutcome> {
+) -> Vec<Step<'a>> {
     let Some(merge_store) = &plan.config.merge_store else { return Vec::new() };
     let limiter = Arc::new(Semaphore::new(parallel.max(1)));
-    let mut outcomes = Vec::new();
+    let mut steps = Vec::new();
     for level in plan.graph.by_level() {
         let level: Vec<TargetId> = level.into_iter().filter(|t| targets.contains(t)).collect();
-        let results: Vec<TargetOutcome> = futures::stream::iter(level)
+        let mut planned: Vec<Step<'a>> = futures::stream::iter(level)
             .map(|id| {
                 let limiter = limiter.clone();
                 async move {
-                    let started = std::time::Instant::now();
                     let name = &plan.target(id).name;
                     let location = format!("{}/{name}", merge_store.describe());
-                    let result = match resolver.resolve(id).await {
-                        Err(failure) => Err((Default::default(), failure)),
-                        Ok(desired) => {
-                            let bundle = Bundle { target: name, sources: &plan.merged_names(id) };
-                            match open_store(merge_store, &ctx, Some(&bundle)).await {
-                                Ok(store) => {
-                                    let place = Place { store: merge_store.kind(), location: &location };
-                                    let handle = Handle::new(store, limiter, parallel);
-                                    reconcile(&handle, &desired, name, true, dry_run, Mode::default(), place).await
-                                }
-                                Err(e) => Err((
-                                    Default::default(),
-                                    e.into_failure("cannot open the merge store", merge_store.kind(), &location),
-                                )),
-                            }
-                        }
+                    let planning = async {
+                        let desired = resolver.resolve(id).await.map_err(|failure| (Default::default(), failure))?;
+                        let bundle = Bundle { target: name, sources: &plan.merged_names(id) };
+                        let store = open_store(merge_store, &ctx, Some(&bundle)).await.map_err(|e| {
+                            (
+                                Default::default(),
+                                e.into_failure("cannot open the merge store", merge_store.kind(), &location),
+                            )
+                        })?;
+                        let place = Place { store: merge_store.kind(), location: &location };
+                        let handle = Handle::new(store, limiter, parallel);
+                        Prepared::new(handle, desired, name, true, dry_run, Mode::default(), place).await
                     };
-                    let (diff, error) = match result {
-                        Ok(diff) => (diff, None),
-                        Err((diff, failure)) => (diff, Some(failure)),
-                    };
-                    let duration = started.elapsed();
-                    let outcome = TargetOutcome {
-                        target: name.clone(),
-                        store: merge_store.kind(),
-                        phase: Phase::Merge,
-                        location,
-                        diff,
-                        error,
-                        duration,
-                    };
-                    progress.done(name, Phase::Merge);
-                    outcome
+                    Step::plan(name, merge_store.kind(), Phase::Merge, location.clone(), planning).await
                 }
             })
             .buffer_unordered(parallel.max(1))
             .collect()
             .await;
-        let mut results = results;
-        results.sort_by(|a, b| a.target.cmp(&b.target));
-        outcomes.extend(results);
+        planned.sort_by(|a, b| a.target.cmp(&b.target));
+        steps.extend(planned);
+    }
+    steps
+}
+
+/// Writes the planned bundles (unless `dry_run`), level by level.
+pub async fn apply(
+    plan: &Plan<'_>,
+    steps: Vec<Step<'_>>,
+    dry_run: bool,
+    parallel: usize,
+    progress: &dyn Progress,
+) -> Vec<TargetOutcome> {
+    let mut steps = steps;
+    let mut outcomes = Vec::new();
+    for level in plan.graph.by_level() {
+        let names: Vec<&str> = level.iter().map(|id| plan.target(*id).name.as_str()).collect();
+        let (these, rest): (Vec<Step<'_>>, Vec<Step<'_>>) =
+            steps.into_iter().partition(|s| names.contains(&s.target.as_str()));
+        steps = rest;
+        outcomes.extend(finish_all(these, dry_run, |_| None, parallel, progress).await);
     }
     outcomes
 }

@@ -104,6 +104,86 @@ pub struct TargetOutcome {
     pub duration: Duration,
 }
 
+/// One target in one phase between planning and applying: its plan, or why it has none.
+#[derive(Debug)]
+pub struct Step<'a> {
+    /// The target's name.
+    pub target: String,
+    /// The kind of store it writes to.
+    pub store: &'static str,
+    /// The phase.
+    pub phase: Phase,
+    /// Where it writes.
+    pub location: String,
+    /// The plan, or the diff so far and the failure.
+    pub planned: Result<Prepared<'a>, (TargetDiff, Failure)>,
+    /// How long planning took.
+    pub elapsed: Duration,
+}
+
+impl<'a> Step<'a> {
+    /// A step of `phase` for `target` at `location`, planned by `planning`, timed.
+    pub async fn plan(
+        target: &str,
+        store: &'static str,
+        phase: Phase,
+        location: String,
+        planning: impl std::future::Future<Output = Result<Prepared<'a>, (TargetDiff, Failure)>>,
+    ) -> Step<'a> {
+        let started = Instant::now();
+        let planned = planning.await;
+        Step { target: target.to_string(), store, phase, location, planned, elapsed: started.elapsed() }
+    }
+
+    /// Applies the plan (unless `dry_run`), or fails with `failure` instead when given;
+    /// the outcome.
+    pub async fn finish(self, dry_run: bool, failure: Option<Failure>, progress: &dyn Progress) -> TargetOutcome {
+        let started = Instant::now();
+        let result = match (failure, self.planned) {
+            (Some(failure), _) => Err((TargetDiff::default(), failure)),
+            (None, Ok(prepared)) if !dry_run => prepared.apply().await,
+            (None, Ok(prepared)) => Ok(prepared.diff),
+            (None, Err(failed)) => Err(failed),
+        };
+        progress.done(&self.target, self.phase);
+        let (diff, error) = match result {
+            Ok(diff) => (diff, None),
+            Err((diff, error)) => (diff, Some(error)),
+        };
+        TargetOutcome {
+            target: self.target,
+            store: self.store,
+            phase: self.phase,
+            location: self.location,
+            diff,
+            error,
+            duration: self.elapsed + started.elapsed(),
+        }
+    }
+}
+
+/// Applies `steps`, `parallel` targets at a time; the outcomes in the order of `steps`.
+/// `failed` says which must fail instead (and why), before anything of them is applied.
+pub async fn finish_all(
+    steps: Vec<Step<'_>>,
+    dry_run: bool,
+    failed: impl Fn(&Step<'_>) -> Option<Failure>,
+    parallel: usize,
+    progress: &dyn Progress,
+) -> Vec<TargetOutcome> {
+    use futures::StreamExt;
+    let mut outcomes: Vec<(usize, TargetOutcome)> = futures::stream::iter(steps.into_iter().enumerate())
+        .map(|(position, step)| {
+            let failure = failed(&step);
+            async move { (position, step.finish(dry_run, failure, progress).await) }
+        })
+        .buffer_unordered(parallel.max(1))
+        .collect()
+        .await;
+    outcomes.sort_by_key(|(position, _)| *position);
+    outcomes.into_iter().map(|(_, outcome)| outcome).collect()
+}
+
 /// Progress notifications, for a progress bar.
 pub trait Progress: Send + Sync {
     /// `total` target-phases will run.
@@ -174,35 +254,43 @@ pub async fn run(plan: &Plan<'_>, options: &RunOptions, progress: Arc<dyn Progre
         dry_run = options.dry_run,
         "starting the pipeline"
     );
-    let mut outcomes = Vec::new();
-    if merging {
-        outcomes.extend(
-            merge_phase::run(plan, &resolver, &to_merge, options.dry_run, ctx, merge_parallel, progress.as_ref()).await,
-        );
-    }
-    if options.sync {
+    // Every target is planned before any is written: a run whose writes cannot all be
+    // made (an API quota too short for them) is refused before its first write.
+    let mut merge_steps = if merging {
+        merge_phase::plan(plan, &resolver, &to_merge, options.dry_run, ctx, merge_parallel).await
+    } else {
+        Vec::new()
+    };
+    let mut sync_steps = if options.sync {
         let source = if merging || plan.config.merge_store.is_none() || options.from_sources {
             sync_phase::DesiredFrom::Resolver(&resolver)
         } else {
             sync_phase::DesiredFrom::Bundles
         };
-        let merge_failed: Vec<String> =
-            outcomes.iter().filter(|o| o.error.is_some()).map(|o| o.target.clone()).collect();
-        outcomes.extend(
-            sync_phase::run(
-                plan,
-                source,
-                &to_sync,
-                &merge_failed,
-                options.dry_run,
-                Mode { adopt: options.adopt, ensure: options.ensure.as_ref() },
-                ctx,
-                sync_parallel,
-                progress.as_ref(),
-            )
-            .await,
-        );
+        let mode = Mode { adopt: options.adopt, ensure: options.ensure.as_ref() };
+        sync_phase::plan(plan, source, &to_sync, options.dry_run, mode, ctx, sync_parallel).await
+    } else {
+        Vec::new()
+    };
+    if !options.dry_run {
+        let refused = refusal(merge_steps.iter().chain(&sync_steps).filter_map(|s| s.planned.as_ref().ok()));
+        if let Some(failure) = refused {
+            tracing::warn!(error = %failure, "the run is refused: nothing is written");
+            for step in merge_steps.iter_mut().chain(sync_steps.iter_mut()) {
+                let has_changes = step.planned.as_ref().is_ok_and(|p| p.diff.has_changes());
+                if has_changes {
+                    let placeholder = Err((TargetDiff::default(), failure.clone()));
+                    if let Ok(prepared) = std::mem::replace(&mut step.planned, placeholder) {
+                        step.planned = Err(prepared.refuse(&failure));
+                    }
+                }
+            }
+        }
     }
+    let mut outcomes = merge_phase::apply(plan, merge_steps, options.dry_run, merge_parallel, progress.as_ref()).await;
+    let merge_failed: Vec<String> = outcomes.iter().filter(|o| o.error.is_some()).map(|o| o.target.clone()).collect();
+    outcomes
+        .extend(sync_phase::apply(sync_steps, &merge_failed, options.dry_run, sync_parallel, progress.as_ref()).await);
     for o in &outcomes {
         let phase = o.phase.as_str();
         match &o.error {
@@ -237,38 +325,147 @@ pub struct Place<'a> {
     pub location: &'a str,
 }
 
-/// Diffs a location's live state against `desired` and applies the difference (unless
-/// `dry_run`): creates and updates first, concurrently; deletes only after every write
-/// succeeded. A check-and-set conflict starts over from a fresh read, a bounded number of
-/// times, then is reported: an update is never lost. Returns the diff, or the diff so far
-/// and the failure.
-#[allow(clippy::too_many_arguments)]
-pub async fn reconcile(
-    handle: &handle::Handle,
-    desired: &crate::secret::SecretMap,
-    owner: &str,
+/// One target's reconciliation, planned and not yet applied: the store, what is desired,
+/// and the diff of the live state against it. Every target of a run is planned before any
+/// is applied, so that a run can be refused as a whole before its first write
+/// ([`refusal`]).
+#[derive(Debug)]
+pub struct Prepared<'a> {
+    handle: handle::Handle,
+    desired: Arc<crate::secret::SecretMap>,
+    owner: String,
     delete_orphans: bool,
-    dry_run: bool,
-    mode: Mode<'_>,
-    place: Place<'_>,
-) -> Result<TargetDiff, (TargetDiff, Failure)> {
-    let mut attempt = 1;
-    loop {
-        match reconcile_once(handle, desired, owner, delete_orphans, dry_run, mode, place).await {
-            Err((_, failure)) if failure.kind == ErrorKind::Conflict && attempt < CONFLICT_ATTEMPTS => {
-                tracing::warn!(
-                    owner,
-                    attempt,
-                    "a secret changed while it was being written; starting over from a fresh read"
-                );
-                attempt += 1;
-            }
-            other => return other,
+    mode: Mode<'a>,
+    store: &'static str,
+    location: String,
+    /// The diff, every change `planned`.
+    pub diff: TargetDiff,
+}
+
+impl<'a> Prepared<'a> {
+    /// Diffs a location's live state against `desired`. Values the store cannot hold are
+    /// refused here, in a dry run too (and, unless `dry_run`, their changes are marked
+    /// skipped). Returns the plan, or the diff so far and the failure.
+    pub async fn new(
+        handle: handle::Handle,
+        desired: Arc<crate::secret::SecretMap>,
+        owner: &str,
+        delete_orphans: bool,
+        dry_run: bool,
+        mode: Mode<'a>,
+        place: Place<'_>,
+    ) -> Result<Prepared<'a>, (TargetDiff, Failure)> {
+        let diff = plan_once(&handle, &desired, owner, delete_orphans, dry_run, mode, place).await?;
+        Ok(Prepared {
+            handle,
+            desired,
+            owner: owner.to_string(),
+            delete_orphans,
+            mode,
+            store: place.store,
+            location: place.location.to_string(),
+            diff,
+        })
+    }
+
+    fn place(&self) -> Place<'_> {
+        Place { store: self.store, location: &self.location }
+    }
+
+    /// The API quota its calls draw from, and how many calls applying it takes, when it
+    /// has changes and a quota.
+    fn demand(&self) -> Option<(&Arc<crate::store::quota::QuotaPool>, usize)> {
+        let changes =
+            self.diff.changes.iter().filter(|c| c.kind.is_change()).count() + usize::from(self.diff.settings.is_some());
+        if changes == 0 {
+            return None;
         }
+        Some((self.handle.quota()?, self.handle.calls_for(changes)))
+    }
+
+    /// Applies the plan: the location's settings, then creates and updates, concurrently,
+    /// then deletes (only after every write succeeded). A check-and-set conflict starts
+    /// over from a fresh read, a bounded number of times, then is reported: an update is
+    /// never lost. Returns the diff with each change's status, or with the failure.
+    pub async fn apply(mut self) -> Result<TargetDiff, (TargetDiff, Failure)> {
+        let mut attempt = 1;
+        loop {
+            let plan = std::mem::take(&mut self.diff);
+            if !plan.has_changes() {
+                return Ok(plan);
+            }
+            let applied = apply(&self.handle, plan, &self.owner, self.place()).await;
+            // What was written is recorded, also after a failure (only what succeeded).
+            let result = match (applied, self.handle.finish().await) {
+                (applied, Ok(())) => applied,
+                (Ok(plan) | Err((plan, _)), Err(e)) => {
+                    Err((plan, e.into_failure("cannot record the writes", self.store, &self.location)))
+                }
+            };
+            match result {
+                Err((_, failure)) if failure.kind == ErrorKind::Conflict && attempt < CONFLICT_ATTEMPTS => {
+                    tracing::warn!(
+                        owner = %self.owner,
+                        attempt,
+                        "a secret changed while it was being written; starting over from a fresh read"
+                    );
+                    attempt += 1;
+                    self.diff = plan_once(
+                        &self.handle,
+                        &self.desired,
+                        &self.owner,
+                        self.delete_orphans,
+                        false,
+                        self.mode,
+                        self.place(),
+                    )
+                    .await?;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Gives up the plan without writing anything, because the run was refused
+    /// (`failure`, from [`refusal`]): its changes are skipped.
+    pub fn refuse(mut self, failure: &Failure) -> (TargetDiff, Failure) {
+        skip_all(&mut self.diff);
+        let failure = Failure { store: Some(self.store), location: Some(self.location.clone()), ..failure.clone() };
+        (self.diff, failure)
     }
 }
 
-async fn reconcile_once(
+/// Why a run must not start: the planned calls of its targets that draw from one API
+/// quota, added up, do not fit in what is left of it above the reserve. Returns the
+/// failure of the first pool that is short, with every number, naming the targets; `None`
+/// when every pool has room. Checked after every target is planned, before the first write.
+pub fn refusal<'p>(plans: impl IntoIterator<Item = &'p Prepared<'p>>) -> Option<Failure> {
+    let mut pools: Vec<(&Arc<crate::store::quota::QuotaPool>, usize, Vec<&str>, Place<'_>)> = Vec::new();
+    for prepared in plans {
+        let Some((pool, calls)) = prepared.demand() else { continue };
+        match pools.iter_mut().find(|(p, ..)| Arc::ptr_eq(p, pool)) {
+            Some((_, total, owners, _)) => {
+                *total += calls;
+                owners.push(&prepared.owner);
+            }
+            None => pools.push((pool, calls, vec![&prepared.owner], prepared.place())),
+        }
+    }
+    pools.into_iter().find_map(|(pool, calls, owners, place)| {
+        const NAMED: usize = 5;
+        let mut names = owners.iter().take(NAMED).copied().collect::<Vec<_>>().join(", ");
+        if owners.len() > NAMED {
+            names.push_str(&format!(" and {} more", owners.len() - NAMED));
+        }
+        let who =
+            format!("the run ({} {}: {names})", owners.len(), if owners.len() == 1 { "target" } else { "targets" });
+        let e = pool.check(calls, &who).err()?;
+        Some(e.into_failure("the run was refused before its first write", place.store, place.location))
+    })
+}
+
+/// Diffs a location's live state against `desired`: the plan of one reconciliation.
+async fn plan_once(
     handle: &handle::Handle,
     desired: &crate::secret::SecretMap,
     owner: &str,
@@ -277,7 +474,7 @@ async fn reconcile_once(
     mode: Mode<'_>,
     place: Place<'_>,
 ) -> Result<TargetDiff, (TargetDiff, Failure)> {
-    use crate::diff::{ChangeKind, ChangeStatus, DiffOptions, diff};
+    use crate::diff::{ChangeKind, DiffOptions, diff};
 
     let fail = |e: StoreError, context: &str| e.into_failure(context, place.store, place.location);
     let refuse = |message: String| (TargetDiff::default(), fail(StoreError::invalid(message), ""));
@@ -345,7 +542,6 @@ async fn reconcile_once(
     if plan.count(ChangeKind::Unverified) > 0 {
         plan.hint = handle.unverified_hint();
     }
-    let plan = plan;
     // Values the store cannot hold are refused when the plan is made, in a dry run too,
     // and before anything is written.
     let unfit: Vec<Failure> = plan
@@ -358,24 +554,20 @@ async fn reconcile_once(
             Some(store.into_failure("", place.store, place.location))
         })
         .collect();
-    let mut plan = plan;
     if !unfit.is_empty() {
         if !dry_run {
-            mark(&mut plan, |c| c.kind.is_change(), ChangeStatus::Skipped, None);
-            if let Some(settings) = plan.settings.as_mut() {
-                settings.status = ChangeStatus::Skipped;
-            }
+            skip_all(&mut plan);
         }
         return Err((plan, summarize(unfit, "nothing written")));
     }
-    if dry_run || !plan.has_changes() {
-        return Ok(plan);
-    }
-    let applied = apply(handle, plan, owner, place).await;
-    // What was written is recorded, also after a failure (only what succeeded).
-    match (applied, handle.finish().await) {
-        (applied, Ok(())) => applied,
-        (Ok(plan) | Err((plan, _)), Err(e)) => Err((plan, fail(e, "cannot record the writes"))),
+    Ok(plan)
+}
+
+/// Marks every change of `plan`, and its settings, skipped.
+fn skip_all(plan: &mut TargetDiff) {
+    mark(plan, |c| c.kind.is_change(), ChangeStatus::Skipped, None);
+    if let Some(settings) = plan.settings.as_mut() {
+        settings.status = ChangeStatus::Skipped;
     }
 }
 
@@ -454,12 +646,12 @@ async fn apply(
 ) -> Result<TargetDiff, (TargetDiff, Failure)> {
     use crate::diff::{ChangeKind, ChangeStatus};
     let fail = |e: StoreError, context: &str| e.into_failure(context, place.store, place.location);
+    // The target starts with enough calls to finish, or writes nothing.
     let planned = plan.changes.iter().filter(|c| c.kind.is_change()).count() + usize::from(plan.settings.is_some());
-    if let Err(e) = handle.budget(planned) {
-        mark(&mut plan, |c| c.kind.is_change(), ChangeStatus::Skipped, None);
-        if let Some(settings) = plan.settings.as_mut() {
-            settings.status = ChangeStatus::Skipped;
-        }
+    if let Some(pool) = handle.quota()
+        && let Err(e) = pool.check(handle.calls_for(planned), "this target")
+    {
+        skip_all(&mut plan);
         return Err((plan, fail(e, "nothing written")));
     }
     // The location's settings before its secrets (an environment must exist first); if

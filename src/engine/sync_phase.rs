@@ -11,7 +11,7 @@ use crate::config::model::TargetId;
 use crate::engine::desired::Resolver;
 use crate::engine::desired::values_of;
 use crate::engine::handle::Handle;
-use crate::engine::{Mode, Phase, Place, Progress, TargetOutcome, open_store, reconcile};
+use crate::engine::{Mode, Phase, Place, Prepared, Progress, Step, TargetOutcome, finish_all, open_store};
 use crate::error::{ErrorKind, Failure};
 use crate::plan::Plan;
 use crate::secret::SecretMap;
@@ -25,39 +25,30 @@ pub enum DesiredFrom<'r, 'c> {
     Bundles,
 }
 
-/// Syncs `targets`; targets in `merge_failed` are reported as not synced.
-#[allow(clippy::too_many_arguments)]
-pub async fn run(
+/// Plans the sync of `targets`: each destination's live state diffed against the
+/// target's desired state; in the order of `targets`.
+pub async fn plan<'a>(
     plan: &Plan<'_>,
     from: DesiredFrom<'_, '_>,
     targets: &[TargetId],
-    merge_failed: &[String],
     dry_run: bool,
-    mode: Mode<'_>,
+    mode: Mode<'a>,
     ctx: OpenContext<'_>,
     parallel: usize,
-    progress: &dyn Progress,
-) -> Vec<TargetOutcome> {
+) -> Vec<Step<'a>> {
     if let DesiredFrom::Resolver(resolver) = &from {
         resolver.resolve_all(targets).await;
     }
     let limiter = Arc::new(Semaphore::new(parallel.max(1)));
     let from = &from;
-    let mut outcomes: Vec<(usize, TargetOutcome)> = futures::stream::iter(targets.iter().copied().enumerate())
+    let mut steps: Vec<(usize, Step<'a>)> = futures::stream::iter(targets.iter().copied().enumerate())
         .map(|(position, id)| {
             let limiter = limiter.clone();
             async move {
-                let started = std::time::Instant::now();
                 let target = plan.target(id);
                 let destination = target.destination.as_ref().expect("only targets with a destination are synced");
                 let location = destination.describe();
-                let result = async {
-                    if merge_failed.contains(&target.name) {
-                        return Err((
-                            Default::default(),
-                            Failure::new(ErrorKind::Dependency, "not synced: its merge failed"),
-                        ));
-                    }
+                let planning = async {
                     let desired: Arc<SecretMap> = match from {
                         DesiredFrom::Resolver(resolver) => {
                             resolver.resolve(id).await.map_err(|e| (Default::default(), e))?
@@ -70,44 +61,35 @@ pub async fn run(
                         let context = format!("cannot open {location}");
                         (Default::default(), e.into_failure(&context, destination.kind(), &location))
                     })?;
-                    reconcile(
-                        &Handle::new(store, limiter, parallel),
-                        &desired,
-                        &target.name,
-                        plan.config.sync.delete_orphans,
-                        dry_run,
-                        mode,
-                        Place { store: destination.kind(), location: &location },
-                    )
-                    .await
-                }
-                .await;
-                progress.done(&target.name, Phase::Sync);
-                let (diff, error) = match result {
-                    Ok(diff) => (diff, None),
-                    Err((diff, error)) => (diff, Some(error)),
+                    let handle = Handle::new(store, limiter, parallel);
+                    let place = Place { store: destination.kind(), location: &location };
+                    let delete_orphans = plan.config.sync.delete_orphans;
+                    Prepared::new(handle, desired, &target.name, delete_orphans, dry_run, mode, place).await
                 };
-                let duration = started.elapsed();
-                (
-                    position,
-                    TargetOutcome {
-                        target: target.name.clone(),
-                        store: destination.kind(),
-                        phase: Phase::Sync,
-                        location,
-                        diff,
-                        error,
-                        duration,
-                    },
-                )
+                let step = Step::plan(&target.name, destination.kind(), Phase::Sync, location.clone(), planning).await;
+                (position, step)
             }
         })
         .buffer_unordered(parallel.max(1))
         .collect()
         .await;
-    // Execution order (graph level, then name), whatever order they finished in.
-    outcomes.sort_by_key(|(position, _)| *position);
-    outcomes.into_iter().map(|(_, outcome)| outcome).collect()
+    steps.sort_by_key(|(position, _)| *position);
+    steps.into_iter().map(|(_, step)| step).collect()
+}
+
+/// Applies the planned syncs (unless `dry_run`); targets in `merge_failed` are reported
+/// as not synced.
+pub async fn apply(
+    steps: Vec<Step<'_>>,
+    merge_failed: &[String],
+    dry_run: bool,
+    parallel: usize,
+    progress: &dyn Progress,
+) -> Vec<TargetOutcome> {
+    let failed = |step: &Step<'_>| {
+        merge_failed.contains(&step.target).then(|| Failure::new(ErrorKind::Dependency, "not synced: its merge failed"))
+    };
+    finish_all(steps, dry_run, failed, parallel, progress).await
 }
 
 /// A target's bundle, read back from the merge store. An empty bundle is an error: it means

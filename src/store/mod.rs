@@ -16,6 +16,7 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod quota;
 pub mod retry;
 pub mod stats;
 
@@ -426,12 +427,18 @@ pub trait Store: Send + Sync + fmt::Debug {
         None
     }
 
-    /// Whether the store's API quota leaves room for `calls` more calls (a target's
-    /// planned writes and deletes), checked before the target's first write so that a
-    /// target either starts with enough calls to finish or writes nothing.
-    fn budget(&self, calls: usize) -> Result<(), StoreError> {
-        let _ = calls;
-        Ok(())
+    /// The API quota the store's calls draw from, shared by every store of one login
+    /// (GitHub's rate limit); `None` for stores without one. The engine checks a run's
+    /// planned calls against it before the run's first write, and each target's before
+    /// its own ([`quota::QuotaPool`]).
+    fn quota(&self) -> Option<&std::sync::Arc<quota::QuotaPool>> {
+        None
+    }
+
+    /// How many API calls applying `changes` changes (writes and deletes) takes, with the
+    /// store's own overhead (a public key, recording what was written).
+    fn calls_for(&self, changes: usize) -> usize {
+        changes
     }
 
     /// The location's own settings that the config declares (a GitHub environment's
@@ -955,8 +962,12 @@ macro_rules! stores {
                 match self { $( $(#[cfg($cfg)])? AnyStore::$variant(s) => s.unverified_hint(), )* }
             }
 
-            fn budget(&self, calls: usize) -> Result<(), StoreError> {
-                match self { $( $(#[cfg($cfg)])? AnyStore::$variant(s) => s.budget(calls), )* }
+            fn quota(&self) -> Option<&std::sync::Arc<quota::QuotaPool>> {
+                match self { $( $(#[cfg($cfg)])? AnyStore::$variant(s) => s.quota(), )* }
+            }
+
+            fn calls_for(&self, changes: usize) -> usize {
+                match self { $( $(#[cfg($cfg)])? AnyStore::$variant(s) => s.calls_for(changes), )* }
             }
 
             async fn finish(&self) -> Result<(), StoreError> {

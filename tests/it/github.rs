@@ -340,13 +340,15 @@ fn a_wrong_token_and_a_spent_rate_limit_fail_cleanly_and_a_secondary_limit_is_wa
     assert!(server.secrets("/repos/acme/app/actions/secrets").is_empty());
     assert_eq!(server.variable("/repos/acme/app/actions/variables", "VSS_LEDGER_ACTIONS"), None);
 
-    // Enough calls to read, not to write and record: the target stops before its first
+    // Enough calls to read, not to write and record: the run stops before its first
     // write, and says how many calls it needs.
     server.set_remaining(107);
     let short = run(&ws, &server, &["pipeline", "--output", "json"]);
     assert_eq!(short.code, 2, "{}", short.transcript());
     let error = &short.json()["errors"][0];
-    assert!(error["message"].as_str().unwrap().contains("this target needs about 6 calls"), "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("the run (1 target: T) needs about 6 calls, 105 are left"), "{error}");
+    assert!(message.contains("100 are kept in reserve; it resets in "), "{error}");
     assert!(server.secrets("/repos/acme/app/actions/secrets").is_empty(), "nothing written");
 
     // A secondary limit on the first writes is waited out (`retry-after: 1`).
@@ -356,6 +358,47 @@ fn a_wrong_token_and_a_spent_rate_limit_fail_cleanly_and_a_secondary_limit_is_wa
     assert_eq!(waited.code, 0, "{}", waited.transcript());
     assert_eq!(server.secrets("/repos/acme/app/actions/secrets").len(), 2);
     assert_eq!(run(&ws, &server, &["pipeline", "--dry-run", "--exit-code"]).code, 0);
+}
+
+#[test]
+fn a_run_whose_targets_together_need_more_calls_than_are_left_writes_nothing() {
+    let server = server(&["acme/one", "acme/two"]);
+    let ws = Workspace::new();
+    ws.write("s.yaml", "app/db: {user: app, password: p}\n");
+    ws.write(
+        "vss.yaml",
+        &format!(
+            "{HEADER}sources: {{s: {{file: {{path: s.yaml}}}}}}\ntargets:\n  A: {{imports: [s], github: {{repo: acme/one}}}}\n  B: {{imports: [s], github: {{repo: acme/two}}}}\n"
+        ),
+    );
+    // Reading both targets costs 4 calls, then about 110 are left: each target's 6 calls
+    // fit above the reserve of 100, both together (12) do not.
+    server.set_remaining(114);
+    let refused = run(&ws, &server, &["pipeline", "--output", "json"]);
+    assert_eq!(refused.code, 2, "{}", refused.transcript());
+    let report = refused.json();
+    let errors = report["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 2, "both targets are refused: {report}");
+    for (error, repo) in errors.iter().zip(["acme/one", "acme/two"]) {
+        assert_eq!(error["kind"], "quota", "{error}");
+        let message = error["message"].as_str().unwrap();
+        assert!(message.starts_with("the run was refused before its first write"), "{error}");
+        assert!(message.contains("the run (2 targets: A, B) needs about 12 calls, 110 are left"), "{error}");
+        assert!(message.contains("100 are kept in reserve"), "{error}");
+        assert!(error["location"].as_str().unwrap().contains(repo), "{error}");
+    }
+    for target in report["targets"].as_array().unwrap() {
+        assert_eq!(target["status"], "failed", "{target}");
+        assert!(target["changes"].as_array().unwrap().iter().all(|c| c["status"] == "skipped"), "{target}");
+    }
+    assert_eq!(server.writes(), 0, "nothing written, no ledger");
+    assert!(server.secrets("/repos/acme/one/actions/secrets").is_empty());
+
+    // The same run fits once the quota has room, and writes both.
+    server.set_remaining(5000);
+    let done = run(&ws, &server, &["pipeline"]);
+    assert_eq!(done.code, 0, "{}", done.transcript());
+    assert_eq!(server.secrets("/repos/acme/two/actions/secrets").len(), 2);
 }
 
 /// Opens a `github:` store on `server` the way the engine does, with a fingerprint key.

@@ -479,7 +479,9 @@ fn handle(state: &Mutex<State>, request: Request) -> Response {
             state.rejected.push(format!("the test server's answer to {} {}: {why}", request.method, request.path));
         }
     }
-    let reset = (1_900_000_000u64).to_string();
+    // The primary limit resets within the hour, as GitHub's does.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let reset = (now - now % 3600 + 3600).to_string();
     let remaining = state.remaining.max(0).to_string();
     response.headers.extend([
         ("x-ratelimit-limit".to_string(), "5000".to_string()),

@@ -34,7 +34,6 @@
 pub mod environment;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,6 +47,7 @@ use crate::error::ErrorKind;
 use crate::flatten::{FlattenOptions, Naming};
 use crate::secret::{Fingerprinter, LiveSecret, LiveValue, SecretPath, SecretValue, Sensitive};
 use crate::span::{Span, Spanned};
+use crate::store::quota::QuotaPool;
 use crate::store::stats::{Call, CallCounter};
 use crate::time::{now, unix_of};
 use crate::store::{Bundle, Capabilities, OpenContext, Role, Roles, Store, StoreError, StoreKind, ValueShape};
@@ -756,10 +756,13 @@ impl Store for GithubStore {
         })
     }
 
-    fn budget(&self, calls: usize) -> Result<(), StoreError> {
+    fn quota(&self) -> Option<&Arc<QuotaPool>> {
+        Some(&self.client.quota)
+    }
+
+    fn calls_for(&self, changes: usize) -> usize {
         // The writes, the public key, and recording them (a list and the ledger's write).
-        let planned = i64::try_from(calls).unwrap_or(i64::MAX).saturating_add(4);
-        self.client.budget(planned)
+        changes.saturating_add(4)
     }
 
     async fn finish(&self) -> Result<(), StoreError> {
@@ -885,9 +888,11 @@ impl GithubSessions {
             calls,
             write_interval: Duration::from_millis(defaults.write_interval_ms.unwrap_or(1000)),
             last_write: tokio::sync::Mutex::new(None),
-            reserve: i64::try_from(defaults.rate_limit_reserve.unwrap_or(100)).unwrap_or(i64::MAX),
-            remaining: AtomicI64::new(-1),
-            reset: AtomicI64::new(0),
+            quota: Arc::new(QuotaPool::new(
+                format!("GitHub API rate limit at {}", key.0),
+                i64::try_from(defaults.rate_limit_reserve.unwrap_or(100)).unwrap_or(i64::MAX),
+                "run again after the reset, or lower `github.rate_limit_reserve`",
+            )),
         });
         clients.insert(key, client.clone());
         Ok(client)
@@ -941,11 +946,8 @@ pub struct GithubClient {
     calls: Arc<CallCounter>,
     write_interval: Duration,
     last_write: tokio::sync::Mutex<Option<tokio::time::Instant>>,
-    reserve: i64,
-    /// `x-ratelimit-remaining` of the last answer (-1 until one is seen).
-    remaining: AtomicI64,
-    /// `x-ratelimit-reset` of the last answer (Unix seconds).
-    reset: AtomicI64,
+    /// The primary rate limit as the last answer gave it, and the reserve.
+    quota: Arc<QuotaPool>,
 }
 
 impl std::fmt::Debug for GithubClient {
@@ -1005,7 +1007,7 @@ impl GithubClient {
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
         if status != 201 {
-            let error = classify(status, &text, &RateHeaders::default(), &what, &self.api_url, self.reserve);
+            let error = classify(status, &text, &RateHeaders::default(), &what, &self.api_url, &self.quota);
             return Err(if status == 401 || status == 404 {
                 StoreError::permission(format!("GitHub App {app_id} cannot log in to installation {installation_id}: {error}"))
                     .with_hint("check `app_id`, `installation_id` and that the key is the App's current private key")
@@ -1021,25 +1023,6 @@ impl GithubClient {
         let expires = answer.get("expires_at").and_then(Value::as_str).and_then(unix_of).unwrap_or(now() + 3600);
         *cached = Some((Sensitive(token.to_string()), expires));
         Ok(token.to_string())
-    }
-
-    /// Fails when `planned` more calls would leave fewer than the reserve.
-    fn budget(&self, planned: i64) -> Result<(), StoreError> {
-        let remaining = self.remaining.load(Ordering::Relaxed);
-        if remaining >= 0 && remaining - planned < self.reserve {
-            let reset = (self.reset.load(Ordering::Relaxed) - now()).max(0);
-            return Err(StoreError::new(
-                ErrorKind::Quota,
-                format!(
-                    "GitHub API rate limit at {}: this target needs about {planned} calls, {remaining} are left, \
-                     and {} are kept in reserve; it resets in {reset} s",
-                    self.api_url, self.reserve
-                ),
-            )
-            .with_hint("run again after the reset, or lower `github.rate_limit_reserve`")
-            .final_());
-        }
-        Ok(())
     }
 
     async fn call(
@@ -1077,9 +1060,8 @@ impl GithubClient {
         call: Call,
         spend: Spend,
     ) -> Result<Option<Answer>, StoreError> {
-        let remaining = self.remaining.load(Ordering::Relaxed);
-        if spend == Spend::AboveReserve && remaining >= 0 && remaining <= self.reserve {
-            return Err(exhausted(&self.api_url, remaining, self.reserve, self.reset.load(Ordering::Relaxed)));
+        if spend == Spend::AboveReserve {
+            self.quota.allows_a_call()?;
         }
         let writes = matches!(call, Call::Write | Call::Delete);
         let mut pace = if writes { Some(self.last_write.lock().await) } else { None };
@@ -1112,12 +1094,7 @@ impl GithubClient {
             reset: header("x-ratelimit-reset").and_then(|v| v.parse().ok()),
             retry_after: header("retry-after").and_then(|v| v.parse().ok()),
         };
-        if let Some(remaining) = limits.remaining {
-            self.remaining.store(remaining, Ordering::Relaxed);
-        }
-        if let Some(reset) = limits.reset {
-            self.reset.store(reset, Ordering::Relaxed);
-        }
+        self.quota.observe(limits.remaining, limits.reset);
         let number = |name: &str| header(name).and_then(|v| v.parse::<u64>().ok());
         if let (Some(limit), Some(remaining), Some(reset)) =
             (number("x-ratelimit-limit"), number("x-ratelimit-remaining"), limits.reset)
@@ -1131,7 +1108,7 @@ impl GithubClient {
         match status {
             200..=299 => Ok(Some(Answer { json: serde_json::from_str(&text).unwrap_or(Value::Null), next })),
             404 => Ok(None),
-            _ => Err(classify(status, &text, &limits, &what, &self.api_url, self.reserve)),
+            _ => Err(classify(status, &text, &limits, &what, &self.api_url, &self.quota)),
         }
     }
 }
@@ -1147,16 +1124,6 @@ pub struct RateHeaders {
     pub retry_after: Option<u64>,
 }
 
-fn exhausted(api_url: &str, remaining: i64, reserve: i64, reset: i64) -> StoreError {
-    let wait = (reset - now()).max(0);
-    StoreError::new(
-        ErrorKind::Quota,
-        format!("GitHub API rate limit at {api_url}: {remaining} calls left, within the reserve of {reserve}; it resets in {wait} s"),
-    )
-    .with_hint("run again after the reset, or lower `github.rate_limit_reserve`")
-    .final_()
-}
-
 /// The `rel="next"` URL of a `Link` header.
 fn next_link(link: &str) -> Option<String> {
     link.split(',').find_map(|part| {
@@ -1167,7 +1134,14 @@ fn next_link(link: &str) -> Option<String> {
 
 /// Classifies an answer that is neither a success nor a 404. Only GitHub's `message` field
 /// is kept from the body (shortened): server text is untrusted.
-pub fn classify(status: u16, body: &str, limits: &RateHeaders, what: &str, api_url: &str, reserve: i64) -> StoreError {
+pub fn classify(
+    status: u16,
+    body: &str,
+    limits: &RateHeaders,
+    what: &str,
+    api_url: &str,
+    quota: &QuotaPool,
+) -> StoreError {
     let message = serde_json::from_str::<Value>(body)
         .ok()
         .and_then(|v| v.get("message").and_then(Value::as_str).map(crate::store::short))
@@ -1182,7 +1156,7 @@ pub fn classify(status: u16, body: &str, limits: &RateHeaders, what: &str, api_u
             let wait = Duration::from_secs(limits.retry_after.unwrap_or(60));
             StoreError::new(ErrorKind::Quota, format!("{at}: secondary rate limit ({detail})")).retry_after(wait)
         }
-        403 | 429 if limits.remaining == Some(0) => exhausted(api_url, 0, reserve, limits.reset.unwrap_or(0)),
+        403 | 429 if limits.remaining == Some(0) => quota.exhausted(0),
         403 => StoreError::permission(format!("{at}: {detail}"))
             .with_hint("the token needs write access to the secrets (and read access to variables) of this location"),
         409 => StoreError::conflict(format!("{at}: {detail}")),
@@ -1216,21 +1190,22 @@ mod tests {
     #[test]
     fn answers_are_classified_keeping_only_githubs_message() {
         let none = RateHeaders::default();
-        let e = classify(401, r#"{"message":"Bad credentials","documentation_url":"https://docs"}"#, &none, "GET /x", "http://gh", 100);
+        let pool = QuotaPool::new("GitHub API rate limit at http://gh", 100, "wait");
+        let e = classify(401, r#"{"message":"Bad credentials","documentation_url":"https://docs"}"#, &none, "GET /x", "http://gh", &pool);
         assert_eq!(e.kind(), ErrorKind::Permission);
         assert!(e.to_string().contains("Bad credentials (HTTP 401)"), "{e}");
         let secondary = RateHeaders { retry_after: Some(3), ..none };
-        let e = classify(403, r#"{"message":"You have exceeded a secondary rate limit."}"#, &secondary, "PUT /x", "http://gh", 100);
+        let e = classify(403, r#"{"message":"You have exceeded a secondary rate limit."}"#, &secondary, "PUT /x", "http://gh", &pool);
         assert_eq!((e.kind(), e.wait()), (ErrorKind::Quota, Some(Duration::from_secs(3))));
         assert!(e.is_retryable());
         let spent = RateHeaders { remaining: Some(0), reset: Some(0), ..none };
-        let e = classify(403, r#"{"message":"API rate limit exceeded"}"#, &spent, "GET /x", "http://gh", 100);
+        let e = classify(403, r#"{"message":"API rate limit exceeded"}"#, &spent, "GET /x", "http://gh", &pool);
         assert_eq!(e.kind(), ErrorKind::Quota);
         assert!(!e.is_retryable(), "a spent quota is not retried");
-        let e = classify(422, r#"{"message":"Bad key id", "echo": "CANARY"}"#, &none, "PUT /x", "http://gh", 100);
+        let e = classify(422, r#"{"message":"Bad key id", "echo": "CANARY"}"#, &none, "PUT /x", "http://gh", &pool);
         assert!(!e.to_string().contains("CANARY"), "only the message is kept: {e}");
-        assert!(classify(502, "<html>bad gateway CANARY</html>", &none, "GET /x", "http://gh", 100).is_retryable());
-        assert!(!classify(502, "<html>CANARY</html>", &none, "GET /x", "http://gh", 100).to_string().contains("CANARY"));
+        assert!(classify(502, "<html>bad gateway CANARY</html>", &none, "GET /x", "http://gh", &pool).is_retryable());
+        assert!(!classify(502, "<html>CANARY</html>", &none, "GET /x", "http://gh", &pool).to_string().contains("CANARY"));
     }
 
     #[test]

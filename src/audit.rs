@@ -1,28 +1,70 @@
 //! The audit log: every `pipeline`, `ensure` and `status` run appends one event per target
-//! and operation to a JSON Lines file named once in the config (`audit: { file: … }`),
-//! with a run-wide id, the actor, the status, the counts, the duration, the API quota left
-//! and the error on failure — never a value (errors are scrubbed before they get here).
+//! and operation to a log named once in the config, with a run-wide id, the actor, the
+//! status, the counts, the duration, the API quota left and the error on failure — never
+//! a value (errors are scrubbed before they get here).
 //!
-//! A run's events are appended in one write under an exclusive lock on the file, so two
-//! runs writing at once never lose or interleave an event. `vss audit` reads them back.
+//! The log is a JSON Lines file (`audit: { file: … }`), or a place in the merge store
+//! (`audit: { merge_store: NAME }`) so that CI runs on fresh machines share one log.
+//! Either way two runs writing at once never lose or interleave an event: in a file, a
+//! run's events are appended in one write under an exclusive lock; in the merge store, a
+//! run's events are one new entry of their own (`<time>-<run id>`), written with the
+//! store's check-and-set (a conflict is tried again from a fresh read). `vss audit`
+//! reads them back.
 
 use std::io::{Read as _, Seek as _, Write as _};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::config::model::Config;
+use crate::error::ErrorKind;
 use crate::report::{Report, Status, TargetReport};
-use crate::span::Spanned;
-use crate::store::stats::Quota;
+use crate::secret::{SecretPath, SecretValue};
+use crate::span::{Span, Spanned};
+use crate::store::retry::RetryPolicy;
+use crate::store::stats::{Quota, Stats};
+use crate::store::{AnyStore, Bundle, OpenContext, Sessions, Store, StoreError};
 
-/// `audit:` in the config.
+/// `audit:` in the config: exactly one of `file` and `merge_store`.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
     /// The JSON Lines file events are appended to, relative to the config file (created
     /// when missing).
-    pub file: Spanned<String>,
+    #[serde(default)]
+    pub file: Option<Spanned<String>>,
+    /// A name in the merge store (`[A-Za-z0-9_.-]+`, not a target's name): the log is kept
+    /// where a bundle of that name would be, one entry per run.
+    #[serde(default)]
+    pub merge_store: Option<Spanned<String>>,
+}
+
+/// Where the audit log is (the validated `audit:`).
+#[derive(Clone, Debug)]
+pub enum AuditLog {
+    /// A JSON Lines file.
+    File(PathBuf),
+    /// A place in the config's merge store, beside the bundles.
+    MergeStore {
+        /// Its name: the bundle name its entries are written under.
+        name: String,
+        /// Where the name is written in the config.
+        span: Span,
+    },
+}
+
+impl AuditLog {
+    /// The log as messages name it: its file, or its place in the merge store.
+    pub fn describe(&self, config: &Config) -> String {
+        match self {
+            AuditLog::File(path) => path.display().to_string(),
+            AuditLog::MergeStore { name, .. } => match &config.merge_store {
+                Some(store) => format!("`{name}` in the merge store ({})", store.describe()),
+                None => format!("`{name}` in the merge store"),
+            },
+        }
+    }
 }
 
 /// How one target's operation ended.
@@ -194,6 +236,115 @@ pub fn append(path: &Path, events: &[Event]) -> std::io::Result<()> {
     file.write_all(text.as_bytes())?;
     file.sync_data()?;
     file.unlock()
+}
+
+/// Appends `events` to the config's audit log (nothing when it has none); the error says
+/// which log could not be written and why.
+pub fn append_to(config: &Config, events: &[Event]) -> Result<(), String> {
+    let Some(log) = &config.audit else { return Ok(()) };
+    let result = match log {
+        AuditLog::File(path) => append(path, events).map_err(|e| e.to_string()),
+        AuditLog::MergeStore { name, .. } => block_on(async {
+            let store = open(config, name).await?;
+            append_entry(&store, name, events).await
+        }),
+    };
+    result.map_err(|e| format!("cannot append to the audit log {}: {e}", log.describe(config)))
+}
+
+/// Every event in the config's audit log, oldest first, and how many lines (or merge-store
+/// entries) were not events. `since` (Unix seconds) lets a merge-store log skip reading
+/// the entries of older runs.
+pub fn read_from(config: &Config, log: &AuditLog, since: Option<i64>) -> Result<(Vec<Event>, usize), String> {
+    let result = match log {
+        AuditLog::File(path) => read(path).map_err(|e| e.to_string()),
+        AuditLog::MergeStore { name, .. } => block_on(async {
+            let store = open(config, name).await?;
+            read_entries(&store, since).await
+        }),
+    };
+    result.map_err(|e| format!("cannot read the audit log {}: {e}", log.describe(config)))
+}
+
+/// Runs `work` to completion on a runtime of its own (the log is written after a run's
+/// runtime has finished).
+fn block_on<T>(work: impl Future<Output = Result<T, StoreError>>) -> Result<T, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(work).map_err(|e| crate::scrub::scrub(&e.to_string()).into_owned())
+}
+
+/// The merge store, opened at the log's place (as the bundle `name`).
+async fn open(config: &Config, name: &str) -> Result<AnyStore, StoreError> {
+    let store =
+        config.merge_store.as_ref().ok_or_else(|| StoreError::invalid("`audit.merge_store` needs a `merge_store`"))?;
+    let (stats, sessions) = (Stats::default(), Sessions::default());
+    let ctx = OpenContext {
+        base_dir: &config.base_dir,
+        stats: &stats,
+        defaults: &config.defaults,
+        sessions: &sessions,
+        fingerprints: None,
+    };
+    crate::engine::open_store(store, &ctx, Some(&Bundle { target: name, sources: &[] })).await
+}
+
+/// How often an entry is written again after a check-and-set conflict (another run wrote
+/// the same place between our read and our write: an S3 log is one object).
+const CONFLICT_ATTEMPTS: u32 = 10;
+
+/// The name of a run's entry: its time without separators, then its run id
+/// (`20261124T080000Z-0123456789abcdef`), so that names sort by time.
+fn entry_name(time: &str, run: &str) -> String {
+    let compact: String = time.chars().filter(|c| !matches!(c, '-' | ':')).collect();
+    format!("{compact}-{run}")
+}
+
+/// Writes `events` (one run's) as one new entry of the log `name` in `store`.
+async fn append_entry(store: &AnyStore, name: &str, events: &[Event]) -> Result<(), StoreError> {
+    let Some(first) = events.first() else { return Ok(()) };
+    let path = SecretPath::parse(&entry_name(&first.time, &first.run)).map_err(StoreError::invalid)?;
+    let value = SecretValue::new(serde_json::json!({ "events": events }));
+    let mut attempt = 1;
+    loop {
+        match RetryPolicy::default().run("append to the audit log", || store.write(&path, &value, name)).await {
+            Err(e) if e.kind() == ErrorKind::Conflict && attempt < CONFLICT_ATTEMPTS => {
+                attempt += 1;
+                let pause = std::time::Duration::from_millis(20 * u64::from(attempt));
+                tokio::time::sleep(pause.mul_f64(0.5 + rand::random::<f64>())).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Every event of the entries in `store` (those of runs since `since`, when given), oldest
+/// first, and how many entries were not a run's events.
+async fn read_entries(store: &AnyStore, since: Option<i64>) -> Result<(Vec<Event>, usize), StoreError> {
+    let retry = RetryPolicy::default();
+    let mut names = retry.run("list the audit log", || store.list()).await?;
+    if let Some(since) = since {
+        // Entries are named by the time their run ended: older ones need not be read.
+        let oldest = entry_name(&crate::time::timestamp(since), "");
+        names.retain(|n| n.as_str() >= oldest.as_str());
+    }
+    let mut events = Vec::new();
+    let mut skipped = 0;
+    for chunk in names.chunks(store.batch_size().max(1)) {
+        for (_, secret) in retry.run("read the audit log", || store.read_batch(chunk)).await? {
+            let parsed = secret
+                .into_value()
+                .and_then(|v| serde_json::from_value::<Vec<Event>>(v.into_inner().get_mut("events")?.take()).ok());
+            match parsed {
+                Some(found) => events.extend(found),
+                None => skipped += 1,
+            }
+        }
+    }
+    events.sort_by(|a, b| (&a.time, &a.run).cmp(&(&b.time, &b.run)));
+    Ok((events, skipped))
 }
 
 /// Every event in the log at `path` (none when it does not exist yet), and how many lines

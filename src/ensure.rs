@@ -237,15 +237,13 @@ fn dispatch(args: &EnsureArgs, color: bool) -> Exit {
     };
     let report = Report::from_outcome(&outcome, &Fingerprinter::from_env(), true);
     show(&report, args.output, color);
-    let audited = match config.as_ref().and_then(|c| c.audit.as_ref()) {
+    let audited = match &config {
         None => true,
-        Some(path) => {
+        Some(config) => {
             let events = crate::audit::events(&report, &crate::audit::run_id(), "ensure", Some("dispatch"), &|_| {
                 Some("actions".to_string())
             });
-            crate::audit::append(path, &events)
-                .map_err(|e| eprintln!("error: cannot append to the audit log {}: {e}", path.display()))
-                .is_ok()
+            crate::audit::append_to(config, &events).map_err(|e| eprintln!("error: {e}")).is_ok()
         }
     };
     Exit::of_run(!report.errors.is_empty() || !audited, report.summary.changes() > 0, args.exit_code)

@@ -154,6 +154,7 @@ async fn discover(
                     n.is_empty()
                         || config.targets.iter().any(|t| t.name == n)
                         || config.sources.iter().any(|s| s.name == n)
+                        || matches!(&config.audit, Some(crate::audit::AuditLog::MergeStore { name, .. }) if name == n)
                         || out.iter().any(|(o, _): &(String, StoreConfig)| o == n)
                 };
                 let name = if taken(&name) {

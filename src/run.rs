@@ -323,19 +323,19 @@ pub(crate) fn select(
 /// Appends a report's events to the config's audit log, when it has one; `false` (and an
 /// error on stderr) when the log cannot be written, which fails the run.
 pub(crate) fn record(plan: &Plan<'_>, report: &Report, run: &str, command: &str, operation: Option<&str>) -> bool {
-    let Some(path) = &plan.config.audit else {
+    if plan.config.audit.is_none() {
         return true;
-    };
+    }
     let scope = |t: &report::TargetReport| {
         let target = plan.target(plan.target_named(&t.name)?);
         (t.phase == Phase::Sync).then_some(())?;
         target.destination.as_ref()?.scope().map(|s| s.name)
     };
     let events = crate::audit::events(report, run, command, operation, &scope);
-    match crate::audit::append(path, &events) {
+    match crate::audit::append_to(plan.config, &events) {
         Ok(()) => true,
         Err(e) => {
-            print_err(&format!("error: cannot append to the audit log {}: {e}\n", path.display()));
+            print_err(&format!("error: {e}\n"));
             false
         }
     }
@@ -347,9 +347,12 @@ fn audit(args: AuditArgs) -> Exit {
         Ok(config) => config,
         Err(error) => return config_failure(&error, args.output, false),
     };
-    let Some(path) = &config.audit else {
+    let Some(log) = &config.audit else {
         return usage_failure(
-            format!("{} has no audit log: add `audit: {{ file: vss-audit.jsonl }}`", config.file.name),
+            format!(
+                "{} has no audit log: add `audit: {{ file: vss-audit.jsonl }}` (or `audit: {{ merge_store: vss-audit }}`)",
+                config.file.name
+            ),
             args.output,
             false,
         );
@@ -372,12 +375,12 @@ fn audit(args: AuditArgs) -> Exit {
             }
         },
     };
-    let (events, skipped_lines) = match crate::audit::read(path) {
+    let (events, skipped_lines) = match crate::audit::read_from(&config, log, since) {
         Ok(read) => read,
         Err(e) => {
             return failed(
-                vec![ErrorEntry::message(ErrorKind::Io, format!("cannot read the audit log {}: {e}", path.display()))],
-                &format!("error: cannot read the audit log {}: {e}\n", path.display()),
+                vec![ErrorEntry::message(ErrorKind::Io, e.clone())],
+                &format!("error: {e}\n"),
                 args.output,
                 false,
             );

@@ -21,8 +21,8 @@ pub struct Config {
     pub file: SourceFile,
     /// The directory relative store paths are resolved against.
     pub base_dir: PathBuf,
-    /// The audit log's file (resolved against `base_dir`), when the config names one.
-    pub audit: Option<PathBuf>,
+    /// The audit log, when the config names one.
+    pub audit: Option<crate::audit::AuditLog>,
     /// The repositories `vss ensure --repo` may write to (`owner/name` or `owner/*`).
     pub ensure_repositories: Vec<String>,
     /// Where bundles are written, if anywhere.

@@ -33,7 +33,7 @@ pub struct RawConfig {
     /// Which phases run and how much runs at once.
     pub pipeline: Option<Lenient<RawPipeline>>,
     /// Where `pipeline`, `ensure` and `status` runs append their audit events.
-    pub audit: Option<Lenient<crate::audit::AuditConfig>>,
+    pub audit: Option<Spanned<Lenient<crate::audit::AuditConfig>>>,
     /// What `vss ensure` may do for others: the repositories a `--repo` may name.
     pub ensure: Option<Lenient<RawEnsure>>,
     /// Default merge semantics of every target (a target's own `merge` overrides them).

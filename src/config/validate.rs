@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::audit::AuditLog;
 use crate::config::de::from_node;
 use crate::config::model::{Config, Import, MergePhase, Source, SourceId, SyncPhase, Target, TargetId};
 use crate::config::raw::{RawConfig, RawSource, RawTarget};
@@ -110,6 +111,53 @@ impl Checker<'_> {
         self.diagnostics.push(diagnostic);
     }
 
+    /// `audit:`: a file (resolved against `base_dir`) or a name in the merge store.
+    fn audit(
+        &mut self,
+        span: Span,
+        audit: crate::audit::AuditConfig,
+        has_merge_store: bool,
+        base_dir: &Path,
+    ) -> Option<AuditLog> {
+        match (audit.file, audit.merge_store) {
+            (Some(file), None) if file.value.trim().is_empty() => {
+                self.error(Diagnostic::at(file.span, "`audit.file` is empty"));
+                None
+            }
+            (Some(file), None) => Some(AuditLog::File(base_dir.join(&file.value))),
+            (None, Some(name)) if !valid_name(&name.value) => {
+                self.error(
+                    Diagnostic::at(name.span, format!("invalid audit log name `{}`", name.value))
+                        .with_label("names use only letters, digits, `_`, `.` and `-`"),
+                );
+                None
+            }
+            (None, Some(name)) if !has_merge_store => {
+                self.error(
+                    Diagnostic::at(name.span, "`audit.merge_store` needs a `merge_store`").with_label(
+                        "add a `merge_store`, or write the log to a file: `audit: { file: vss-audit.jsonl }`",
+                    ),
+                );
+                None
+            }
+            (None, Some(name)) => Some(AuditLog::MergeStore { name: name.value, span: name.span }),
+            (Some(file), Some(_)) => {
+                self.error(
+                    Diagnostic::at(file.span, "`audit` has both `file` and `merge_store`")
+                        .with_label("the log is in one place: keep one of them"),
+                );
+                None
+            }
+            (None, None) => {
+                self.error(
+                    Diagnostic::at(span, "`audit` names no log")
+                        .with_label("write `file: vss-audit.jsonl` or `merge_store: vss-audit`"),
+                );
+                None
+            }
+        }
+    }
+
     fn check(&mut self, raw: RawConfig, file: &SourceFile, base_dir: &Path) -> Option<Config> {
         if let Some(version) = &raw.version
             && version.value != 1
@@ -132,13 +180,7 @@ impl Checker<'_> {
         let merge_parallel = self.parallel(merge_phase.parallel.as_ref(), 4);
         let sync_parallel = self.parallel(sync_phase.parallel.as_ref(), 8);
 
-        let audit = raw.audit.and_then(|a| a.0).and_then(|audit| {
-            if audit.file.value.trim().is_empty() {
-                self.diagnostics.push(Diagnostic::at(audit.file.span, "`audit.file` is empty"));
-                return None;
-            }
-            Some(base_dir.join(&audit.file.value))
-        });
+        let audit_block = raw.audit.and_then(|a| Some((a.span, a.value.0?)));
         let mut ensure_repositories = Vec::new();
         for repo in raw.ensure.and_then(|e| e.0).map(|e| e.repositories).unwrap_or_default() {
             // `owner/*` is every repository of the owner.
@@ -159,6 +201,7 @@ impl Checker<'_> {
             }
             _ => None,
         };
+        let audit = audit_block.and_then(|(span, audit)| self.audit(span, audit, merge_store_written, base_dir));
         if merge_phase.enabled == Some(true) && !merge_store_written {
             self.error(
                 Diagnostic::global("`pipeline.merge.enabled` is true but there is no `merge_store`")
@@ -222,6 +265,15 @@ impl Checker<'_> {
             self.error(Diagnostic::global("the config declares no targets").with_label("add a `targets:` mapping"));
         }
         let target_names: Vec<String> = raw_targets.iter().map(|(n, _, _)| n.value.clone()).collect();
+        if let Some(AuditLog::MergeStore { name, span }) = &audit
+            && let Some((taken, _, _)) = raw_targets.iter().find(|(n, _, _)| n.value == *name)
+        {
+            self.error(
+                Diagnostic::at(*span, format!("the audit log `{name}` has the name of a target"))
+                    .with_label("the target's bundle would be written in the same place of the merge store")
+                    .with_note(taken.span, "the target is here"),
+            );
+        }
         let source_index: BTreeMap<&str, SourceId> =
             sources.iter().enumerate().map(|(i, (_, s))| (s.name.as_str(), SourceId(i))).collect();
         let target_index: BTreeMap<&str, TargetId> =

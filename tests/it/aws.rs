@@ -547,6 +547,33 @@ async fn two_concurrent_runs_on_one_s3_merge_store_lose_no_update() {
     }
 }
 
+#[tokio::test]
+async fn the_audit_log_in_an_s3_merge_store_keeps_every_event_of_concurrent_runs() {
+    let u = unique("s3audit");
+    let bucket = unique("audit");
+    s3().await.create_bucket().bucket(&bucket).send().await.unwrap();
+    let ws = Workspace::new();
+    ws.write("s.yaml", "app/db: {password: CANARY-audit-s3-77a}\n");
+    ws.write(
+        "vss.yaml",
+        &format!(
+            "aws: {{endpoint_url: \"${{VSS_TEST_AWS_ENDPOINT}}\"}}\nmerge_store: {{s3: {{bucket: \"{bucket}\", prefix: m/}}}}\naudit: {{merge_store: vss-audit}}\nsource: {{file: {{path: s.yaml}}}}\ntargets:\n  A: {{aws: {{prefix: {u}/a/}}}}\n"
+        ),
+    );
+    let vss = || Vss::new().cwd(ws.dir.path()).env("HOME", ws.dir.path()).env("VSS_TEST_AWS_ENDPOINT", endpoint());
+    // The log is one object: three runs appending at once conflict on it, and each tries
+    // again from a fresh read until its entry is in. Each run: one merge, one sync.
+    crate::common::audit_log_keeps_concurrent_runs(vss, 3, 2);
+    let object = s3().await.get_object().bucket(&bucket).key("m/vss-audit.json").send().await.unwrap();
+    let log: Value = serde_json::from_slice(&object.body.collect().await.unwrap().into_bytes()).unwrap();
+    let entries = log["secrets"].as_object().unwrap();
+    assert_eq!(entries.len(), 4, "{log}");
+    assert!(entries.keys().all(|e| crate::common::is_audit_entry(e)), "{log}");
+    assert!(!log.to_string().contains("CANARY-audit"), "no value in the log");
+    let check = run_vss(&ws, &["pipeline", "--dry-run", "--exit-code", "--output", "compact"]);
+    assert_eq!(check.stdout, "ZERO-SUM: 2 unchanged\n", "{}", check.transcript());
+}
+
 /// Creates the moto organization (once per server) and returns its root id.
 async fn organization_root(org: &aws_sdk_organizations::Client) -> String {
     let _ =

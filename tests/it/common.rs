@@ -141,3 +141,41 @@ pub fn run_concurrently(count: usize, make: impl Fn() -> Vss) {
         );
     }
 }
+
+/// Runs `pipeline` once, then `concurrent` dry runs at once, each through `vss()` (a
+/// config whose audit log is in the merge store), and checks that `vss audit` lists every
+/// run's `per_run` events under one id per run, none lost. Returns the audit report.
+pub fn audit_log_keeps_concurrent_runs(vss: impl Fn() -> Vss, concurrent: usize, per_run: usize) -> serde_json::Value {
+    let first = vss().args(["pipeline"]).run();
+    assert_eq!(first.code, 0, "{}", first.transcript());
+    run_concurrently(concurrent, || vss().args(["pipeline", "--dry-run", "--output", "compact"]));
+    let out = vss().args(["audit", "--output", "json"]).run();
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    let report = out.json();
+    let events = report["events"].as_array().unwrap();
+    assert_eq!(events.len(), (concurrent + 1) * per_run, "{report}");
+    assert_eq!(report["skipped_lines"], 0);
+    let mut runs: Vec<&str> = events.iter().map(|e| e["run"].as_str().unwrap()).collect();
+    runs.dedup();
+    assert_eq!(runs.len(), concurrent + 1, "a run's events stay together, one id per run: {runs:?}");
+    let real: Vec<&serde_json::Value> = events.iter().filter(|e| e["dry_run"] == false).collect();
+    assert_eq!(real.len(), per_run, "{report}");
+    assert!(real.iter().all(|e| e["status"] == "success" && e["command"] == "pipeline"), "{report}");
+    // `--since` a time after every run: nothing.
+    let later = vss().args(["audit", "--output", "json", "--since", "2099-01-01T00:00:00Z"]).run();
+    assert_eq!(later.json()["events"], serde_json::json!([]), "{}", later.transcript());
+    let recent = vss().args(["audit", "--output", "json", "--since", "1h"]).run();
+    assert_eq!(recent.json()["events"].as_array().unwrap().len(), events.len());
+    report
+}
+
+/// Whether `name` is an audit entry's name: `20261124T080000Z-0123456789abcdef`.
+pub fn is_audit_entry(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    bytes.len() == 33
+        && bytes[..8].iter().all(u8::is_ascii_digit)
+        && bytes[8] == b'T'
+        && bytes[9..15].iter().all(u8::is_ascii_digit)
+        && &bytes[15..17] == b"Z-"
+        && bytes[17..].iter().all(|b| b.is_ascii_hexdigit())
+}

@@ -453,3 +453,16 @@ fn a_missing_or_empty_source_fails_its_targets_and_deletes_nothing() {
     assert_eq!((run.code, run.stdout.as_str()), (0, "APPLIED: +0 ~0 -1 =0\n"), "{}", run.transcript());
     assert!(!ws.path("out/app.json").exists());
 }
+
+#[test]
+fn the_audit_log_in_a_file_merge_store_keeps_every_event_of_concurrent_runs() {
+    let ws = workspace();
+    let config = std::fs::read_to_string(ws.path("vss.yaml")).unwrap();
+    ws.write("vss.yaml", &format!("audit: {{merge_store: vss-audit}}\n{config}"));
+    let vss = || crate::common::Vss::new().cwd(ws.dir.path());
+    // Each run: four merges (Base, Staging, Production, Unrelated) and three syncs.
+    crate::common::audit_log_keeps_concurrent_runs(vss, 3, 7);
+    let entries: Vec<String> = ws.files("out/merged/vss-audit").into_iter().filter(|f| !f.starts_with('.')).collect();
+    assert_eq!(entries.len(), 4, "one file per run: {entries:?}");
+    assert!(entries.iter().all(|e| crate::common::is_audit_entry(e.trim_end_matches(".json"))), "{entries:?}");
+}

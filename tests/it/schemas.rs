@@ -1,5 +1,5 @@
 //! The committed JSON Schemas match the code, and real reports validate against theirs.
-//! Regenerate with `UPDATE_SCHEMAS=1 cargo test --test schemas`.
+//! Regenerate with `UPDATE_SCHEMAS=1 cargo test --test it schemas::`.
 
 use std::path::Path;
 
@@ -10,7 +10,10 @@ fn check(file: &str, generated: String) {
         return;
     }
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(committed == generated, "{file} is stale: run `UPDATE_SCHEMAS=1 cargo test --test schemas` and commit it");
+    assert!(
+        committed == generated,
+        "{file} is stale: run `UPDATE_SCHEMAS=1 cargo test --test it schemas::` and commit it"
+    );
 }
 
 #[test]

@@ -386,6 +386,68 @@ async fn two_concurrent_runs_on_one_merge_store_lose_no_update() {
 }
 
 #[tokio::test]
+async fn the_audit_log_in_a_vault_merge_store_keeps_every_event_of_concurrent_runs() {
+    let s = servers();
+    let one = Http::new(&s.first, &s.token);
+    let u = unique("audit");
+    one.put_secret(&format!("secret/{u}/src/app/db"), json!({"password": "CANARY-audit-vault-3f1"})).await;
+    let ws = Workspace::new();
+    ws.write(
+        "vss.yaml",
+        &format!(
+            "vault: {{address: \"${{VSS_TEST_VAULT_ADDR}}\", auth: {{token: \"${{VSS_TEST_VAULT_TOKEN}}\"}}}}\nmerge_store: {{vault: {{path: secret/{u}/merged}}}}\naudit: {{merge_store: vss-audit}}\nsources: {{src: {{vault: {{path: secret/{u}/src}}}}}}\ntargets:\n  A: {{imports: [src], vault: {{path: secret/{u}/a}}}}\n  B: {{imports: [src], vault: {{path: secret/{u}/b}}}}\n"
+        ),
+    );
+    let vss = || {
+        Vss::new()
+            .cwd(ws.dir.path())
+            .env("VSS_TEST_VAULT_ADDR", &s.first)
+            .env("VSS_TEST_VAULT_TOKEN", &s.token)
+            .env_remove("GITHUB_ACTOR")
+            .env("USER", "auditor")
+    };
+    // Each run: two merges and two syncs.
+    let report = crate::common::audit_log_keeps_concurrent_runs(vss, 3, 4);
+    assert!(report["events"].as_array().unwrap().iter().all(|e| e["actor"] == "auditor"), "{report}");
+    // One KV2 secret per run beside the bundles, named by time and run id, holding no value.
+    let entries = one.list(&format!("secret/{u}/merged/vss-audit")).await;
+    assert_eq!(entries.len(), 4, "{entries:?}");
+    assert!(entries.iter().all(|e| crate::common::is_audit_entry(e)), "{entries:?}");
+    for entry in &entries {
+        let (data, _) = one.secret(&format!("secret/{u}/merged/vss-audit/{entry}")).await.unwrap();
+        assert_eq!(data["events"].as_array().unwrap().len(), 4, "{data}");
+        assert!(!data.to_string().contains("CANARY-audit"), "no value in the log");
+    }
+    // The bundles are where they were, and the log is not one of them.
+    let mut bundles = one.list(&format!("secret/{u}/merged")).await;
+    bundles.sort();
+    assert_eq!(bundles, ["A/", "B/", "vss-audit/"]);
+    let check = vss().args(["pipeline", "--dry-run", "--exit-code", "--output", "compact"]).run();
+    assert_eq!(check.stdout, "ZERO-SUM: 4 unchanged\n", "{}", check.transcript());
+
+    // A log that cannot be written fails the run (exit 2) and says where.
+    let policy = format!(
+        "path \"secret/*\" {{ capabilities = [\"read\", \"list\"] }}\npath \"secret/data/{u}/merged/vss-audit/*\" {{ capabilities = [\"deny\"] }}\npath \"secret/data/{u}/merged/A/*\" {{ capabilities = [\"create\", \"update\", \"read\"] }}\npath \"secret/data/{u}/merged/B/*\" {{ capabilities = [\"create\", \"update\", \"read\"] }}\n"
+    );
+    let (status, body) = one.call("PUT", &format!("sys/policies/acl/{u}"), Some(json!({"policy": policy}))).await;
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = one.call("POST", "auth/token/create", Some(json!({"policies": [u], "ttl": "10m"}))).await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["auth"]["client_token"].as_str().unwrap().to_string();
+    let denied = vss().env("VSS_TEST_VAULT_TOKEN", &token).args(["pipeline", "--dry-run"]).run();
+    assert_eq!(denied.code, 2, "{}", denied.transcript());
+    assert!(
+        denied.stderr.contains(&format!(
+            "cannot append to the audit log `vss-audit` in the merge store (vault secret/{u}/merged)"
+        )),
+        "{}",
+        denied.stderr
+    );
+    // The check above appended its entry; the refused run none.
+    assert_eq!(one.list(&format!("secret/{u}/merged/vss-audit")).await.len(), 5);
+}
+
+#[tokio::test]
 async fn approle_login_works_and_a_failed_login_is_one_clear_error() {
     let s = servers();
     let http = Http::new(&s.first, &s.token);

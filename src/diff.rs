@@ -141,6 +141,10 @@ pub struct TargetDiff {
     pub unmanaged: Vec<SecretPath>,
     /// Live secrets owned by this target, not desired, kept because `delete_orphans` is off.
     pub orphans: Vec<SecretPath>,
+    /// What the location holds of the names it keeps without desiring them (`unmanaged`
+    /// and `orphans`), where the store says: a value, or the keyed fingerprint of what vss
+    /// wrote. `vss status` compares them across the scopes of one place.
+    pub held: std::collections::BTreeMap<SecretPath, LiveValue>,
     /// What the store says of the `unverified` secrets, when there are some.
     pub hint: Option<String>,
 }
@@ -211,6 +215,10 @@ pub fn diff(live: &LiveState, desired: &SecretMap, options: DiffOptions<'_>) -> 
             continue;
         }
         let owned = have.owner.as_deref() == Some(options.owner);
+        let kept = !owned || !options.delete_orphans;
+        if kept && matches!(have.value, LiveValue::Value(_) | LiveValue::Fingerprint(_)) {
+            out.held.insert(path.clone(), have.value.clone());
+        }
         if !owned {
             out.unmanaged.push(path.clone());
         } else if !options.delete_orphans {
@@ -326,11 +334,15 @@ mod tests {
         assert_eq!(d.changes.len(), 1);
         assert_eq!((d.changes[0].path.as_str(), d.changes[0].kind), ("mine", ChangeKind::Removed));
         assert_eq!((d.unmanaged.len(), d.orphans.len()), (2, 0));
+        let held: Vec<&str> = d.held.keys().map(SecretPath::as_str).collect();
+        assert_eq!(held, ["manual", "other"], "what stays is held; what is deleted is not");
 
         let kept =
             diff(&state, &SecretMap::new(), DiffOptions { delete_orphans: false, owner: "T", fingerprints: None });
         assert!(kept.changes.is_empty());
         assert_eq!((kept.unmanaged.len(), kept.orphans.len()), (2, 1));
+        assert_eq!(kept.held.len(), 3);
+        assert_eq!(kept.held[&SecretPath::parse("mine").unwrap()], LiveValue::Value(SecretValue::new(json!(1))));
     }
 
     #[test]

@@ -15,7 +15,9 @@
 //!
 //! and, across targets, **conflicts**: a name that two scopes of one place (a
 //! repository's Actions, environment, Dependabot and Codespaces secrets) would hold with
-//! different values, shown as keyed fingerprints per scope, never values.
+//! different values, shown as keyed fingerprints per scope, never values: what vss would
+//! write there, or what a scope still holds of a name vss no longer writes there (the
+//! ledger's fingerprint, or the value read).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -188,8 +190,22 @@ pub struct ScopeValue {
     pub scope: String,
     /// The target that writes it.
     pub target: String,
-    /// The keyed fingerprint of the desired value.
+    /// The keyed fingerprint of the value.
     pub fingerprint: String,
+    /// Whose value it is: what vss would write there, or what the scope holds of a name
+    /// vss no longer writes there.
+    pub from: ValueFrom,
+}
+
+/// Where a [`ScopeValue`] comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ValueFrom {
+    /// The target's desired state.
+    Desired,
+    /// The scope's live secret, not desired there (an orphan or an unmanaged secret): its
+    /// value as read, or the fingerprint the ledger recorded when vss wrote it.
+    Held,
 }
 
 impl StatusReport {
@@ -222,8 +238,22 @@ impl StatusReport {
                             scope: scope.name.clone(),
                             target: o.target.clone(),
                             fingerprint: fingerprints.fingerprint_secret(value),
+                            from: ValueFrom::Desired,
                         });
                     }
+                }
+                for (path, live) in &o.diff.held {
+                    let fingerprint = match live {
+                        crate::secret::LiveValue::Value(value) => fingerprints.fingerprint_secret(value),
+                        crate::secret::LiveValue::Fingerprint(fingerprint) => fingerprint.clone(),
+                        _ => continue,
+                    };
+                    by_place.entry((scope.place.clone(), path.to_string())).or_default().push(ScopeValue {
+                        scope: scope.name.clone(),
+                        target: o.target.clone(),
+                        fingerprint,
+                        from: ValueFrom::Held,
+                    });
                 }
             }
             let state = match (&o.error, findings.iter().any(|f| f.kind.needs_action())) {
@@ -247,23 +277,37 @@ impl StatusReport {
         let conflicts: Vec<Conflict> = by_place
             .into_iter()
             .filter(|(_, values)| {
+                // What vss writes must be one of them: scopes that only hold old values
+                // of a name vss writes nowhere are not its conflict.
+                values.iter().any(|v| v.from == ValueFrom::Desired)
+            })
+            .filter(|(_, values)| {
                 let mut fps: Vec<&str> = values.iter().map(|v| v.fingerprint.as_str()).collect();
                 fps.sort_unstable();
                 fps.dedup();
                 fps.len() > 1
             })
-            .map(|((place, name), scopes)| {
-                let mut names: Vec<&str> = scopes.iter().map(|s| s.target.as_str()).collect();
+            .map(|((place, name), mut scopes)| {
+                scopes.sort_by(|a, b| a.scope.cmp(&b.scope));
+                let mut names: Vec<&str> =
+                    scopes.iter().filter(|s| s.from == ValueFrom::Desired).map(|s| s.target.as_str()).collect();
                 names.dedup();
-                Conflict {
-                    remediation: format!(
+                let stale: Vec<&str> =
+                    scopes.iter().filter(|s| s.from == ValueFrom::Held).map(|s| s.scope.as_str()).collect();
+                let remediation = if stale.is_empty() {
+                    format!(
                         "give {name} one value in the sources of {}, or exclude it from all scopes but one",
                         names.join(" and ")
-                    ),
-                    place,
-                    name,
-                    scopes,
-                }
+                    )
+                } else {
+                    format!(
+                        "delete the {name} that vss no longer writes from {} (or set `delete_orphans: true` \
+                         for vss's own), or give it the value of {}",
+                        stale.join(" and "),
+                        names.join(" and ")
+                    )
+                };
+                Conflict { remediation, place, name, scopes }
             })
             .collect();
         // A target in a conflict is not valid either.

@@ -3,7 +3,7 @@
 //! repository dispatch), `vss status` and the audit log.
 #![cfg(feature = "github")]
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::common::Workspace;
 use crate::github::{CANARY, HEADER, plaintexts, run, server};
@@ -217,6 +217,56 @@ fn status_reports_each_kind_of_finding_with_remediation_and_exits_1() {
     assert_eq!(run(&ws, &server, &["pipeline"]).code, 0);
     let after = run(&ws, &server, &["status", "--output", "json"]).json();
     assert_eq!(after["summary"]["findings"], 2, "the unmanaged secret and the conflict remain: {after}");
+}
+
+#[test]
+fn a_value_a_scope_still_holds_from_the_ledger_conflicts_with_what_vss_writes_elsewhere() {
+    let server = server(&["acme/app"]);
+    let ws = Workspace::new();
+    ws.write("s.yaml", "app: {token: t1}\n");
+    ws.write("bots.yaml", "bots: {token: t1}\n");
+    ws.write(
+        "vss.yaml",
+        &format!(
+            "{HEADER}sources: {{s: {{file: {{path: s.yaml}}}}, bots: {{file: {{path: bots.yaml}}}}}}\ntargets:\n\
+             \x20 app-actions: {{imports: [s], github: {{repo: acme/app}}}}\n\
+             \x20 app-bots: {{imports: [bots], github: {{repo: acme/app, scope: dependabot}}}}\n"
+        ),
+    );
+    assert_eq!(run(&ws, &server, &["pipeline"]).code, 0);
+    let conflicts = |ws: &Workspace| run(ws, &server, &["status", "--output", "json"]).json()["conflicts"].clone();
+    assert_eq!(conflicts(&ws), json!([]), "one value in both scopes");
+    // Dependabot no longer gets TOKEN, but keeps the t1 vss wrote there (an orphan, known
+    // by its ledger fingerprint), while Actions moves on to t2.
+    ws.write("bots.yaml", "bots: {other: x}\n");
+    ws.write("s.yaml", "app: {token: t2}\n");
+    let found = conflicts(&ws);
+    assert_eq!(found.as_array().unwrap().len(), 1, "{found}");
+    let conflict = &found[0];
+    assert_eq!(conflict["name"], "TOKEN");
+    let scopes: Vec<(&str, &str)> = conflict["scopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["scope"].as_str().unwrap(), s["from"].as_str().unwrap()))
+        .collect();
+    assert_eq!(scopes, [("actions", "desired"), ("dependabot", "held")]);
+    let ledger = |secret: &str| {
+        vss::secret::Fingerprinter::with_key(crate::github::KEY.as_bytes())
+            .fingerprint_secret(&vss::secret::SecretValue::new(json!(secret)))
+    };
+    assert_eq!(conflict["scopes"][1]["fingerprint"], ledger("t1"), "the ledger's fingerprint of what vss wrote");
+    assert_eq!(conflict["scopes"][0]["fingerprint"], ledger("t2"));
+    assert!(
+        conflict["remediation"]
+            .as_str()
+            .unwrap()
+            .starts_with("delete the TOKEN that vss no longer writes from dependabot"),
+        "{conflict}"
+    );
+    // Back to t1 in Actions: the orphan holds the same value, so no conflict.
+    ws.write("s.yaml", "app: {token: t1}\n");
+    assert_eq!(conflicts(&ws), json!([]));
 }
 
 #[test]

@@ -86,6 +86,10 @@ pub struct PipelineArgs {
     /// returns no values, and not written by vss), so that vss manages them from now on.
     #[arg(long)]
     pub adopt: bool,
+    /// Let a target delete more than its `max_deletes` (default: 10 secrets, or 25 % of
+    /// those vss owns there) in this run. Emptying a target still needs `allow_emptying`.
+    #[arg(long)]
+    pub allow_mass_delete: bool,
 }
 
 /// `vss status` arguments.

@@ -96,6 +96,7 @@ pub fn command(args: EnsureArgs, color: bool) -> Exit {
         parallel: None,
         from_sources: true,
         adopt: false,
+        allow_mass_delete: false,
         ensure: Some(Ensure { names }),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -63,6 +63,8 @@ pub enum ErrorKind {
     Io,
     /// Not run because a target it depends on failed.
     Dependency,
+    /// Refused by a safety limit (a mass deletion, emptying a target): nothing written.
+    Refused,
     /// A bug in vss: please report it.
     Internal,
 }
@@ -87,6 +89,7 @@ impl ErrorKind {
             ErrorKind::Quota => "quota",
             ErrorKind::Io => "io",
             ErrorKind::Dependency => "dependency",
+            ErrorKind::Refused => "refused",
             ErrorKind::Internal => "internal",
         }
     }

@@ -67,6 +67,7 @@ impl<'c> Plan<'c> {
                     imports: template.imports.clone(),
                     destination: Some(destination),
                     merge: template.merge,
+                    safety: config.sync.safety.clone(),
                 });
             }
         }

@@ -255,6 +255,7 @@ fn pipeline(args: PipelineArgs, color: bool, quiet: bool) -> Exit {
         parallel: args.parallel.map(|p| p as usize),
         from_sources: false,
         adopt: args.adopt,
+        allow_mass_delete: args.allow_mass_delete,
         ensure: None,
     };
     let progress: Arc<dyn Progress> = if args.output == Output::Human && !quiet && std::io::stderr().is_terminal() {

@@ -560,6 +560,7 @@ pub fn command(args: StatusArgs) -> Exit {
         parallel: args.parallel.map(|p| p as usize),
         from_sources: true,
         adopt: false,
+        allow_mass_delete: false,
         ensure: None,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

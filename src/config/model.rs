@@ -79,7 +79,7 @@ pub struct MergePhase {
 }
 
 /// `pipeline.sync`, with defaults applied.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct SyncPhase {
     /// Whether SYNC runs.
     pub enabled: bool,
@@ -87,6 +87,66 @@ pub struct SyncPhase {
     pub parallel: usize,
     /// Whether owned secrets that are no longer desired are deleted.
     pub delete_orphans: bool,
+    /// The guards of a target that declares none of its own (`pipeline.sync.max_deletes`).
+    pub safety: Safety,
+}
+
+/// A target's guards against a destructive run, with defaults applied.
+#[derive(Clone, Debug)]
+pub struct Safety {
+    /// Most secrets one run deletes in the target (without `--allow-mass-delete`).
+    pub max_count: u32,
+    /// Most deleted in one run, as a percentage of the secrets vss owns there.
+    pub max_percent: u32,
+    /// Globs of paths (or store names) never overwritten or deleted, as written.
+    pub protect: Vec<(String, globset::GlobMatcher)>,
+    /// Whether an empty desired state may delete every secret vss owns there.
+    pub allow_emptying: bool,
+}
+
+impl Default for Safety {
+    fn default() -> Self {
+        Safety { max_count: 10, max_percent: 25, protect: Vec::new(), allow_emptying: false }
+    }
+}
+
+impl Safety {
+    /// The `protect` pattern `path` matches, if any.
+    pub fn protected(&self, path: &str) -> Option<&str> {
+        self.protect.iter().find(|(_, glob)| glob.is_match(path)).map(|(pattern, _)| pattern.as_str())
+    }
+
+    /// Why deleting `deletes` of the `owned` secrets vss owns in a target, leaving
+    /// `desired` secrets, must not happen; `None` when it may. `mass` is
+    /// `--allow-mass-delete`.
+    pub fn refusal(&self, deletes: usize, owned: usize, desired: usize, mass: bool) -> Option<(String, String)> {
+        if deletes == 0 {
+            return None;
+        }
+        if desired == 0 && !self.allow_emptying {
+            return Some((
+                format!("its desired state is empty: it would delete all {deletes} of the secrets vss owns here"),
+                "if the target is meant to be emptied, set `allow_emptying: true` on it; otherwise check its sources"
+                    .into(),
+            ));
+        }
+        let share = deletes.saturating_mul(100).div_ceil(owned.max(1));
+        let over_count = deletes > self.max_count as usize;
+        // One deletion is an edit, never a mass deletion: the share counts from two on.
+        let over_share = deletes > 1 && deletes.saturating_mul(100) > (self.max_percent as usize).saturating_mul(owned);
+        if mass || !(over_count || over_share) {
+            return None;
+        }
+        Some((
+            format!(
+                "it would delete {deletes} of the {owned} secrets vss owns here ({share} %), over the limit of {} secrets \
+                 and {} %",
+                self.max_count, self.max_percent
+            ),
+            "check the sources; if the deletions are meant, run with `--allow-mass-delete` or raise `max_deletes`"
+                .into(),
+        ))
+    }
 }
 
 /// A named source.
@@ -113,6 +173,8 @@ pub struct Target {
     pub destination: Option<StoreConfig>,
     /// Its merge semantics.
     pub merge: MergeOptions,
+    /// Its guards against a destructive run.
+    pub safety: Safety,
 }
 
 /// One import of a target.
@@ -128,5 +190,32 @@ impl Config {
     /// The source of an id.
     pub fn source(&self, id: SourceId) -> &Source {
         &self.sources[id.0]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Safety;
+
+    #[test]
+    fn deletion_limits_count_share_and_emptying() {
+        let safety = Safety::default();
+        let refused = |deletes, owned, desired, mass| safety.refusal(deletes, owned, desired, mass).is_some();
+        assert!(!refused(0, 100, 0, false), "nothing deleted, nothing refused");
+        assert!(!refused(10, 40, 30, false), "10 of 40: at both limits");
+        assert!(refused(11, 100, 89, false), "over the count");
+        assert!(refused(3, 10, 7, false), "over the share");
+        assert!(!refused(1, 2, 1, false), "one deletion is an edit");
+        assert!(!refused(11, 100, 89, true), "--allow-mass-delete");
+        assert!(refused(1, 1, 0, true), "emptying needs allow_emptying, whatever the flag");
+        let emptying = Safety { allow_emptying: true, ..Safety::default() };
+        assert!(emptying.refusal(1, 1, 0, false).is_none());
+        assert!(emptying.refusal(12, 12, 0, false).is_some(), "still a mass deletion");
+        let (why, hint) = safety.refusal(11, 12, 1, false).unwrap();
+        assert_eq!(
+            why,
+            "it would delete 11 of the 12 secrets vss owns here (92 %), over the limit of 10 secrets and 25 %"
+        );
+        assert!(hint.contains("--allow-mass-delete"));
     }
 }

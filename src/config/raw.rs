@@ -186,6 +186,22 @@ pub struct RawSyncPhase {
     /// Delete secrets that vss created in a target and that are no longer desired
     /// (default `false`). Secrets without vss's ownership marker are never deleted.
     pub delete_orphans: Option<bool>,
+    /// The most deletions one run may make in one target, unless `--allow-mass-delete`
+    /// (default: 10 secrets and 25 % of the secrets vss owns there). A target's own
+    /// `max_deletes` overrides it.
+    pub max_deletes: Option<Spanned<Lenient<MaxDeletes>>>,
+}
+
+/// `max_deletes:` — a run may delete at most `count` secrets of a target, and at most
+/// `percent` of the secrets vss owns there; the one not written keeps its default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MaxDeletes {
+    /// Most secrets deleted in one run (default 10).
+    pub count: Option<u32>,
+    /// Most deleted in one run, as a percentage of the secrets vss owns in the target
+    /// (default 25; 100 = no limit by share).
+    pub percent: Option<u32>,
 }
 
 /// One source: one store block, and whether it may hold nothing.
@@ -287,9 +303,15 @@ pub struct RawTarget {
     pub destinations: Vec<(Spanned<String>, StoreConfig)>,
     /// Target-level shorthands of a destination store (`account_id: "…"`), key and value.
     pub shorthands: Vec<(Spanned<String>, Spanned<String>)>,
+    /// This target's deletion limit (overrides `pipeline.sync.max_deletes`).
+    pub max_deletes: Option<Spanned<Lenient<MaxDeletes>>>,
+    /// Paths (or store names) vss never overwrites or deletes in this target.
+    pub protect: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Whether an empty desired state may delete every secret vss owns here.
+    pub allow_emptying: Option<bool>,
 }
 
-const TARGET_FIELDS: &[&str] = &["imports", "inherits", "merge"];
+const TARGET_FIELDS: &[&str] = &["imports", "inherits", "merge", "max_deletes", "protect", "allow_emptying"];
 
 /// The keys a target accepts: its own fields, each store's shorthands, then one per store.
 static TARGET_KEYS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
@@ -312,6 +334,9 @@ impl<'de> Deserialize<'de> for RawTarget {
                         "imports" => target.imports = Some(map.next_value()?),
                         "inherits" => target.inherits = Some(map.next_value()?),
                         "merge" => target.merge = Some(map.next_value()?),
+                        "max_deletes" => target.max_deletes = Some(map.next_value()?),
+                        "protect" => target.protect = Some(map.next_value()?),
+                        "allow_emptying" => target.allow_emptying = Some(map.next_value()?),
                         other if StoreConfig::shorthands().iter().any(|(key, _)| *key == other) => {
                             let value = map.next_value()?;
                             target.shorthands.push((key, value));
@@ -388,6 +413,28 @@ impl JsonSchema for RawTarget {
             );
         }
         properties.insert("merge".into(), merge);
+        let mut max_deletes = generator.subschema_for::<MaxDeletes>().to_value();
+        if let Some(object) = max_deletes.as_object_mut() {
+            object.insert(
+                "description".into(),
+                "This target's deletion limit (overrides `pipeline.sync.max_deletes`).".into(),
+            );
+        }
+        properties.insert("max_deletes".into(), max_deletes);
+        properties.insert(
+            "protect".into(),
+            serde_json::json!({
+                "description": "Globs of paths (or, for stores of flat names, names) that vss never overwrites or deletes in this target (`*` within a segment, `**` across segments).",
+                "type": "array", "items": {"type": "string"}
+            }),
+        );
+        properties.insert(
+            "allow_emptying".into(),
+            serde_json::json!({
+                "description": "Let an empty desired state delete every secret vss owns in this target (default false: refused).",
+                "type": "boolean"
+            }),
+        );
         for (key, store) in StoreConfig::shorthands() {
             properties.insert(
                 key.into(),

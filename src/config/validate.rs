@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::audit::AuditLog;
 use crate::config::de::from_node;
-use crate::config::model::{Config, Import, MergePhase, Source, SourceId, SyncPhase, Target, TargetId};
+use crate::config::model::{Config, Import, MergePhase, Safety, Source, SourceId, SyncPhase, Target, TargetId};
 use crate::config::raw::{RawConfig, RawSource, RawTarget};
 use crate::diagnostic::{Diagnostic, SourceFile, suggest};
 use crate::graph::{Dependency, EdgeKind, Graph};
@@ -109,6 +109,52 @@ fn valid_name(name: &str) -> bool {
 impl Checker<'_> {
     fn error(&mut self, diagnostic: Diagnostic) {
         self.diagnostics.push(diagnostic);
+    }
+
+    /// A `percent` of `max_deletes`: at most 100 (`span`, where written, for the error).
+    fn percent(&mut self, percent: Option<u32>, default: u32, span: Span) -> u32 {
+        match percent {
+            Some(p) if p > 100 => {
+                self.error(Diagnostic::at(
+                    span,
+                    format!("`max_deletes.percent` is {p}: a share of the secrets is at most 100"),
+                ));
+                default
+            }
+            Some(p) => p,
+            None => default,
+        }
+    }
+
+    /// A target's guards: its own `max_deletes` over the phase's, its `protect` globs
+    /// (each checked), `allow_emptying`.
+    fn safety(&mut self, raw: &RawTarget, phase: &Safety, synced: bool, name: &Spanned<String>) -> Safety {
+        let mut safety = phase.clone();
+        if let Some(Spanned { value: Lenient(Some(limit)), span }) = &raw.max_deletes {
+            safety.max_count = limit.count.unwrap_or(phase.max_count);
+            safety.max_percent = self.percent(limit.percent, phase.max_percent, *span);
+        }
+        for pattern in raw.protect.iter().flat_map(|p| &p.value) {
+            match globset::GlobBuilder::new(&pattern.value).literal_separator(true).build() {
+                Ok(glob) => safety.protect.push((pattern.value.clone(), glob.compile_matcher())),
+                Err(e) => self.error(
+                    Diagnostic::at(pattern.span, format!("`{}` is not a glob: {}", pattern.value, e.kind()))
+                        .with_label("`*` matches within a path segment, `**` across segments, `?` one character"),
+                ),
+            }
+        }
+        safety.allow_emptying = raw.allow_emptying.unwrap_or(false);
+        let declared = raw.max_deletes.is_some() || raw.protect.is_some() || raw.allow_emptying.is_some();
+        if declared && !synced {
+            self.error(
+                Diagnostic::at(
+                    name.span,
+                    format!("target `{}` has no destination: its guards guard nothing", name.value),
+                )
+                .with_label("`max_deletes`, `protect` and `allow_emptying` apply where a target is synced"),
+            );
+        }
+        safety
     }
 
     /// `audit:`: a file (resolved against `base_dir`) or a name in the merge store.
@@ -279,6 +325,17 @@ impl Checker<'_> {
         let target_index: BTreeMap<&str, TargetId> =
             target_names.iter().enumerate().map(|(i, n)| (n.as_str(), TargetId(i))).collect();
 
+        let sync_safety = {
+            let defaults = Safety::default();
+            match &sync_phase.max_deletes {
+                Some(Spanned { value: Lenient(Some(limit)), span }) => Safety {
+                    max_count: limit.count.unwrap_or(defaults.max_count),
+                    max_percent: self.percent(limit.percent, defaults.max_percent, *span),
+                    ..defaults
+                },
+                _ => defaults,
+            }
+        };
         let mut targets = Vec::new();
         let mut dependencies = Vec::new();
         let mut complete = true;
@@ -360,7 +417,8 @@ impl Checker<'_> {
                 }
             }
             let merge = merge_options(raw_target.merge.as_ref().and_then(|m| m.0.as_ref()), defaults);
-            targets.push(Target { name: name.value.clone(), inherits, imports, destination, merge });
+            let safety = self.safety(raw_target, &sync_safety, destination.is_some(), name);
+            targets.push(Target { name: name.value.clone(), inherits, imports, destination, merge, safety });
         }
 
         #[cfg(not(feature = "aws"))]
@@ -395,6 +453,7 @@ impl Checker<'_> {
                 enabled: sync_phase.enabled.unwrap_or(true),
                 parallel: sync_parallel,
                 delete_orphans: sync_phase.delete_orphans.unwrap_or(false),
+                safety: sync_safety,
             },
             sources: sources.into_iter().map(|(_, s)| s).collect(),
             targets,

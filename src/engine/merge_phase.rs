@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 use crate::config::model::TargetId;
 use crate::engine::desired::Resolver;
 use crate::engine::handle::Handle;
-use crate::engine::{Mode, Phase, Place, Prepared, Progress, Step, TargetOutcome, finish_all, open_store};
+use crate::engine::{Mode, Phase, Place, Prepared, Progress, Rules, Step, TargetOutcome, finish_all, open_store};
 use crate::plan::Plan;
 use crate::store::{Bundle, OpenContext};
 
@@ -47,7 +47,8 @@ pub async fn plan<'a>(
                         })?;
                         let place = Place { store: merge_store.kind(), location: &location };
                         let handle = Handle::new(store, limiter, parallel);
-                        Prepared::new(handle, desired, name, true, dry_run, Mode::default(), place).await
+                        let rules = Rules { owner: name.clone(), delete_orphans: true, safety: None };
+                        Prepared::new(handle, desired, rules, dry_run, Mode::default(), place).await
                     };
                     Step::plan(name, merge_store.kind(), Phase::Merge, location.clone(), planning).await
                 }

@@ -6,7 +6,9 @@
 //! 3. [`sync_phase`] diffs each target's live state against its desired state and applies
 //!    the difference: creates and updates first, then deletes.
 //!
-//! A dry run runs the same plan and skips only the writes. A failing target is reported
+//! Every target is planned (read, diffed, checked against its guards: protected paths,
+//! deletion limits, API quotas) before any is applied. A dry run runs the same plan and
+//! skips only the writes. A failing target is reported
 //! and never stops the others.
 
 pub mod desired;
@@ -47,6 +49,8 @@ pub struct RunOptions {
     pub adopt: bool,
     /// `ensure`: write only names that are missing, never overwrite or delete.
     pub ensure: Option<Ensure>,
+    /// Deletions over a target's `max_deletes` go ahead (`--allow-mass-delete`).
+    pub allow_mass_delete: bool,
 }
 
 /// What `vss ensure` asks of a target: the names to write where they are missing.
@@ -63,6 +67,19 @@ pub struct Mode<'a> {
     pub adopt: bool,
     /// Only missing names are written (see [`RunOptions::ensure`]).
     pub ensure: Option<&'a Ensure>,
+    /// Deletions over a target's limit go ahead (see [`RunOptions::allow_mass_delete`]).
+    pub allow_mass_delete: bool,
+}
+
+/// What one reconciliation may do at its location besides writing the desired state.
+#[derive(Clone, Debug)]
+pub struct Rules {
+    /// The target that owns what is written (its ownership marker).
+    pub owner: String,
+    /// Whether owned secrets that are no longer desired are deleted.
+    pub delete_orphans: bool,
+    /// The target's guards (SYNC); `None` for merge bundles, which are derived data.
+    pub safety: Option<crate::config::model::Safety>,
 }
 
 /// Which phase an outcome belongs to.
@@ -267,7 +284,11 @@ pub async fn run(plan: &Plan<'_>, options: &RunOptions, progress: Arc<dyn Progre
         } else {
             sync_phase::DesiredFrom::Bundles
         };
-        let mode = Mode { adopt: options.adopt, ensure: options.ensure.as_ref() };
+        let mode = Mode {
+            adopt: options.adopt,
+            ensure: options.ensure.as_ref(),
+            allow_mass_delete: options.allow_mass_delete,
+        };
         sync_phase::plan(plan, source, &to_sync, options.dry_run, mode, ctx, sync_parallel).await
     } else {
         Vec::new()
@@ -333,8 +354,7 @@ pub struct Place<'a> {
 pub struct Prepared<'a> {
     handle: handle::Handle,
     desired: Arc<crate::secret::SecretMap>,
-    owner: String,
-    delete_orphans: bool,
+    rules: Rules,
     mode: Mode<'a>,
     store: &'static str,
     location: String,
@@ -349,23 +369,13 @@ impl<'a> Prepared<'a> {
     pub async fn new(
         handle: handle::Handle,
         desired: Arc<crate::secret::SecretMap>,
-        owner: &str,
-        delete_orphans: bool,
+        rules: Rules,
         dry_run: bool,
         mode: Mode<'a>,
         place: Place<'_>,
     ) -> Result<Prepared<'a>, (TargetDiff, Failure)> {
-        let diff = plan_once(&handle, &desired, owner, delete_orphans, dry_run, mode, place).await?;
-        Ok(Prepared {
-            handle,
-            desired,
-            owner: owner.to_string(),
-            delete_orphans,
-            mode,
-            store: place.store,
-            location: place.location.to_string(),
-            diff,
-        })
+        let diff = plan_once(&handle, &desired, &rules, dry_run, mode, place).await?;
+        Ok(Prepared { handle, desired, rules, mode, store: place.store, location: place.location.to_string(), diff })
     }
 
     fn place(&self) -> Place<'_> {
@@ -394,7 +404,7 @@ impl<'a> Prepared<'a> {
             if !plan.has_changes() {
                 return Ok(plan);
             }
-            let applied = apply(&self.handle, plan, &self.owner, self.place()).await;
+            let applied = apply(&self.handle, plan, &self.rules.owner, self.place()).await;
             // What was written is recorded, also after a failure (only what succeeded).
             let result = match (applied, self.handle.finish().await) {
                 (applied, Ok(())) => applied,
@@ -405,21 +415,13 @@ impl<'a> Prepared<'a> {
             match result {
                 Err((_, failure)) if failure.kind == ErrorKind::Conflict && attempt < CONFLICT_ATTEMPTS => {
                     tracing::warn!(
-                        owner = %self.owner,
+                        owner = %self.rules.owner,
                         attempt,
                         "a secret changed while it was being written; starting over from a fresh read"
                     );
                     attempt += 1;
-                    self.diff = plan_once(
-                        &self.handle,
-                        &self.desired,
-                        &self.owner,
-                        self.delete_orphans,
-                        false,
-                        self.mode,
-                        self.place(),
-                    )
-                    .await?;
+                    self.diff =
+                        plan_once(&self.handle, &self.desired, &self.rules, false, self.mode, self.place()).await?;
                 }
                 other => return other,
             }
@@ -446,9 +448,9 @@ pub fn refusal<'p>(plans: impl IntoIterator<Item = &'p Prepared<'p>>) -> Option<
         match pools.iter_mut().find(|(p, ..)| Arc::ptr_eq(p, pool)) {
             Some((_, total, owners, _)) => {
                 *total += calls;
-                owners.push(&prepared.owner);
+                owners.push(&prepared.rules.owner);
             }
-            None => pools.push((pool, calls, vec![&prepared.owner], prepared.place())),
+            None => pools.push((pool, calls, vec![&prepared.rules.owner], prepared.place())),
         }
     }
     pools.into_iter().find_map(|(pool, calls, owners, place)| {
@@ -468,14 +470,14 @@ pub fn refusal<'p>(plans: impl IntoIterator<Item = &'p Prepared<'p>>) -> Option<
 async fn plan_once(
     handle: &handle::Handle,
     desired: &crate::secret::SecretMap,
-    owner: &str,
-    delete_orphans: bool,
+    rules: &Rules,
     dry_run: bool,
     mode: Mode<'_>,
     place: Place<'_>,
 ) -> Result<TargetDiff, (TargetDiff, Failure)> {
     use crate::diff::{ChangeKind, DiffOptions, diff};
 
+    let (owner, delete_orphans) = (rules.owner.as_str(), rules.delete_orphans);
     let fail = |e: StoreError, context: &str| e.into_failure(context, place.store, place.location);
     let refuse = |message: String| (TargetDiff::default(), fail(StoreError::invalid(message), ""));
     // A store of one string per name gets the secrets as names first; two that would get
@@ -539,6 +541,29 @@ async fn plan_once(
         });
     }
     plan.changes.sort_by(|a, b| a.path.cmp(&b.path));
+    if let Some(safety) = &rules.safety {
+        // Protected paths are never overwritten nor deleted: left alone, and reported.
+        for change in &mut plan.changes {
+            if matches!(change.kind, ChangeKind::Modified | ChangeKind::Removed)
+                && let Some(pattern) = safety.protected(change.path.as_str())
+            {
+                *change = crate::diff::Change {
+                    excluded_by: Some(format!("protect: {pattern}")),
+                    ..crate::diff::Change::new(change.path.clone(), ChangeKind::Excluded)
+                };
+            }
+        }
+        let owned = live.values().filter(|l| l.owner.as_deref() == Some(owner)).count();
+        let refused = safety.refusal(plan.count(ChangeKind::Removed), owned, held.len(), mode.allow_mass_delete);
+        if let Some((why, hint)) = refused {
+            if !dry_run {
+                skip_all(&mut plan);
+            }
+            let error =
+                StoreError::new(ErrorKind::Refused, format!("target `{owner}` is refused: {why}; nothing written"));
+            return Err((plan, fail(error.with_hint(hint).final_(), "")));
+        }
+    }
     if plan.count(ChangeKind::Unverified) > 0 {
         plan.hint = handle.unverified_hint();
     }

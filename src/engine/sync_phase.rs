@@ -11,7 +11,7 @@ use crate::config::model::TargetId;
 use crate::engine::desired::Resolver;
 use crate::engine::desired::values_of;
 use crate::engine::handle::Handle;
-use crate::engine::{Mode, Phase, Place, Prepared, Progress, Step, TargetOutcome, finish_all, open_store};
+use crate::engine::{Mode, Phase, Place, Prepared, Progress, Rules, Step, TargetOutcome, finish_all, open_store};
 use crate::error::{ErrorKind, Failure};
 use crate::plan::Plan;
 use crate::secret::SecretMap;
@@ -63,8 +63,12 @@ pub async fn plan<'a>(
                     })?;
                     let handle = Handle::new(store, limiter, parallel);
                     let place = Place { store: destination.kind(), location: &location };
-                    let delete_orphans = plan.config.sync.delete_orphans;
-                    Prepared::new(handle, desired, &target.name, delete_orphans, dry_run, mode, place).await
+                    let rules = Rules {
+                        owner: target.name.clone(),
+                        delete_orphans: plan.config.sync.delete_orphans,
+                        safety: Some(target.safety.clone()),
+                    };
+                    Prepared::new(handle, desired, rules, dry_run, mode, place).await
                 };
                 let step = Step::plan(&target.name, destination.kind(), Phase::Sync, location.clone(), planning).await;
                 (position, step)

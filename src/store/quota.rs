@@ -34,13 +34,18 @@ impl QuotaPool {
         Self { name: name.into(), reserve, remaining: AtomicI64::new(-1), reset: AtomicI64::new(0), hint: hint.into() }
     }
 
-    /// Records what an answer said: calls left, and when the quota resets.
+    /// Records what an answer said: calls left, and when the quota resets. Answers to
+    /// concurrent calls arrive in any order: within one window the lowest count is the
+    /// latest; a later reset starts a new window.
     pub fn observe(&self, remaining: Option<i64>, reset: Option<i64>) {
+        let new_window = reset.is_some_and(|reset| self.reset.fetch_max(reset, Ordering::Relaxed) < reset);
         if let Some(remaining) = remaining {
-            self.remaining.store(remaining, Ordering::Relaxed);
-        }
-        if let Some(reset) = reset {
-            self.reset.store(reset, Ordering::Relaxed);
+            let unknown = self.remaining.load(Ordering::Relaxed) < 0;
+            if new_window || unknown {
+                self.remaining.store(remaining, Ordering::Relaxed);
+            } else {
+                self.remaining.fetch_min(remaining, Ordering::Relaxed);
+            }
         }
     }
 
@@ -127,6 +132,11 @@ mod tests {
         );
         assert!(pool.allows_a_call().is_ok());
         pool.observe(Some(100), None);
+        pool.observe(Some(105), None);
+        assert_eq!(pool.remaining(), Some(100), "a late answer of the same window does not raise the count");
+        pool.observe(Some(5000), Some(3600));
+        assert_eq!(pool.remaining(), Some(5000), "a new window starts afresh");
+        pool.observe(Some(100), Some(3600));
         assert!(pool.allows_a_call().unwrap_err().to_string().contains("100 calls left, within the reserve of 100"));
     }
 }

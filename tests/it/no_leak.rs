@@ -126,6 +126,7 @@ async fn debug_formatting_prints_no_value() {
         parallel: None,
         from_sources: false,
         adopt: false,
+        allow_mass_delete: false,
         ensure: None,
     };
     let outcome = vss::engine::run(&vss::plan::Plan::complete(&config).unwrap(), &options, Arc::new(NoProgress)).await;

@@ -427,6 +427,9 @@ fn a_missing_or_empty_source_fails_its_targets_and_deletes_nothing() {
             "pipeline: {{sync: {{delete_orphans: true}}}}\nsources: {{s: {{file: {{path: {path}}}{extra}}}}}\ntargets: {{T: {{imports: [s], file: {{path: out}}}}}}\n"
         )
     };
+    let emptied = |path: &str, extra: &str| {
+        config(path, extra).replace("file: {path: out}", "file: {path: out}, allow_emptying: true")
+    };
     ws.write("vss.yaml", &config("secrets", ""));
     assert_eq!(ws.vss(["pipeline"]).code, 0);
     assert!(ws.path("out/app.json").exists());
@@ -447,8 +450,22 @@ fn a_missing_or_empty_source_fails_its_targets_and_deletes_nothing() {
         }
         assert!(ws.path("out/app.json").exists(), "{path}: nothing deleted");
     }
-    // Said on purpose, an empty source empties the target.
+    // An empty source said on purpose still empties a target only when the target says so too.
     ws.write("vss.yaml", &config("empty", ", allow_empty: true"));
+    let refused = ws.vss(["pipeline", "--output", "json", "--allow-mass-delete"]);
+    assert_eq!(refused.code, 2, "{}", refused.transcript());
+    let error = &refused.json()["errors"][0];
+    assert_eq!(error["kind"], "refused", "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("its desired state is empty: it would delete all 1 of the secrets vss owns here"),
+        "{error}"
+    );
+    assert!(error["hint"].as_str().unwrap().contains("allow_emptying: true"), "{error}");
+    assert!(ws.path("out/app.json").exists(), "nothing deleted");
+    ws.write("vss.yaml", &emptied("empty", ", allow_empty: true"));
     let run = ws.vss(["pipeline", "--output", "compact"]);
     assert_eq!((run.code, run.stdout.as_str()), (0, "APPLIED: +0 ~0 -1 =0\n"), "{}", run.transcript());
     assert!(!ws.path("out/app.json").exists());
@@ -465,4 +482,81 @@ fn the_audit_log_in_a_file_merge_store_keeps_every_event_of_concurrent_runs() {
     let entries: Vec<String> = ws.files("out/merged/vss-audit").into_iter().filter(|f| !f.starts_with('.')).collect();
     assert_eq!(entries.len(), 4, "one file per run: {entries:?}");
     assert!(entries.iter().all(|e| crate::common::is_audit_entry(e.trim_end_matches(".json"))), "{entries:?}");
+}
+
+#[test]
+fn mass_deletions_and_emptying_are_refused_and_protected_paths_are_never_overwritten_or_deleted() {
+    let ws = Workspace::new();
+    let source = |names: &[&str], keep: &str| {
+        let _ = std::fs::remove_dir_all(ws.path("src"));
+        for name in names {
+            ws.write(&format!("src/{name}.json"), r#"{"v": 1}"#);
+        }
+        ws.write("src/keep/a.json", &format!(r#"{{"v": "{keep}"}}"#));
+    };
+    let all: Vec<String> = (0..12).map(|i| format!("s{i}")).collect();
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    source(&all, "one");
+    let config = |guards: &str| {
+        format!(
+            "pipeline: {{sync: {{delete_orphans: true}}}}\nsources: {{s: {{file: {{path: src}}}}}}\ntargets:\n  T: {{imports: [s], file: {{path: out}}{guards}}}\n"
+        )
+    };
+    ws.write("vss.yaml", &config(""));
+    assert_eq!(ws.vss(["pipeline"]).code, 0);
+    assert_eq!(ws.files("out").iter().filter(|f| f.ends_with(".json") && !f.starts_with('.')).count(), 13);
+
+    // 12 of 13 would go: refused, in the dry run first (which still lists them), then in the run.
+    source(&["s0"], "one");
+    let dry = ws.vss(["pipeline", "--dry-run", "--output", "json"]);
+    assert_eq!(dry.code, 2, "{}", dry.transcript());
+    let report = dry.json();
+    let error = &report["errors"][0];
+    assert_eq!(error["kind"], "refused", "{error}");
+    assert_eq!(
+        error["message"],
+        "target `T` is refused: it would delete 11 of the 13 secrets vss owns here (85 %), over the limit of 10 \
+         secrets and 25 %; nothing written",
+        "{error}"
+    );
+    assert!(error["hint"].as_str().unwrap().contains("--allow-mass-delete"), "{error}");
+    assert_eq!(report["targets"][0]["summary"]["removed"], 11, "the dry run shows what would go");
+    let run = ws.vss(["pipeline", "--output", "json"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(run.json()["targets"][0]["changes"].as_array().unwrap().iter().all(|c| c["status"] == "skipped"));
+    assert!(ws.path("out/s11.json").exists(), "nothing deleted");
+    // A limit the target sets for itself, or the flag, lets it through.
+    ws.write("vss.yaml", &config(", max_deletes: {count: 11, percent: 90}"));
+    assert_eq!(ws.vss(["pipeline", "--dry-run", "--output", "compact"]).stdout, "CHANGES: +0 ~0 -11 =2\n");
+    ws.write("vss.yaml", &config(""));
+    let forced = ws.vss(["pipeline", "--allow-mass-delete", "--output", "compact"]);
+    assert_eq!((forced.code, forced.stdout.as_str()), (0, "APPLIED: +0 ~0 -11 =2\n"), "{}", forced.transcript());
+
+    // By share: 2 of 5 (40 %) is over 25 %; one deletion is an edit, never a mass deletion.
+    source(&["s0", "s1", "s2", "s3"], "one");
+    assert_eq!(ws.vss(["pipeline", "--output", "compact"]).code, 0);
+    source(&["s0", "s1"], "one");
+    let share = ws.vss(["pipeline", "--output", "json"]);
+    assert_eq!(share.code, 2, "{}", share.transcript());
+    assert!(
+        share.json()["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("delete 2 of the 5 secrets vss owns here (40 %)")
+    );
+    source(&["s0", "s1", "s2"], "one");
+    assert_eq!(ws.vss(["pipeline", "--output", "compact"]).stdout, "APPLIED: +0 ~0 -1 =4\n");
+
+    // Protected: never overwritten, never deleted; reported as excluded by the pattern.
+    ws.write("vss.yaml", &config(", protect: [\"keep/**\"]"));
+    source(&["s0", "s1", "s2"], "two");
+    let protected = ws.vss(["pipeline", "--output", "json"]);
+    assert_eq!(protected.code, 0, "{}", protected.transcript());
+    let change = &protected.json()["targets"][0]["changes"][0];
+    assert_eq!((change["path"].as_str(), change["change"].as_str()), (Some("keep/a"), Some("excluded")), "{change}");
+    assert_eq!(change["excluded_by"], "protect: keep/**");
+    assert_eq!(ws.read_json("out/keep/a.json"), json!({"v": "one"}), "not overwritten");
+    let _ = std::fs::remove_dir_all(ws.path("src/keep"));
+    assert_eq!(ws.vss(["pipeline", "--output", "compact"]).code, 0);
+    assert!(ws.path("out/keep/a.json").exists(), "not deleted");
 }

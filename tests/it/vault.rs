@@ -448,6 +448,44 @@ async fn the_audit_log_in_a_vault_merge_store_keeps_every_event_of_concurrent_ru
 }
 
 #[tokio::test]
+async fn a_run_that_would_delete_eleven_owned_secrets_is_refused_with_the_numbers() {
+    let s = servers();
+    let one = Http::new(&s.first, &s.token);
+    let u = unique("mass");
+    for i in 0..12 {
+        one.put_secret(&format!("secret/{u}/src/s{i}"), json!({"v": i})).await;
+    }
+    let ws = Workspace::new();
+    ws.write(
+        "vss.yaml",
+        &format!(
+            "vault: {{address: \"${{VSS_TEST_VAULT_ADDR}}\", auth: {{token: \"${{VSS_TEST_VAULT_TOKEN}}\"}}}}\npipeline: {{sync: {{delete_orphans: true}}}}\nsources: {{src: {{vault: {{path: secret/{u}/src}}}}}}\ntargets:\n  T: {{imports: [src], vault: {{path: secret/{u}/t}}}}\n"
+        ),
+    );
+    assert_eq!(run_vss(&ws, &s, &["pipeline"]).code, 0);
+    for i in 1..12 {
+        let (status, body) = one.call("DELETE", &format!("secret/metadata/{u}/src/s{i}"), None).await;
+        assert_eq!(status, 204, "{body}");
+    }
+    for args in [&["pipeline", "--dry-run", "--output", "json"][..], &["pipeline", "--output", "json"][..]] {
+        let out = run_vss(&ws, &s, args);
+        assert_eq!(out.code, 2, "{}", out.transcript());
+        let error = &out.json()["errors"][0];
+        assert_eq!(error["kind"], "refused", "{error}");
+        assert!(
+            error["message"].as_str().unwrap().contains(
+                "it would delete 11 of the 12 secrets vss owns here (92 %), over the limit of 10 secrets and 25 %"
+            ),
+            "{error}"
+        );
+    }
+    assert_eq!(one.list(&format!("secret/{u}/t")).await.len(), 12, "nothing deleted");
+    let forced = run_vss(&ws, &s, &["pipeline", "--allow-mass-delete", "--output", "compact"]);
+    assert_eq!(forced.stdout, "APPLIED: +0 ~0 -11 =1\n", "{}", forced.transcript());
+    assert_eq!(one.list(&format!("secret/{u}/t")).await, ["s0"]);
+}
+
+#[tokio::test]
 async fn approle_login_works_and_a_failed_login_is_one_clear_error() {
     let s = servers();
     let http = Http::new(&s.first, &s.token);

@@ -157,6 +157,37 @@ impl Checker<'_> {
         safety
     }
 
+    /// Two locations that overlap where one of them writes: targets and the merge store
+    /// among themselves, and each against the sources.
+    fn overlaps(
+        &mut self,
+        writers: &[(String, Span, StoreConfig)],
+        readers: &[(String, Span, StoreConfig)],
+        base_dir: &Path,
+    ) {
+        let locus = |store: &StoreConfig| store.locus(&self.defaults, base_dir);
+        let writers: Vec<_> =
+            writers.iter().filter_map(|(who, span, store)| Some((who, *span, store, locus(store)?))).collect();
+        let readers: Vec<_> =
+            readers.iter().filter_map(|(who, span, store)| Some((who, *span, store, locus(store)?))).collect();
+        let mut found = Vec::new();
+        for (i, a) in writers.iter().enumerate() {
+            for b in writers[i + 1..].iter().chain(&readers) {
+                if a.3.overlaps(&b.3) {
+                    found.push(
+                        Diagnostic::at(
+                            a.1,
+                            format!("{} and {} overlap: `{}` and `{}`", a.0, b.0, a.2.describe(), b.2.describe()),
+                        )
+                        .with_label("one would overwrite or delete what the other holds: give each its own location")
+                        .with_note(b.1, format!("{} is here", b.0)),
+                    );
+                }
+            }
+        }
+        self.diagnostics.extend(found);
+    }
+
     /// `audit:`: a file (resolved against `base_dir`) or a name in the merge store.
     fn audit(
         &mut self,
@@ -240,9 +271,11 @@ impl Checker<'_> {
             ensure_repositories.push(repo.value);
         }
         let merge_store_written = raw.merge_store.is_some();
+        let mut merge_store_span = None;
         let merge_store = match raw.merge_store {
             Some(Spanned { value: Lenient(Some(store)), span }) => {
                 self.check_store(&store, span, Role::MergeStore);
+                merge_store_span = Some(span);
                 Some(store)
             }
             _ => None,
@@ -337,6 +370,7 @@ impl Checker<'_> {
             }
         };
         let mut targets = Vec::new();
+        let mut destination_spans = Vec::new();
         let mut dependencies = Vec::new();
         let mut complete = true;
         let parse_errors: Vec<Span> = self.diagnostics.iter().filter_map(|d| d.span).collect();
@@ -402,6 +436,7 @@ impl Checker<'_> {
                         );
                     }
                     destination = Some(store.clone());
+                    destination_spans.push((format!("target `{}`", name.value), key.span, store.clone()));
                 } else {
                     self.error(
                         Diagnostic::at(
@@ -419,6 +454,18 @@ impl Checker<'_> {
             let merge = merge_options(raw_target.merge.as_ref().and_then(|m| m.0.as_ref()), defaults);
             let safety = self.safety(raw_target, &sync_safety, destination.is_some(), name);
             targets.push(Target { name: name.value.clone(), inherits, imports, destination, merge, safety });
+        }
+
+        let mut writers = destination_spans;
+        if let (Some(store), Some(span)) = (&merge_store, merge_store_span) {
+            writers.push(("the merge store".to_string(), span, store.clone()));
+        }
+        let readers: Vec<(String, Span, StoreConfig)> =
+            sources.iter().map(|(span, s)| (format!("source `{}`", s.name), *span, s.store.clone())).collect();
+        // Checked once everything else holds: a store block with mistakes has no reliable
+        // location to compare.
+        if self.diagnostics.is_empty() {
+            self.overlaps(&writers, &readers, base_dir);
         }
 
         #[cfg(not(feature = "aws"))]

@@ -165,6 +165,25 @@ impl StoreKind for FileStore {
     type Defaults = ();
     type Session = ();
 
+    fn locus(config: &FileConfig, _: &(), base_dir: &Path) -> Option<crate::store::Locus> {
+        let mut absolute = config.resolve(base_dir);
+        if absolute.is_relative() {
+            absolute = std::env::current_dir().ok()?.join(absolute);
+        }
+        // Lexically: `..` goes up a segment (links are checked when written).
+        let mut segments: Vec<String> = Vec::new();
+        for part in absolute.components() {
+            match part {
+                std::path::Component::ParentDir => {
+                    segments.pop();
+                }
+                std::path::Component::Normal(name) => segments.push(name.to_string_lossy().into_owned()),
+                _ => {}
+            }
+        }
+        Some(crate::store::Locus::segments("the file system", &segments.join("/")))
+    }
+
     fn describe(config: &FileConfig) -> String {
         format!("file {}", config.path.value)
     }
@@ -323,6 +342,41 @@ impl Inner {
         Ok(Some(LiveSecret::with_value(SecretValue::new(value), owner)))
     }
 
+    /// Fails when a folder on the way from the root to `path` is a link that leads out of
+    /// the root: nothing is written or deleted through it.
+    fn inside(&self, path: &SecretPath) -> Result<(), StoreError> {
+        let segments: Vec<&str> = path.as_str().split('/').collect();
+        let mut dir = self.root.clone();
+        let mut root = None;
+        for segment in &segments[..segments.len() - 1] {
+            dir.push(segment);
+            match std::fs::symlink_metadata(&dir) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    let root = match &root {
+                        Some(root) => root,
+                        None => root.insert(std::fs::canonicalize(&self.root).map_err(io_error(format!(
+                            "cannot resolve {}",
+                            self.root.display()
+                        )))?),
+                    };
+                    let target = std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone());
+                    if !target.starts_with(root) {
+                        return Err(StoreError::invalid(format!(
+                            "{} is a link to {}, outside the store's folder {}: vss does not write through it",
+                            dir.display(),
+                            target.display(),
+                            self.root.display()
+                        ))
+                        .with_hint("remove the link, or point the store at the folder it leads to"));
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        Ok(())
+    }
+
     fn write(&self, path: &SecretPath, value: &Value, owner: &str) -> Result<(), StoreError> {
         let mut state = self.lock();
         match self.single {
@@ -333,6 +387,7 @@ impl Inner {
                 atomic_write(&self.root, format.render(&whole).as_bytes())?;
             }
             None => {
+                self.inside(path)?;
                 let (file, format) = match self.existing_file(path)? {
                     Some(hit) => hit,
                     None => (with_extension(&self.root.join(path.as_str()), "json"), Format::Json),
@@ -362,6 +417,7 @@ impl Inner {
                 }
             }
             None => {
+                self.inside(path)?;
                 if let Some((file, _)) = self.existing_file(path)? {
                     std::fs::remove_file(&file).map_err(io_error(format!("cannot delete {}", file.display())))?;
                     self.calls.count(Call::Delete);

@@ -520,6 +520,15 @@ pub trait StoreKind: Store + Sized + 'static {
         None
     }
 
+    /// Where the location is, for telling at `validate` whether two locations overlap
+    /// (one inside the other: they would overwrite or delete each other's secrets);
+    /// `None` when that cannot be known without the store. Relative paths resolve against
+    /// `base_dir`.
+    fn locus(config: &Self::Config, defaults: &Self::Defaults, base_dir: &std::path::Path) -> Option<Locus> {
+        let _ = (config, defaults, base_dir);
+        None
+    }
+
     /// The same location re-pointed at another repository for one run (`vss ensure
     /// --repo`), for stores whose locations are repositories; `None` for the others.
     fn retarget(config: &Self::Config, repository: &str) -> Option<Self::Config> {
@@ -561,6 +570,51 @@ pub trait StoreKind: Store + Sized + 'static {
         ctx: &OpenContext<'_>,
         bundle: Option<&Bundle<'_>>,
     ) -> impl Future<Output = Result<Self, StoreError>> + Send;
+}
+
+/// Where a location is, as far as the config tells: a system (a server, an account and
+/// region, a repository's scope) and a path in it. Two loci overlap when they are in the
+/// same system and one path is a prefix of the other ([`Locus::overlaps`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Locus {
+    /// The system (`Vault https://vault:8200`, `AWS Secrets Manager 1111 us-east-1`).
+    pub system: String,
+    /// The path within it, as segments (a folder) or as one string prefix (flat names).
+    pub path: LocusPath,
+}
+
+/// A [`Locus`]'s path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LocusPath {
+    /// A folder: overlaps a folder it contains or is contained in, segment by segment.
+    Segments(Vec<String>),
+    /// A name prefix: overlaps any prefix that starts with it, or that it starts with.
+    Prefix(String),
+}
+
+impl Locus {
+    /// A folder `path` (`/`-separated; `.` and empty segments dropped) in `system`.
+    pub fn segments(system: impl Into<String>, path: &str) -> Self {
+        let segments = path.split('/').filter(|s| !s.is_empty() && *s != ".").map(str::to_string).collect();
+        Locus { system: system.into(), path: LocusPath::Segments(segments) }
+    }
+
+    /// A name `prefix` in `system`.
+    pub fn prefix(system: impl Into<String>, prefix: &str) -> Self {
+        Locus { system: system.into(), path: LocusPath::Prefix(prefix.to_string()) }
+    }
+
+    /// Whether one of the two is inside the other.
+    pub fn overlaps(&self, other: &Locus) -> bool {
+        if self.system != other.system {
+            return false;
+        }
+        match (&self.path, &other.path) {
+            (LocusPath::Segments(a), LocusPath::Segments(b)) => a.iter().zip(b).all(|(x, y)| x == y),
+            (LocusPath::Prefix(a), LocusPath::Prefix(b)) => a.starts_with(b.as_str()) || b.starts_with(a.as_str()),
+            _ => false,
+        }
+    }
 }
 
 /// One scope of a place ([`StoreKind::scope`]).
@@ -753,6 +807,13 @@ macro_rules! stores {
             pub fn route(&self, defaults: &StoreDefaults) -> Option<String> {
                 match self {
                     $( $(#[cfg($cfg)])? StoreConfig::$variant(c) => <$store as StoreKind>::route(c, defaults.get::<$store>()), )*
+                }
+            }
+
+            /// Where the location is, for overlap checks ([`StoreKind::locus`]).
+            pub fn locus(&self, defaults: &StoreDefaults, base_dir: &std::path::Path) -> Option<Locus> {
+                match self {
+                    $( $(#[cfg($cfg)])? StoreConfig::$variant(c) => <$store as StoreKind>::locus(c, defaults.get::<$store>(), base_dir), )*
                 }
             }
 

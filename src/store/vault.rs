@@ -52,7 +52,7 @@ use crate::error::ErrorKind;
 use crate::secret::{LiveSecret, SecretPath, SecretValue, Sensitive};
 use crate::span::{Span, Spanned};
 use crate::store::stats::{Call, CallCounter};
-use crate::store::{Bundle, Capabilities, OpenContext, Role, Roles, Store, StoreError, StoreKind, ValueShape};
+use crate::store::{Bundle, Capabilities, Locus, OpenContext, Role, Roles, Store, StoreError, StoreKind, ValueShape};
 
 /// `vault:` options of a source, the merge store or a target.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
@@ -643,6 +643,33 @@ impl StoreKind for VaultStore {
                     .with_label("`path` already names the mount: the server is asked which part is the mount"),
             ),
         }
+        for (key, value) in [("path", &config.path), ("mount", &config.mount), ("prefix", &config.prefix)] {
+            let Some(value) = value else { continue };
+            let trimmed = value.value.trim_matches('/');
+            if let Some(bad) = trimmed.split('/').find(|s| matches!(*s, "." | "..") || (s.is_empty() && !trimmed.is_empty())) {
+                let what = if bad.is_empty() { "an empty segment".to_string() } else { format!("a `{bad}` segment") };
+                out.push(
+                    Diagnostic::at(value.span, format!("`{key}` has {what}"))
+                        .with_label("a Vault location is a plain path: write it without `.`, `..` or `//`"),
+                );
+            }
+        }
+    }
+
+    fn locus(config: &VaultConfig, defaults: &VaultDefaults, _base_dir: &std::path::Path) -> Option<Locus> {
+        let path = match (&config.path, &config.mount) {
+            (Some(path), _) => path.value.clone(),
+            (None, Some(mount)) => format!("{}/{}", mount.value, config.prefix.as_ref().map_or("", |p| &p.value)),
+            (None, None) => return None,
+        };
+        let address = config.address.as_ref().map(|a| a.value.clone()).or_else(|| defaults.address.clone());
+        let namespace = config.namespace.clone().or_else(|| defaults.namespace.clone());
+        let server = format!(
+            "Vault {}{}",
+            address.as_deref().map_or("(VAULT_ADDR)", |a| a.trim_end_matches('/')),
+            namespace.map(|n| format!(" namespace {n}")).unwrap_or_default()
+        );
+        Some(Locus::segments(server, &path))
     }
 
     async fn open(

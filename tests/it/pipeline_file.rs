@@ -560,3 +560,27 @@ fn mass_deletions_and_emptying_are_refused_and_protected_paths_are_never_overwri
     assert_eq!(ws.vss(["pipeline", "--output", "compact"]).code, 0);
     assert!(ws.path("out/keep/a.json").exists(), "not deleted");
 }
+
+#[test]
+fn the_file_store_never_writes_through_a_link_that_leads_out_of_its_folder() {
+    let ws = Workspace::new();
+    ws.write("src/app/db.json", r#"{"password": "p"}"#);
+    ws.write("src/top.json", r#"{"v": 1}"#);
+    ws.write("vss.yaml", "source: {file: {path: src}}\ntargets:\n  T: {file: {path: out}}\n");
+    std::fs::create_dir_all(ws.path("outside")).unwrap();
+    std::fs::create_dir_all(ws.path("out")).unwrap();
+    std::os::unix::fs::symlink("../outside", ws.path("out/app")).unwrap();
+    let run = ws.vss(["pipeline", "--output", "json"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    let error = &run.json()["errors"][0];
+    assert_eq!(error["kind"], "invalid", "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("out/app is a link to") && message.contains("outside the store's folder"), "{error}");
+    assert!(ws.files("outside").is_empty(), "nothing written outside");
+    // A link that stays inside the folder is followed.
+    std::fs::remove_file(ws.path("out/app")).unwrap();
+    std::fs::create_dir_all(ws.path("out/real")).unwrap();
+    std::os::unix::fs::symlink("real", ws.path("out/app")).unwrap();
+    assert_eq!(ws.vss(["pipeline"]).code, 0);
+    assert!(ws.path("out/real/db.json").exists());
+}

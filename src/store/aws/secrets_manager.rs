@@ -319,6 +319,17 @@ impl StoreKind for SecretsManagerStore {
     type Defaults = AwsDefaults;
     type Session = AwsSessions;
 
+    fn locus(config: &AwsConfig, defaults: &AwsDefaults, _: &std::path::Path) -> Option<crate::store::Locus> {
+        let account = match (&config.account_id, &config.role_arn) {
+            (Some(account), _) => format!("account {}", account.value),
+            (None, Some(role)) => format!("the account of {}", role.value),
+            (None, None) => "the caller's account".to_string(),
+        };
+        let region = config.region.as_deref().or(defaults.region.as_deref()).unwrap_or("(AWS_REGION)");
+        let system = format!("AWS Secrets Manager in {account}, {region}");
+        Some(crate::store::Locus::prefix(system, config.prefix.as_deref().unwrap_or("")))
+    }
+
     fn describe(config: &AwsConfig) -> String {
         config.describe()
     }

@@ -377,6 +377,14 @@ impl StoreKind for GithubStore {
         Some(GithubConfig { repo: Some(Spanned { span: repo.span, value: repository.to_string() }), ..config.clone() })
     }
 
+    fn locus(config: &GithubConfig, defaults: &GithubDefaults, _: &std::path::Path) -> Option<crate::store::Locus> {
+        // One scope of one place holds one ledger: two targets there would each record
+        // (and delete by) their own, so any two overlap, whatever their name prefixes.
+        let scope = Self::scope(config)?;
+        let api = defaults.api_url.as_deref().unwrap_or("https://api.github.com");
+        Some(crate::store::Locus::prefix(format!("{} {} at {api}", scope.place.to_ascii_lowercase(), scope.name), ""))
+    }
+
     fn scope(config: &GithubConfig) -> Option<crate::store::Scope> {
         let place = match (&config.repo, &config.org) {
             (Some(repo), _) => format!("github {}", repo.value),

@@ -43,6 +43,12 @@ fn config_load(c: &mut Criterion) {
     group.bench_function("load + graph, 2,000 targets", |b| {
         b.iter(|| black_box(vss::config::load_str("bench.yaml", text.clone(), Path::new("."), &|_| None).unwrap()));
     });
+    // Loading is linear: 40,000 targets (target: under 2 s).
+    let large = data::config_text(40_000, 20, 5);
+    group.sample_size(10);
+    group.bench_function("load + graph, 40,000 targets", |b| {
+        b.iter(|| black_box(vss::config::load_str("bench.yaml", large.clone(), Path::new("."), &|_| None).unwrap()));
+    });
     group.finish();
 }
 

@@ -3,7 +3,7 @@
 //! keys are errors. The config deserializer and the `file` store's YAML reader both start
 //! here, so every value knows where it came from.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Tag};
 use serde_json::Value;
@@ -248,8 +248,19 @@ struct Builder<'a> {
 }
 
 enum Frame {
-    Seq { start: usize, anchor: usize, items: Vec<Node> },
-    Map { start: usize, anchor: usize, entries: Vec<(Node, Node)>, key: Option<Node> },
+    Seq {
+        start: usize,
+        anchor: usize,
+        items: Vec<Node>,
+    },
+    /// `seen`: the scalar keys so far, for duplicate keys in linear time.
+    Map {
+        start: usize,
+        anchor: usize,
+        entries: Vec<(Node, Node)>,
+        key: Option<Node>,
+        seen: HashSet<String>,
+    },
 }
 
 impl<'a> Builder<'a> {
@@ -358,7 +369,7 @@ impl<'a> Builder<'a> {
                 Event::MappingStart(anchor, tag) => {
                     check_tag(tag.as_deref(), "map", Span::new(start, end.max(start)))?;
                     self.nest(stack.len(), start)?;
-                    stack.push(Frame::Map { start, anchor, entries: Vec::new(), key: None });
+                    stack.push(Frame::Map { start, anchor, entries: Vec::new(), key: None, seen: HashSet::new() });
                     None
                 }
                 Event::SequenceEnd | Event::MappingEnd => {
@@ -383,12 +394,12 @@ impl<'a> Builder<'a> {
             let Some(node) = finished else { continue };
             match stack.last_mut() {
                 Some(Frame::Seq { items, .. }) => items.push(node),
-                Some(Frame::Map { entries, key, .. }) => match key.take() {
+                Some(Frame::Map { entries, key, seen, .. }) => match key.take() {
                     None => *key = Some(node),
                     Some(k) => {
                         if let Some(name) = k.scalar_text()
                             && name != "<<"
-                            && entries.iter().any(|(e, _)| e.scalar_text() == Some(name))
+                            && !seen.insert(name.to_string())
                         {
                             return Err(SyntaxError { message: format!("duplicate key `{name}`"), span: k.span });
                         }
@@ -416,6 +427,7 @@ fn apply_merge_keys(entries: Vec<(Node, Node)>) -> Result<Vec<(Node, Node)>, Syn
         return Ok(entries);
     }
     let (merges, mut own): (Vec<_>, Vec<_>) = entries.into_iter().partition(|(k, _)| is_merge_key(k));
+    let mut present: HashSet<Option<String>> = own.iter().map(|(k, _)| k.scalar_text().map(str::to_string)).collect();
     for (_, value) in merges {
         let sources = match value.kind {
             NodeKind::Map(_) => vec![value],
@@ -435,7 +447,7 @@ fn apply_merge_keys(entries: Vec<(Node, Node)>) -> Result<Vec<(Node, Node)>, Syn
                 });
             };
             for (k, v) in merged {
-                if !own.iter().any(|(o, _)| o.scalar_text() == k.scalar_text()) {
+                if present.insert(k.scalar_text().map(str::to_string)) {
                     own.push((k, v));
                 }
             }

@@ -104,6 +104,12 @@ impl Handle {
         self.retry.run("apply settings", || self.store.apply_settings()).await
     }
 
+    /// Lets the store record the ownership of what is about to be written ([`Store::prepare`]).
+    pub async fn prepare(&self, paths: &[SecretPath], owner: &str) -> Result<(), StoreError> {
+        let _permit = self.permit().await?;
+        self.retry.run("prepare", || self.store.prepare(paths, owner)).await
+    }
+
     /// Lets the store record what was applied ([`Store::finish`]).
     pub async fn finish(&self) -> Result<(), StoreError> {
         let _permit = self.permit().await?;

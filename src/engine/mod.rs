@@ -719,6 +719,11 @@ async fn apply(
     let writes: Vec<usize> = (0..plan.changes.len())
         .filter(|&i| matches!(plan.changes[i].kind, ChangeKind::Added | ChangeKind::Modified))
         .collect();
+    let paths: Vec<crate::secret::SecretPath> = writes.iter().map(|&i| plan.changes[i].path.clone()).collect();
+    if let Err(e) = handle.prepare(&paths, owner).await {
+        mark(&mut plan, |c| c.kind.is_change(), ChangeStatus::Skipped, None);
+        return Err((plan, fail(e, "cannot record the ownership of the writes; nothing written")));
+    }
     let results = apply_each(&plan, &writes, handle.parallel(), |change| async move {
         let value = change.after.as_ref().expect("added and modified changes carry a value");
         handle.write(&change.path, value, owner).await.map_err(|e| fail(e, &format!("cannot write `{}`", change.path)))

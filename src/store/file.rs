@@ -25,7 +25,10 @@
 //! creates files readable by their owner only. Ownership markers live in a sidecar
 //! manifest, so secret files hold nothing but their values: `DIR/.vss-managed.json` for
 //! a directory, `.<name>.vss-managed.json` beside a single file, holding
-//! `{"managed-by": "vss", "secrets": {"<path>": {"vss-target": "<target>"}}}`.
+//! `{"managed-by": "vss", "secrets": {"<path>": {"vss-target": "<target>"}}}`. It is
+//! written twice per target and run: the markers before the values ([`Store::prepare`]),
+//! then the deletions ([`Store::finish`]), each time from a fresh read under a lock file,
+//! so concurrent runs keep each other's markers.
 //! Relative paths are relative to the config file's directory.
 
 use std::collections::BTreeMap;
@@ -129,6 +132,15 @@ struct Inner {
 struct State {
     owners: Option<BTreeMap<String, String>>,
     single: Option<BTreeMap<SecretPath, Value>>,
+    /// Between [`Store::prepare`] and [`Store::finish`]: markers were recorded first, and
+    /// deletions are recorded at the end, so the manifest is written twice per target.
+    prepared: bool,
+    /// Paths `prepare` claimed that were not this owner's before.
+    claimed: Vec<String>,
+    /// Paths written since `prepare`.
+    done: std::collections::BTreeSet<String>,
+    /// Paths deleted since `prepare`.
+    removed: Vec<String>,
 }
 
 impl FileStore {
@@ -227,6 +239,15 @@ impl Store for FileStore {
         let path = path.clone();
         self.blocking(move |inner| inner.delete(&path)).await
     }
+
+    async fn prepare(&self, paths: &[SecretPath], owner: &str) -> Result<(), StoreError> {
+        let (paths, owner) = (paths.to_vec(), owner.to_string());
+        self.blocking(move |inner| inner.prepare(&paths, &owner)).await
+    }
+
+    async fn finish(&self) -> Result<(), StoreError> {
+        self.blocking(Inner::finish).await
+    }
 }
 
 fn io_error(context: String) -> impl FnOnce(std::io::Error) -> StoreError {
@@ -262,6 +283,80 @@ impl Inner {
             state.owners = Some(owners);
         }
         Ok(state.owners.get_or_insert_with(BTreeMap::new))
+    }
+
+    /// Changes the manifest under an exclusive lock on its lock file, from a fresh read:
+    /// runs writing to one folder at once never lose each other's markers. `change` says
+    /// whether it changed anything (only then is the manifest written).
+    fn update_manifest(
+        &self,
+        state: &mut State,
+        change: impl FnOnce(&mut BTreeMap<String, String>) -> bool,
+    ) -> Result<(), StoreError> {
+        let manifest = self.manifest_path();
+        let mut lock_path = manifest.clone().into_os_string();
+        lock_path.push(".lock");
+        let lock_path = PathBuf::from(lock_path);
+        if let Some(dir) = lock_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io_error(format!("cannot create {}", dir.display())))?;
+        }
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_error(format!("cannot open {}", lock_path.display())))?;
+        lock.lock().map_err(io_error(format!("cannot lock {}", lock_path.display())))?;
+        state.owners = None;
+        let owners = self.owners(state)?;
+        if change(owners) {
+            let snapshot = owners.clone();
+            self.save_owners(&snapshot)?;
+        }
+        lock.unlock().map_err(io_error(format!("cannot unlock {}", lock_path.display())))
+    }
+
+    /// Records `owner` for `paths` before they are written.
+    fn prepare(&self, paths: &[SecretPath], owner: &str) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let mut claimed = Vec::new();
+        self.update_manifest(&mut state, |owners| {
+            for path in paths {
+                if owners.get(path.as_str()).map(String::as_str) != Some(owner) {
+                    owners.insert(path.to_string(), owner.to_string());
+                    claimed.push(path.to_string());
+                }
+            }
+            !claimed.is_empty()
+        })?;
+        state.prepared = true;
+        state.claimed = claimed;
+        state.done.clear();
+        state.removed.clear();
+        Ok(())
+    }
+
+    /// Drops the markers of what was deleted, and of claimed paths whose write failed.
+    fn finish(&self) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if !state.prepared {
+            return Ok(());
+        }
+        state.prepared = false;
+        let claimed = std::mem::take(&mut state.claimed);
+        let done = std::mem::take(&mut state.done);
+        let mut dropped = std::mem::take(&mut state.removed);
+        dropped.extend(claimed.into_iter().filter(|p| !done.contains(p)));
+        if dropped.is_empty() {
+            return Ok(());
+        }
+        self.update_manifest(&mut state, |owners| {
+            let before = owners.len();
+            for path in &dropped {
+                owners.remove(path);
+            }
+            owners.len() != before
+        })
     }
 
     fn save_owners(&self, owners: &BTreeMap<String, String>) -> Result<(), StoreError> {
@@ -378,9 +473,9 @@ impl Inner {
     }
 
     fn write(&self, path: &SecretPath, value: &Value, owner: &str) -> Result<(), StoreError> {
-        let mut state = self.lock();
         match self.single {
             Some(format) => {
+                let mut state = self.lock();
                 let map = self.single_map(&mut state, format)?;
                 map.insert(path.clone(), value.clone());
                 let whole = Value::Object(map.iter().map(|(k, v)| (k.to_string(), v.clone())).collect());
@@ -396,19 +491,21 @@ impl Inner {
             }
         }
         self.calls.count(Call::Write);
-        let owners = self.owners(&mut state)?;
-        if owners.get(path.as_str()).map(String::as_str) != Some(owner) {
-            owners.insert(path.to_string(), owner.to_string());
-            let snapshot = owners.clone();
-            self.save_owners(&snapshot)?;
+        let mut state = self.lock();
+        if self.owners(&mut state)?.get(path.as_str()).map(String::as_str) == Some(owner) {
+            // Recorded first by `prepare` (or already this owner's).
+            state.done.insert(path.to_string());
+            return Ok(());
         }
-        Ok(())
+        self.update_manifest(&mut state, |owners| {
+            owners.insert(path.to_string(), owner.to_string()).as_deref() != Some(owner)
+        })
     }
 
     fn delete(&self, path: &SecretPath) -> Result<(), StoreError> {
-        let mut state = self.lock();
         match self.single {
             Some(format) => {
+                let mut state = self.lock();
                 let map = self.single_map(&mut state, format)?;
                 if map.remove(path).is_some() {
                     let whole = Value::Object(map.iter().map(|(k, v)| (k.to_string(), v.clone())).collect());
@@ -425,12 +522,15 @@ impl Inner {
                 }
             }
         }
-        let owners = self.owners(&mut state)?;
-        if owners.remove(path.as_str()).is_some() {
-            let snapshot = owners.clone();
-            self.save_owners(&snapshot)?;
+        let mut state = self.lock();
+        if state.prepared {
+            state.removed.push(path.to_string());
+            return Ok(());
         }
-        Ok(())
+        if !self.owners(&mut state)?.contains_key(path.as_str()) {
+            return Ok(());
+        }
+        self.update_manifest(&mut state, |owners| owners.remove(path.as_str()).is_some())
     }
 }
 

@@ -456,6 +456,15 @@ pub trait Store: Send + Sync + fmt::Debug {
         async { Ok(()) }
     }
 
+    /// Called once before a target's writes (never in a dry run), with every path about to
+    /// be written for `owner`: a store that keeps ownership markers apart from the values
+    /// records them here first, so that an interrupted run leaves no value of vss's
+    /// without its marker.
+    fn prepare(&self, paths: &[SecretPath], owner: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = (paths, owner);
+        async { Ok(()) }
+    }
+
     /// Called once after a target's changes were applied (also when some failed, never in
     /// a dry run): a store that keeps a record of its writes saves it here. Only the writes
     /// and deletes that succeeded were recorded.
@@ -1029,6 +1038,10 @@ macro_rules! stores {
 
             fn calls_for(&self, changes: usize) -> usize {
                 match self { $( $(#[cfg($cfg)])? AnyStore::$variant(s) => s.calls_for(changes), )* }
+            }
+
+            async fn prepare(&self, paths: &[SecretPath], owner: &str) -> Result<(), StoreError> {
+                match self { $( $(#[cfg($cfg)])? AnyStore::$variant(s) => s.prepare(paths, owner).await, )* }
             }
 
             async fn finish(&self) -> Result<(), StoreError> {

@@ -91,8 +91,8 @@ fn dry_run_apply_zero_sum_and_one_changed_key() {
     assert_eq!(ws.read_json("out/unrelated/solo.json"), json!({"x": 1}));
     assert_eq!(
         ws.files("out/production"),
-        [".vss-managed.json", "api/stripe.json", "app/config.json", "app/db.json"],
-        "exactly the desired secrets and the ownership sidecar"
+        [".vss-managed.json", ".vss-managed.json.lock", "api/stripe.json", "app/config.json", "app/db.json"],
+        "exactly the desired secrets, the ownership sidecar and its lock file"
     );
     assert_eq!(ws.read_json("out/production/.vss-managed.json")["secrets"]["app/db"]["vss-target"], "Production");
 
@@ -583,4 +583,61 @@ fn the_file_store_never_writes_through_a_link_that_leads_out_of_its_folder() {
     std::os::unix::fs::symlink("real", ws.path("out/app")).unwrap();
     assert_eq!(ws.vss(["pipeline"]).code, 0);
     assert!(ws.path("out/real/db.json").exists());
+}
+
+#[test]
+fn two_runs_writing_to_one_folder_at_once_lose_no_ownership_marker() {
+    let ws = Workspace::new();
+    for side in ["a", "b"] {
+        for i in 0..100 {
+            ws.write(&format!("src-{side}/{side}{i}.json"), &format!(r#"{{"v": {i}}}"#));
+        }
+        ws.write(
+            &format!("{side}.yaml"),
+            &format!(
+                "source: {{file: {{path: src-{side}}}}}\ntargets:\n  {}: {{file: {{path: out}}}}\n",
+                side.to_uppercase()
+            ),
+        );
+    }
+    crate::common::run_concurrently(2, || {
+        // Each run alternates: the other's writes land between its own.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let side = ["a", "b"][NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 2];
+        crate::common::Vss::new().cwd(ws.dir.path()).args([
+            "pipeline",
+            "--config",
+            &format!("{side}.yaml"),
+            "--parallel",
+            "4",
+        ])
+    });
+    let manifest = ws.read_json("out/.vss-managed.json");
+    let owners = manifest["secrets"].as_object().unwrap();
+    assert_eq!(owners.len(), 200, "no marker lost");
+    assert!(owners.iter().all(|(path, o)| o["vss-target"] == path[..1].to_uppercase()), "{manifest}");
+    // Each run now sees its own 100 as owned and the other's as unmanaged.
+    let check = ws.vss(["pipeline", "--config", "a.yaml", "--dry-run", "--exit-code", "--output", "json"]);
+    assert_eq!(check.code, 0, "{}", check.transcript());
+    assert_eq!(check.json()["targets"][0]["summary"]["unmanaged"], 100);
+}
+
+#[test]
+fn an_interrupted_write_leaves_no_value_without_its_marker_and_a_failed_one_no_stray_marker() {
+    // Markers are recorded before the values: a run cut off after some writes leaves
+    // markers for values it had not written yet, never a value of vss's without one.
+    let ws = Workspace::new();
+    ws.write("src/one.json", r#"{"v": 1}"#);
+    ws.write("src/two.json", r#"{"v": 2}"#);
+    ws.write("vss.yaml", "source: {file: {path: src}}\ntargets:\n  T: {file: {path: out}}\n");
+    // `two` cannot be written: a folder stands where its file goes.
+    std::fs::create_dir_all(ws.path("out/two.json")).unwrap();
+    let run = ws.vss(["pipeline", "--output", "json"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    let owners = ws.read_json("out/.vss-managed.json")["secrets"].clone();
+    assert_eq!(owners, json!({"one": {"vss-target": "T"}}), "the failed write's marker is dropped");
+    std::fs::remove_dir(ws.path("out/two.json")).unwrap();
+    assert_eq!(ws.vss(["pipeline", "--output", "compact"]).stdout, "APPLIED: +1 ~0 -0 =1\n");
+    let owners = ws.read_json("out/.vss-managed.json")["secrets"].clone();
+    assert_eq!(owners.as_object().unwrap().len(), 2);
 }

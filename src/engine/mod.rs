@@ -399,10 +399,13 @@ impl<'a> Prepared<'a> {
     /// never lost. Returns the diff with each change's status, or with the failure.
     pub async fn apply(mut self) -> Result<TargetDiff, (TargetDiff, Failure)> {
         let mut attempt = 1;
+        // What earlier attempts wrote: a restart reads it back as unchanged, but this run
+        // made the change, and the report must say so.
+        let mut earlier: Vec<crate::diff::Change> = Vec::new();
         loop {
             let plan = std::mem::take(&mut self.diff);
             if !plan.has_changes() {
-                return Ok(plan);
+                return Ok(with_earlier(plan, earlier));
             }
             let applied = apply(&self.handle, plan, &self.rules.owner, self.place()).await;
             // What was written is recorded, also after a failure (only what succeeded).
@@ -413,17 +416,24 @@ impl<'a> Prepared<'a> {
                 }
             };
             match result {
-                Err((_, failure)) if failure.kind == ErrorKind::Conflict && attempt < CONFLICT_ATTEMPTS => {
+                Err((plan, failure)) if failure.kind == ErrorKind::Conflict && attempt < CONFLICT_ATTEMPTS => {
                     tracing::warn!(
                         owner = %self.rules.owner,
                         attempt,
                         "a secret changed while it was being written; starting over from a fresh read"
                     );
+                    // Applied, or failed on a conflict: the write may have landed with its
+                    // answer lost (a retried write then meets its own new version).
+                    earlier.extend(plan.changes.into_iter().filter(|c| {
+                        c.status == ChangeStatus::Applied
+                            || (c.status == ChangeStatus::Failed && c.error == Some(ErrorKind::Conflict))
+                    }));
                     attempt += 1;
                     self.diff =
                         plan_once(&self.handle, &self.desired, &self.rules, false, self.mode, self.place()).await?;
                 }
-                other => return other,
+                Ok(plan) => return Ok(with_earlier(plan, earlier)),
+                Err((plan, failure)) => return Err((with_earlier(plan, earlier), failure)),
             }
         }
     }
@@ -435,6 +445,24 @@ impl<'a> Prepared<'a> {
         let failure = Failure { store: Some(self.store), location: Some(self.location.clone()), ..failure.clone() };
         (self.diff, failure)
     }
+}
+
+/// The final attempt's diff, with the changes earlier attempts made that it reads back as
+/// unchanged (or no longer sees) reported as applied: the run made them.
+fn with_earlier(mut plan: TargetDiff, earlier: Vec<crate::diff::Change>) -> TargetDiff {
+    use crate::diff::ChangeKind;
+    for mut change in earlier {
+        change.status = ChangeStatus::Applied;
+        change.error = None;
+        match plan.changes.iter_mut().find(|c| c.path == change.path) {
+            Some(now) if now.kind == ChangeKind::Unchanged => *now = change,
+            Some(_) => {}
+            None if change.kind == ChangeKind::Removed => plan.changes.push(change),
+            None => {}
+        }
+    }
+    plan.changes.sort_by(|a, b| a.path.cmp(&b.path));
+    plan
 }
 
 /// Why a run must not start: the planned calls of its targets that draw from one API

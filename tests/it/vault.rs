@@ -485,6 +485,70 @@ async fn a_run_that_would_delete_eleven_owned_secrets_is_refused_with_the_number
     assert_eq!(one.list(&format!("secret/{u}/t")).await, ["s0"]);
 }
 
+/// Forwards a request to the Vault at `upstream` and returns its answer.
+fn forward(upstream: &str, request: &crate::loopback::Request) -> crate::loopback::Response {
+    let query: Vec<String> = request.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let url = if query.is_empty() {
+        format!("{upstream}{}", request.path)
+    } else {
+        format!("{upstream}{}?{}", request.path, query.join("&"))
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let method = reqwest::Method::from_bytes(request.method.as_bytes()).unwrap();
+        let mut call = reqwest::Client::new().request(method, url).body(request.body.clone());
+        for (name, value) in &request.headers {
+            if name.starts_with("x-vault-") || name == "content-type" {
+                call = call.header(name.as_str(), value.as_str());
+            }
+        }
+        let answer = call.send().await.unwrap();
+        let status = answer.status().as_u16();
+        crate::loopback::Response {
+            status,
+            headers: Vec::new(),
+            content_type: "application/json",
+            body: answer.text().await.unwrap(),
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_write_whose_answer_is_lost_still_counts_as_made_by_the_run() {
+    let s = servers();
+    let one = Http::new(&s.first, &s.token);
+    let u = unique("lost");
+    one.put_secret(&format!("secret/{u}/src/a"), json!({"v": 1})).await;
+    // A proxy in front of the target's Vault: the first write of `a` lands, and its answer
+    // is lost (a 500). vss retries it, meets its own new version (a check-and-set
+    // conflict), and starts over from a fresh read, which finds `a` as desired.
+    let lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (upstream, write) = (s.first.clone(), format!("/v1/secret/data/{u}/t/a"));
+    let seen = lost.clone();
+    let proxy = crate::loopback::serve(move |request| {
+        let answer = forward(&upstream, &request);
+        if request.method == "POST" && request.path == write && !seen.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return crate::loopback::Response { status: 500, body: r#"{"errors":["lost"]}"#.into(), ..answer };
+        }
+        answer
+    });
+    let ws = Workspace::new();
+    ws.write(
+        "vss.yaml",
+        &format!(
+            "vault: {{address: \"${{VSS_TEST_VAULT_ADDR}}\", auth: {{token: \"${{VSS_TEST_VAULT_TOKEN}}\"}}}}\nsources: {{src: {{vault: {{path: secret/{u}/src}}}}}}\ntargets:\n  T: {{imports: [src], vault: {{address: \"{proxy}\", path: secret/{u}/t}}}}\n"
+        ),
+    );
+    let out = run_vss(&ws, &s, &["pipeline", "--exit-code", "--output", "json"]);
+    assert!(lost.load(std::sync::atomic::Ordering::SeqCst), "the answer was lost");
+    assert_eq!(out.code, 1, "the run made a change: {}", out.transcript());
+    let report = out.json();
+    assert_eq!(report["summary"]["added"], 1, "{report}");
+    let change = &report["targets"][0]["changes"][0];
+    assert_eq!((change["path"].as_str(), change["status"].as_str()), (Some("a"), Some("applied")), "{change}");
+    assert_eq!(one.secret(&format!("secret/{u}/t/a")).await.unwrap().0, json!({"v": 1}));
+}
+
 #[tokio::test]
 async fn approle_login_works_and_a_failed_login_is_one_clear_error() {
     let s = servers();

@@ -209,7 +209,7 @@ pub enum Role {
 
 /// Why a store call failed: a kind, a message that names the store, the location and what
 /// was being done (never a secret value), and a hint when vss knows what to do.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct StoreError {
     kind: ErrorKind,
     message: String,

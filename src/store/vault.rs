@@ -182,11 +182,17 @@ pub struct VaultClient {
 /// What identifies a connection: address, namespace and login.
 type SessionKey = (String, Option<String>, VaultAuth);
 
-/// The connections of one run, one per address, namespace and login.
+/// The connections of one run, one per address, namespace and login. Each logs in once,
+/// whatever the number of stores on it: the first store's login (with its retries) is
+/// shared by the others, a failure too, and logins to different servers do not wait for
+/// each other.
 #[derive(Debug, Default)]
 pub struct VaultSessions {
-    clients: tokio::sync::Mutex<HashMap<SessionKey, Arc<VaultClient>>>,
+    clients: Mutex<HashMap<SessionKey, Arc<Login>>>,
 }
+
+/// One connection's login: done once, its outcome shared.
+type Login = tokio::sync::OnceCell<Result<Arc<VaultClient>, StoreError>>;
 
 /// What a request was for, to name the capability a 403 lacks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -287,14 +293,16 @@ impl VaultSessions {
             })?),
         };
         let key = (address.clone(), namespace.clone(), auth.clone());
-        let mut clients = self.clients.lock().await;
-        if let Some(client) = clients.get(&key) {
-            return Ok(client.clone());
-        }
-        let http = http_client(defaults, &address)?;
-        let client = Arc::new(VaultClient::login(http, address, namespace, &auth, calls).await?);
-        clients.insert(key, client.clone());
-        Ok(client)
+        let login = self.clients.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_default().clone();
+        let outcome = login
+            .get_or_init(|| async {
+                let http = http_client(defaults, &address)?;
+                let attempt = || VaultClient::login(http.clone(), address.clone(), namespace.clone(), &auth, calls.clone());
+                crate::store::retry::RetryPolicy::default().run("login", attempt).await.map(Arc::new)
+            })
+            .await;
+        // Retried already: a failure is final for every store that shares it.
+        outcome.clone().map_err(StoreError::final_)
     }
 }
 

@@ -659,6 +659,31 @@ fn a_wrong_token_exits_2_with_a_one_line_reason() {
     );
     assert!(!human.stdout.contains("not-a-token") && !human.stderr.contains("not-a-token"));
 
+    // One connection logs in once: three sources and three targets on it share one
+    // failed login (one token lookup), and every target names it.
+    let mut many = String::from("sources:\n");
+    for i in 0..3 {
+        many.push_str(&format!("  s{i}: {{vault: {{path: secret/s{i}}}, allow_empty: true}}\n"));
+    }
+    many.push_str("targets:\n");
+    for i in 0..3 {
+        many.push_str(&format!("  t{i}: {{imports: [s{i}], vault: {{path: secret/t{i}}}}}\n"));
+    }
+    ws.write("many.yaml", &many);
+    let shared = Vss::new()
+        .cwd(ws.dir.path())
+        .env("VAULT_ADDR", &s.first)
+        .env("VAULT_TOKEN", "not-a-token")
+        .env("HOME", ws.dir.path())
+        .args(["pipeline", "--config", "many.yaml", "--dry-run", "--output", "json"])
+        .run();
+    assert_eq!(shared.code, 2, "{}", shared.transcript());
+    let report = shared.json();
+    assert_eq!(report["stats"]["calls"]["vault"]["read"], 1, "one login for the connection: {report}");
+    let errors = report["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 3, "{report}");
+    assert!(errors.iter().all(|e| e["message"].as_str().unwrap().contains("Vault rejected the token")), "{report}");
+
     // The same token from ~/.vault-token, the way Vault's own CLI finds it.
     std::fs::write(ws.path(".vault-token"), "not-a-token\n").unwrap();
     let from_file = Vss::new()

@@ -126,6 +126,7 @@ pub(crate) fn load(path: &Path) -> Result<Config, ConfigError> {
 /// The plan of `config`: its dynamic targets discovered (contacting the stores that
 /// discover them, when there are any), or not when `offline`.
 pub(crate) fn plan(config: &Config, offline: bool) -> Result<Plan<'_>, Failure> {
+    crate::store::set_timeouts(config.timeouts);
     if offline {
         return Ok(Plan::offline(config));
     }

@@ -23,6 +23,8 @@ pub struct Config {
     pub base_dir: PathBuf,
     /// The audit log, when the config names one.
     pub audit: Option<crate::audit::AuditLog>,
+    /// How long store calls may take (`pipeline.timeouts`).
+    pub timeouts: crate::store::Timeouts,
     /// The repositories `vss ensure --repo` may write to (`owner/name` or `owner/*`).
     pub ensure_repositories: Vec<String>,
     /// Where bundles are written, if anywhere.

@@ -161,6 +161,20 @@ pub struct RawPipeline {
     pub merge: Option<RawMergePhase>,
     /// The SYNC phase.
     pub sync: Option<RawSyncPhase>,
+    /// How long store calls may take.
+    pub timeouts: Option<Spanned<Lenient<RawTimeouts>>>,
+}
+
+/// `pipeline.timeouts:` — in seconds.
+#[derive(Clone, Copy, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Timeouts")]
+pub struct RawTimeouts {
+    /// Connecting to a store's server (default 5).
+    pub connect: Option<u32>,
+    /// One request's answer, each attempt (default 30; failed attempts are retried up to 5
+    /// times with backoff).
+    pub request: Option<u32>,
 }
 
 /// `pipeline.merge:`

@@ -287,6 +287,27 @@ impl Checker<'_> {
         store_defaults.check(self.diagnostics);
         self.defaults = store_defaults.clone();
         let pipeline = raw.pipeline.and_then(|p| p.0).unwrap_or_default();
+        let timeouts = match &pipeline.timeouts {
+            Some(Spanned { value: Lenient(Some(raw)), span }) => {
+                let defaults = crate::store::Timeouts::default();
+                let mut seconds = |value: Option<u32>, default: std::time::Duration, key: &str| match value {
+                    Some(0) => {
+                        self.diagnostics.push(
+                            Diagnostic::at(*span, format!("`pipeline.timeouts.{key}` is 0"))
+                                .with_label("a timeout is at least 1 second"),
+                        );
+                        default
+                    }
+                    Some(s) => std::time::Duration::from_secs(u64::from(s)),
+                    None => default,
+                };
+                crate::store::Timeouts {
+                    connect: seconds(raw.connect, defaults.connect, "connect"),
+                    request: seconds(raw.request, defaults.request, "request"),
+                }
+            }
+            _ => crate::store::Timeouts::default(),
+        };
         let merge_phase = pipeline.merge.unwrap_or_default();
         let sync_phase = pipeline.sync.unwrap_or_default();
         let merge_parallel = self.parallel(merge_phase.parallel.as_ref(), 4);
@@ -526,6 +547,7 @@ impl Checker<'_> {
         Some(Config {
             file: file.clone(),
             audit,
+            timeouts,
             ensure_repositories,
             base_dir: base_dir.to_path_buf(),
             merge_store,

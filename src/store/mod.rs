@@ -339,6 +339,35 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
+/// How long a store waits: to connect to its server, and for one request's answer (each
+/// attempt). Set once per run from `pipeline.timeouts` ([`set_timeouts`]); every store
+/// that talks to a server reads it when it builds its client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Connecting.
+    pub connect: std::time::Duration,
+    /// One request's answer.
+    pub request: std::time::Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts { connect: std::time::Duration::from_secs(5), request: std::time::Duration::from_secs(30) }
+    }
+}
+
+static TIMEOUTS: std::sync::OnceLock<Timeouts> = std::sync::OnceLock::new();
+
+/// Sets the run's timeouts (the first call wins: one run per process).
+pub fn set_timeouts(timeouts: Timeouts) {
+    let _ = TIMEOUTS.set(timeouts);
+}
+
+/// The run's timeouts: as set, else the defaults (5 s to connect, 30 s per request).
+pub fn timeouts() -> Timeouts {
+    TIMEOUTS.get().copied().unwrap_or_default()
+}
+
 /// A server's error text, as much of it as is safe to keep: on one line (whitespace
 /// collapsed), at most [`SHORT`] characters. Server text is untrusted (some quote the request body); what is
 /// kept is still scrubbed of every value before it is printed ([`crate::scrub`]).

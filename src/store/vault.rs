@@ -252,7 +252,7 @@ pub fn classify(status: u16, body: &str, op: Op, what: &str, address: &str) -> S
     }
 }
 
-fn transport(error: reqwest::Error, address: &str) -> StoreError {
+fn transport(error: reqwest::Error, what: &str, address: &str) -> StoreError {
     // The message and its causes; the URL is left out (the address is named already).
     let error = error.without_url();
     let mut message = error.to_string();
@@ -261,8 +261,12 @@ fn transport(error: reqwest::Error, address: &str) -> StoreError {
         message.push_str(&format!(": {cause}"));
         source = cause.source();
     }
-    let kind = if error.is_timeout() { ErrorKind::Timeout } else { ErrorKind::Unavailable };
-    StoreError::new(kind, format!("cannot reach Vault at {address}: {message}"))
+    if error.is_timeout() {
+        let limit = crate::store::timeouts().request.as_secs();
+        return StoreError::new(ErrorKind::Timeout, format!("{what} at {address}: no answer within {limit} s ({message})"))
+            .with_hint("check that the server answers, or raise `pipeline.timeouts.request`");
+    }
+    StoreError::new(ErrorKind::Unavailable, format!("cannot reach Vault at {address} ({what}): {message}"))
 }
 
 impl VaultSessions {
@@ -318,8 +322,8 @@ fn token_from_env() -> Option<Sensitive> {
 
 fn http_client(defaults: &VaultDefaults, address: &str) -> Result<reqwest::Client, StoreError> {
     let mut builder = reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(10))
-        .timeout(std::time::Duration::from_secs(60));
+        .connect_timeout(crate::store::timeouts().connect)
+        .timeout(crate::store::timeouts().request);
     let ca_cert = defaults.ca_cert.clone().or_else(|| std::env::var("VAULT_CACERT").ok().filter(|v| !v.is_empty()));
     if let Some(path) = ca_cert {
         let pem = std::fs::read(&path)
@@ -434,6 +438,7 @@ impl VaultClient {
             let path = format!("{}/", url.path().trim_end_matches('/'));
             url.set_path(&path);
         }
+        let what = format!("{method} {api_path}");
         let mut request = self.http.request(method, url).header("X-Vault-Request", "true");
         if !self.token.0.is_empty() {
             request = request.header("X-Vault-Token", &self.token.0);
@@ -445,9 +450,9 @@ impl VaultClient {
             request = request.json(body);
         }
         self.calls.count(call);
-        let response = request.send().await.map_err(|e| transport(e, &self.address))?;
+        let response = request.send().await.map_err(|e| transport(e, &what, &self.address))?;
         let status = response.status().as_u16();
-        let body = response.text().await.map_err(|e| transport(e, &self.address))?;
+        let body = response.text().await.map_err(|e| transport(e, &what, &self.address))?;
         Ok(Answer { status, body })
     }
 

@@ -574,6 +574,24 @@ async fn the_audit_log_in_an_s3_merge_store_keeps_every_event_of_concurrent_runs
     assert_eq!(check.stdout, "ZERO-SUM: 2 unchanged\n", "{}", check.transcript());
 }
 
+#[test]
+fn an_aws_endpoint_that_never_answers_fails_in_bounded_time_naming_the_call() {
+    let hung = crate::common::hung_server();
+    let ws = Workspace::new();
+    ws.write("s.yaml", "app/db: {password: p}\n");
+    ws.write(
+        "vss.yaml",
+        &format!(
+            "pipeline: {{timeouts: {{connect: 1, request: 1}}}}\naws: {{endpoint_url: \"{hung}\", region: us-east-1}}\nsource: {{file: {{path: s.yaml}}}}\ntargets:\n  T: {{aws: {{prefix: app/}}}}\n"
+        ),
+    );
+    let out = run_vss(&ws, &["pipeline", "--output", "json"]);
+    assert_eq!(out.code, 2, "{}", out.transcript());
+    let error = &out.json()["errors"][0];
+    assert_eq!(error["kind"], "timeout", "{error}");
+    assert!(error["message"].as_str().unwrap().contains("ListSecrets"), "{error}");
+}
+
 /// Creates the moto organization (once per server) and returns its root id.
 async fn organization_root(org: &aws_sdk_organizations::Client) -> String {
     let _ =

@@ -179,3 +179,17 @@ pub fn is_audit_entry(name: &str) -> bool {
         && &bytes[15..17] == b"Z-"
         && bytes[17..].iter().all(|b| b.is_ascii_hexdigit())
 }
+
+/// A server that accepts connections and never answers: for timeouts. Returns its
+/// address (`http://127.0.0.1:PORT`); it lives as long as the test process.
+pub fn hung_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    address
+}

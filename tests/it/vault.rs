@@ -549,6 +549,38 @@ async fn a_write_whose_answer_is_lost_still_counts_as_made_by_the_run() {
     assert_eq!(one.secret(&format!("secret/{u}/t/a")).await.unwrap().0, json!({"v": 1}));
 }
 
+#[test]
+fn a_vault_that_never_answers_fails_in_bounded_time_naming_the_call() {
+    let hung = crate::common::hung_server();
+    let ws = Workspace::new();
+    ws.write(
+        "vss.yaml",
+        &format!(
+            "pipeline: {{timeouts: {{connect: 1, request: 1}}}}\nvault: {{address: \"{hung}\"}}\nsource: {{vault: {{path: secret/src}}}}\ntargets:\n  A: {{vault: {{path: secret/a}}}}\n  B: {{vault: {{path: secret/b}}}}\n"
+        ),
+    );
+    let started = std::time::Instant::now();
+    let out = Vss::new()
+        .cwd(ws.dir.path())
+        .env("VAULT_TOKEN", "t")
+        .env("HOME", ws.dir.path())
+        .args(["pipeline", "--output", "json"])
+        .run();
+    assert_eq!(out.code, 2, "{}", out.transcript());
+    let report = out.json();
+    let errors = report["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 2, "{report}");
+    for error in errors {
+        assert_eq!(error["kind"], "timeout", "{error}");
+        let message = error["message"].as_str().unwrap();
+        assert!(message.contains(&format!("GET auth/token/lookup-self at {hung}: no answer within 1 s")), "{error}");
+        assert!(error["hint"].as_str().unwrap().contains("pipeline.timeouts.request"), "{error}");
+    }
+    // One login, retried, shared by both targets: seconds, not minutes (a loose bound, for
+    // a hang only; the retries take about 5 s).
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "{:?}", started.elapsed());
+}
+
 #[tokio::test]
 async fn approle_login_works_and_a_failed_login_is_one_clear_error() {
     let s = servers();

@@ -104,6 +104,13 @@ impl AwsSessions {
                 if let Some(url) = &defaults.endpoint_url {
                     loader = loader.endpoint_url(url);
                 }
+                let timeouts = crate::store::timeouts();
+                loader = loader.timeout_config(
+                    aws_config::timeout::TimeoutConfig::builder()
+                        .connect_timeout(timeouts.connect)
+                        .operation_attempt_timeout(timeouts.request)
+                        .build(),
+                );
                 loader.load().await
             })
             .await

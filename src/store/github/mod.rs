@@ -883,8 +883,8 @@ impl GithubSessions {
             return Ok(client.clone());
         }
         let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
+            .connect_timeout(crate::store::timeouts().connect)
+            .timeout(crate::store::timeouts().request)
             .user_agent(concat!("vss/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| StoreError::invalid(format!("cannot set up HTTPS for GitHub at {api_url}: {e}")))?;

@@ -90,6 +90,10 @@ pub struct PipelineArgs {
     /// those vss owns there) in this run. Emptying a target still needs `allow_emptying`.
     #[arg(long)]
     pub allow_mass_delete: bool,
+    /// The whole run's limit, in seconds: a target still planning then fails, and none
+    /// starts writing after it (one already writing finishes). Default: none.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: Option<u64>,
 }
 
 /// `vss status` arguments.

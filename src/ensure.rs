@@ -97,6 +97,7 @@ pub fn command(args: EnsureArgs, color: bool) -> Exit {
         from_sources: true,
         adopt: false,
         allow_mass_delete: false,
+        timeout: None,
         ensure: Some(Ensure { names }),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

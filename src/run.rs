@@ -257,6 +257,7 @@ fn pipeline(args: PipelineArgs, color: bool, quiet: bool) -> Exit {
         from_sources: false,
         adopt: args.adopt,
         allow_mass_delete: args.allow_mass_delete,
+        timeout: args.timeout.map(std::time::Duration::from_secs),
         ensure: None,
     };
     let progress: Arc<dyn Progress> = if args.output == Output::Human && !quiet && std::io::stderr().is_terminal() {

@@ -561,6 +561,7 @@ pub fn command(args: StatusArgs) -> Exit {
         from_sources: true,
         adopt: false,
         allow_mass_delete: false,
+        timeout: None,
         ensure: None,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -11,7 +11,9 @@ use tokio::sync::Semaphore;
 use crate::config::model::TargetId;
 use crate::engine::desired::Resolver;
 use crate::engine::handle::Handle;
-use crate::engine::{Mode, Phase, Place, Prepared, Progress, Rules, Step, TargetOutcome, finish_all, open_store};
+use crate::engine::{
+    Deadline, Mode, Phase, Place, Prepared, Progress, Rules, Step, TargetOutcome, finish_all, open_store,
+};
 use crate::plan::Plan;
 use crate::store::{Bundle, OpenContext};
 
@@ -22,6 +24,7 @@ pub async fn plan<'a>(
     resolver: &Resolver<'_>,
     targets: &[TargetId],
     dry_run: bool,
+    deadline: Option<Deadline>,
     ctx: OpenContext<'_>,
     parallel: usize,
 ) -> Vec<Step<'a>> {
@@ -48,9 +51,10 @@ pub async fn plan<'a>(
                         let place = Place { store: merge_store.kind(), location: &location };
                         let handle = Handle::new(store, limiter, parallel);
                         let rules = Rules { owner: name.clone(), delete_orphans: true, safety: None };
-                        Prepared::new(handle, desired, rules, dry_run, Mode::default(), place).await
+                        Prepared::new(handle, desired, rules, dry_run, Mode { deadline, ..Mode::default() }, place)
+                            .await
                     };
-                    Step::plan(name, merge_store.kind(), Phase::Merge, location.clone(), planning).await
+                    Step::plan(name, merge_store.kind(), Phase::Merge, location.clone(), deadline, planning).await
                 }
             })
             .buffer_unordered(parallel.max(1))

@@ -51,6 +51,26 @@ pub struct RunOptions {
     pub ensure: Option<Ensure>,
     /// Deletions over a target's `max_deletes` go ahead (`--allow-mass-delete`).
     pub allow_mass_delete: bool,
+    /// The whole run's limit (`--timeout`): planning still going on then fails, and no
+    /// target starts applying after it (one already applying finishes its writes).
+    pub timeout: Option<Duration>,
+}
+
+/// The run's deadline: when it passes, and the `--timeout` it comes from.
+#[derive(Clone, Copy, Debug)]
+pub struct Deadline {
+    /// When.
+    pub at: tokio::time::Instant,
+    /// The limit as given.
+    pub limit: Duration,
+}
+
+impl Deadline {
+    /// The failure of a target cut off by the deadline while `doing`.
+    fn failure(self, doing: &str) -> Failure {
+        Failure::new(ErrorKind::Timeout, format!("{doing}: the run's --timeout of {} s passed", self.limit.as_secs()))
+            .with_hint("raise --timeout, or find the slow store in the log (-v)")
+    }
 }
 
 /// What `vss ensure` asks of a target: the names to write where they are missing.
@@ -69,6 +89,8 @@ pub struct Mode<'a> {
     pub ensure: Option<&'a Ensure>,
     /// Deletions over a target's limit go ahead (see [`RunOptions::allow_mass_delete`]).
     pub allow_mass_delete: bool,
+    /// The run's deadline (see [`RunOptions::timeout`]).
+    pub deadline: Option<Deadline>,
 }
 
 /// What one reconciliation may do at its location besides writing the desired state.
@@ -136,6 +158,8 @@ pub struct Step<'a> {
     pub planned: Result<Prepared<'a>, (TargetDiff, Failure)>,
     /// How long planning took.
     pub elapsed: Duration,
+    /// The run's deadline.
+    pub deadline: Option<Deadline>,
 }
 
 impl<'a> Step<'a> {
@@ -145,17 +169,29 @@ impl<'a> Step<'a> {
         store: &'static str,
         phase: Phase,
         location: String,
+        deadline: Option<Deadline>,
         planning: impl std::future::Future<Output = Result<Prepared<'a>, (TargetDiff, Failure)>>,
     ) -> Step<'a> {
         let started = Instant::now();
-        let planned = planning.await;
-        Step { target: target.to_string(), store, phase, location, planned, elapsed: started.elapsed() }
+        let planned = match deadline {
+            Some(deadline) => match tokio::time::timeout_at(deadline.at, planning).await {
+                Ok(planned) => planned,
+                Err(_) => Err((TargetDiff::default(), deadline.failure("not planned"))),
+            },
+            None => planning.await,
+        };
+        Step { target: target.to_string(), store, phase, location, planned, elapsed: started.elapsed(), deadline }
     }
 
     /// Applies the plan (unless `dry_run`), or fails with `failure` instead when given;
     /// the outcome.
     pub async fn finish(self, dry_run: bool, failure: Option<Failure>, progress: &dyn Progress) -> TargetOutcome {
         let started = Instant::now();
+        let late = self.deadline.filter(|d| tokio::time::Instant::now() >= d.at);
+        let failure = failure.or_else(|| {
+            let has_changes = self.planned.as_ref().is_ok_and(|p| p.diff.has_changes());
+            late.filter(|_| has_changes && !dry_run).map(|d| d.failure("not applied, nothing written"))
+        });
         let result = match (failure, self.planned) {
             (Some(failure), _) => Err((TargetDiff::default(), failure)),
             (None, Ok(prepared)) if !dry_run => prepared.apply().await,
@@ -262,6 +298,7 @@ pub async fn run(plan: &Plan<'_>, options: &RunOptions, progress: Arc<dyn Progre
     let to_merge: Vec<TargetId> = if merging { plan.graph.closure(&selected) } else { Vec::new() };
     progress.start(to_merge.len() + if options.sync { to_sync.len() } else { 0 });
 
+    let deadline = options.timeout.map(|limit| Deadline { at: tokio::time::Instant::now() + limit, limit });
     let merge_parallel = options.parallel.unwrap_or(plan.config.merge.parallel);
     let sync_parallel = options.parallel.unwrap_or(plan.config.sync.parallel);
     let resolver = desired::Resolver::new(plan, ctx, merge_parallel);
@@ -274,7 +311,7 @@ pub async fn run(plan: &Plan<'_>, options: &RunOptions, progress: Arc<dyn Progre
     // Every target is planned before any is written: a run whose writes cannot all be
     // made (an API quota too short for them) is refused before its first write.
     let mut merge_steps = if merging {
-        merge_phase::plan(plan, &resolver, &to_merge, options.dry_run, ctx, merge_parallel).await
+        merge_phase::plan(plan, &resolver, &to_merge, options.dry_run, deadline, ctx, merge_parallel).await
     } else {
         Vec::new()
     };
@@ -288,6 +325,7 @@ pub async fn run(plan: &Plan<'_>, options: &RunOptions, progress: Arc<dyn Progre
             adopt: options.adopt,
             ensure: options.ensure.as_ref(),
             allow_mass_delete: options.allow_mass_delete,
+            deadline,
         };
         sync_phase::plan(plan, source, &to_sync, options.dry_run, mode, ctx, sync_parallel).await
     } else {

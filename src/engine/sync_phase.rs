@@ -37,7 +37,14 @@ pub async fn plan<'a>(
     parallel: usize,
 ) -> Vec<Step<'a>> {
     if let DesiredFrom::Resolver(resolver) = &from {
-        resolver.resolve_all(targets).await;
+        // Bounded by the run's deadline too: a target not resolved by then fails when it
+        // is planned.
+        match mode.deadline {
+            Some(deadline) => {
+                let _ = tokio::time::timeout_at(deadline.at, resolver.resolve_all(targets)).await;
+            }
+            None => resolver.resolve_all(targets).await,
+        }
     }
     let limiter = Arc::new(Semaphore::new(parallel.max(1)));
     let from = &from;
@@ -70,7 +77,15 @@ pub async fn plan<'a>(
                     };
                     Prepared::new(handle, desired, rules, dry_run, mode, place).await
                 };
-                let step = Step::plan(&target.name, destination.kind(), Phase::Sync, location.clone(), planning).await;
+                let step = Step::plan(
+                    &target.name,
+                    destination.kind(),
+                    Phase::Sync,
+                    location.clone(),
+                    mode.deadline,
+                    planning,
+                )
+                .await;
                 (position, step)
             }
         })

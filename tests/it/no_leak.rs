@@ -127,6 +127,7 @@ async fn debug_formatting_prints_no_value() {
         from_sources: false,
         adopt: false,
         allow_mass_delete: false,
+        timeout: None,
         ensure: None,
     };
     let outcome = vss::engine::run(&vss::plan::Plan::complete(&config).unwrap(), &options, Arc::new(NoProgress)).await;

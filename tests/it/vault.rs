@@ -579,6 +579,33 @@ fn a_vault_that_never_answers_fails_in_bounded_time_naming_the_call() {
     // One login, retried, shared by both targets: seconds, not minutes (a loose bound, for
     // a hang only; the retries take about 5 s).
     assert!(started.elapsed() < std::time::Duration::from_secs(60), "{:?}", started.elapsed());
+
+    // With the default 30 s per request, `--timeout` bounds the whole run.
+    let config = std::fs::read_to_string(ws.path("vss.yaml")).unwrap();
+    ws.write("vss.yaml", &config.replace("pipeline: {timeouts: {connect: 1, request: 1}}\n", ""));
+    let started = std::time::Instant::now();
+    let out = Vss::new()
+        .cwd(ws.dir.path())
+        .env("VAULT_TOKEN", "t")
+        .env("HOME", ws.dir.path())
+        .args(["pipeline", "--output", "json", "--timeout", "2"])
+        .run();
+    assert_eq!(out.code, 2, "{}", out.transcript());
+    let report = out.json();
+    let errors = report["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 2, "{report}");
+    for error in errors {
+        assert_eq!(error["kind"], "timeout", "{error}");
+        assert!(
+            error["message"].as_str().unwrap().starts_with("not planned: the run's --timeout of 2 s passed"),
+            "{error}"
+        );
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(25),
+        "well before one request's 30 s: {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]

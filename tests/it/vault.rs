@@ -33,6 +33,10 @@ fn servers() -> Servers {
     }
 }
 
+/// The top-level `vault:` block of the configs run through the binary: the first server,
+/// from the environment `run_vss` sets.
+const HEADER: &str = "vault: {address: \"${VSS_TEST_VAULT_ADDR}\", auth: {token: \"${VSS_TEST_VAULT_TOKEN}\"}}\n";
+
 /// A name no other test (or earlier run against the same server) uses.
 fn unique(tag: &str) -> String {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
@@ -359,7 +363,7 @@ async fn two_concurrent_runs_on_one_merge_store_lose_no_update() {
     ws.write(
         "vss.yaml",
         &format!(
-            "vault: {{address: \"${{VSS_TEST_VAULT_ADDR}}\", auth: {{token: \"${{VSS_TEST_VAULT_TOKEN}}\"}}}}\nmerge_store: {{vault: {{path: secret/{u}/merged}}}}\nsources: {{src: {{vault: {{path: secret/{u}/src}}}}}}\ntargets:\n  A: {{imports: [src], vault: {{path: secret/{u}/a}}}}\n  B: {{imports: [src], vault: {{path: secret/{u}/b}}}}\n"
+            "{HEADER}merge_store: {{vault: {{path: secret/{u}/merged}}}}\nsources: {{src: {{vault: {{path: secret/{u}/src}}}}}}\ntargets:\n  A: {{imports: [src], vault: {{path: secret/{u}/a}}}}\n  B: {{imports: [src], vault: {{path: secret/{u}/b}}}}\n"
         ),
     );
     assert_eq!(run_vss(&ws, &s, &["pipeline"]).code, 0);
@@ -395,7 +399,7 @@ async fn the_audit_log_in_a_vault_merge_store_keeps_every_event_of_concurrent_ru
     ws.write(
         "vss.yaml",
         &format!(
-            "vault: {{address: \"${{VSS_TEST_VAULT_ADDR}}\", auth: {{token: \"${{VSS_TEST_VAULT_TOKEN}}\"}}}}\nmerge_store: {{vault: {{path: secret/{u}/merged}}}}\naudit: {{merge_store: vss-audit}}\nsources: {{src: {{vault: {{path: secret/{u}/src}}}}}}\ntargets:\n  A: {{imports: [src], vault: {{path: secret/{u}/a}}}}\n  B: {{imports: [src], vault: {{path: secret/{u}/b}}}}\n"
+            "{HEADER}merge_store: {{vault: {{path: secret/{u}/merged}}}}\naudit: {{merge_store: vss-audit}}\nsources: {{src: {{vault: {{path: secret/{u}/src}}}}}}\ntargets:\n  A: {{imports: [src], vault: {{path: secret/{u}/a}}}}\n  B: {{imports: [src], vault: {{path: secret/{u}/b}}}}\n"
         ),
     );
     let vss = || {
@@ -459,7 +463,7 @@ async fn a_run_that_would_delete_eleven_owned_secrets_is_refused_with_the_number
     ws.write(
         "vss.yaml",
         &format!(
-            "vault: {{address: \"${{VSS_TEST_VAULT_ADDR}}\", auth: {{token: \"${{VSS_TEST_VAULT_TOKEN}}\"}}}}\npipeline: {{sync: {{delete_orphans: true}}}}\nsources: {{src: {{vault: {{path: secret/{u}/src}}}}}}\ntargets:\n  T: {{imports: [src], vault: {{path: secret/{u}/t}}}}\n"
+            "{HEADER}pipeline: {{sync: {{delete_orphans: true}}}}\nsources: {{src: {{vault: {{path: secret/{u}/src}}}}}}\ntargets:\n  T: {{imports: [src], vault: {{path: secret/{u}/t}}}}\n"
         ),
     );
     assert_eq!(run_vss(&ws, &s, &["pipeline"]).code, 0);
@@ -536,7 +540,7 @@ async fn a_write_whose_answer_is_lost_still_counts_as_made_by_the_run() {
     ws.write(
         "vss.yaml",
         &format!(
-            "vault: {{address: \"${{VSS_TEST_VAULT_ADDR}}\", auth: {{token: \"${{VSS_TEST_VAULT_TOKEN}}\"}}}}\nsources: {{src: {{vault: {{path: secret/{u}/src}}}}}}\ntargets:\n  T: {{imports: [src], vault: {{address: \"{proxy}\", path: secret/{u}/t}}}}\n"
+            "{HEADER}sources: {{src: {{vault: {{path: secret/{u}/src}}}}}}\ntargets:\n  T: {{imports: [src], vault: {{address: \"{proxy}\", path: secret/{u}/t}}}}\n"
         ),
     );
     let out = run_vss(&ws, &s, &["pipeline", "--exit-code", "--output", "json"]);
@@ -813,7 +817,7 @@ async fn namespaces_per_store() {
     ws.write(
         "vss.yaml",
         &format!(
-            "vault: {{address: \"${{VSS_TEST_VAULT_ADDR}}\", auth: {{token: \"${{VSS_TEST_VAULT_TOKEN}}\"}}}}\nsources: {{ns: {{vault: {{path: kv/app, namespace: {namespace}}}}}}}\ntargets:\n  T: {{imports: [ns], vault: {{path: kv/copy, namespace: {namespace}}}}}\n  F: {{imports: [ns], file: {{path: out}}}}\n"
+            "{HEADER}sources: {{ns: {{vault: {{path: kv/app, namespace: {namespace}}}}}}}\ntargets:\n  T: {{imports: [ns], vault: {{path: kv/copy, namespace: {namespace}}}}}\n  F: {{imports: [ns], file: {{path: out}}}}\n"
         ),
     );
     let run = run_vss(&ws, &s, &["pipeline", "--output", "json"]);
@@ -875,7 +879,7 @@ async fn no_value_from_vault_is_ever_printed() {
     ws.write(
         "vss.yaml",
         &format!(
-            "vault: {{address: \"${{VSS_TEST_VAULT_ADDR}}\", auth: {{token: \"${{VSS_TEST_VAULT_TOKEN}}\"}}}}\nmerge_store: {{vault: {{path: secret/{u}/merged}}}}\npipeline: {{sync: {{delete_orphans: true}}}}\nsources: {{src: {{vault: {{path: secret/{u}/src}}}}}}\ntargets:\n  V: {{imports: [src], vault: {{path: secret/{u}/target, address: \"${{VSS_TEST_VAULT_ADDR_2}}\"}}}}\n  F: {{imports: [src], file: {{path: out}}}}\n"
+            "{HEADER}merge_store: {{vault: {{path: secret/{u}/merged}}}}\npipeline: {{sync: {{delete_orphans: true}}}}\nsources: {{src: {{vault: {{path: secret/{u}/src}}}}}}\ntargets:\n  V: {{imports: [src], vault: {{path: secret/{u}/target, address: \"${{VSS_TEST_VAULT_ADDR_2}}\"}}}}\n  F: {{imports: [src], file: {{path: out}}}}\n"
         ),
     );
     let check = |label: &str, ws: &Workspace| {
@@ -910,9 +914,7 @@ fn a_value_vault_cannot_hold_is_refused_when_the_plan_is_made() {
     ws.write("s.yaml", "app/db: {user: app}\napp/token: just-a-string\n");
     ws.write(
         "vss.yaml",
-        &format!(
-            "vault: {{address: \"${{VSS_TEST_VAULT_ADDR}}\", auth: {{token: \"${{VSS_TEST_VAULT_TOKEN}}\"}}}}\nsource: {{file: {{path: s.yaml}}}}\ntargets: {{T: {{vault: {{path: secret/{folder}}}}}}}\n"
-        ),
+        &format!("{HEADER}source: {{file: {{path: s.yaml}}}}\ntargets: {{T: {{vault: {{path: secret/{folder}}}}}}}\n"),
     );
     for args in [&["pipeline", "--dry-run", "--output", "json"][..], &["pipeline", "--output", "json"][..]] {
         let run = run_vss(&ws, &s, args);
@@ -936,7 +938,7 @@ async fn a_typo_in_a_source_path_fails_and_deletes_nothing() {
     let ws = Workspace::new();
     let config = |path: &str| {
         format!(
-            "vault: {{address: \"${{VSS_TEST_VAULT_ADDR}}\", auth: {{token: \"${{VSS_TEST_VAULT_TOKEN}}\"}}}}\npipeline: {{sync: {{delete_orphans: true}}}}\nsource: {{vault: {{path: secret/{u}/{path}}}}}\ntargets: {{T: {{vault: {{path: secret/{u}/target}}}}}}\n"
+            "{HEADER}pipeline: {{sync: {{delete_orphans: true}}}}\nsource: {{vault: {{path: secret/{u}/{path}}}}}\ntargets: {{T: {{vault: {{path: secret/{u}/target}}}}}}\n"
         )
     };
     ws.write("vss.yaml", &config("platform/common"));
@@ -960,9 +962,7 @@ fn an_integer_vault_would_round_is_refused_naming_its_key() {
     ws.write("s.yaml", "app/ids: {small: 9007199254740992, big: 12345678901234567}\n");
     ws.write(
         "vss.yaml",
-        &format!(
-            "vault: {{address: \"${{VSS_TEST_VAULT_ADDR}}\", auth: {{token: \"${{VSS_TEST_VAULT_TOKEN}}\"}}}}\nsource: {{file: {{path: s.yaml}}}}\ntargets: {{T: {{vault: {{path: secret/{folder}}}}}}}\n"
-        ),
+        &format!("{HEADER}source: {{file: {{path: s.yaml}}}}\ntargets: {{T: {{vault: {{path: secret/{folder}}}}}}}\n"),
     );
     let run = run_vss(&ws, &s, &["pipeline", "--dry-run", "--output", "json"]);
     assert_eq!(run.code, 2, "{}", run.transcript());

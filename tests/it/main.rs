@@ -26,6 +26,7 @@ mod config_errors;
 mod conformance;
 mod echo;
 mod examples;
+mod fuzz_config;
 mod github;
 mod github_server;
 mod github_workflows;

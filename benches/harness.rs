@@ -354,6 +354,44 @@ fn write(path: &Path, text: &str) -> PathBuf {
     path.to_path_buf()
 }
 
+/// The `file` store at scale: `secrets` secrets (in 100 folders) applied to a fresh
+/// target folder, then a no-op re-run. Target: the apply within 10 s, the re-run writing
+/// nothing (the ownership sidecar is written twice per target, not once per secret).
+pub fn file_store(env: &Env, secrets: usize) -> Vec<Row> {
+    let source = env.work.join("file-src");
+    for i in 0..secrets {
+        write(&source.join(format!("g{}/s{i}.json", i % 100)), &format!(r#"{{"v": {i}, "key": "k{i}"}}"#));
+    }
+    let (mut apply, mut noop) = (vec![], vec![]);
+    let mut noop_report = Value::Null;
+    for run in 0..env.runs {
+        let config = write(
+            &env.work.join(format!("file-{run}.yaml")),
+            &format!("source: {{file: {{path: file-src}}}}\ntargets:\n  T: {{file: {{path: file-out-{run}}}}}\n"),
+        );
+        let (secs, report) = run_vss(env, &config, &[]);
+        assert_eq!(report["summary"]["added"], secrets, "every secret applied");
+        apply.push(secs);
+        let (secs, report) = run_vss(env, &config, &[]);
+        noop.push(secs);
+        noop_report = report;
+    }
+    let writes = calls(&noop_report, "file", "write");
+    vec![
+        Row {
+            target: "< 10 s".into(),
+            met: Some(median(&apply) < 10.0),
+            ..Row::timing(format!("file store apply, {secrets} secrets"), apply)
+        },
+        Row {
+            target: "0 writes".into(),
+            met: Some(writes == 0),
+            notes: format!("writes {writes}"),
+            ..Row::timing("file store no-op re-run", noop)
+        },
+    ]
+}
+
 /// The OpenBao scenarios: apply vs floor, no-op re-run, dry runs.
 pub async fn openbao(env: &Env, scale: Scale) -> Vec<Row> {
     let vault = Vault::new(&env.vault, &env.token);

@@ -38,5 +38,7 @@ fn main() {
         eprintln!("moto Secrets Manager: {} targets x {} secrets ...", moto.targets, moto.secrets);
         rows.extend(harness::moto(&env, moto).await);
     });
+    eprintln!("file store: 20,000 secrets ...");
+    rows.extend(harness::file_store(&env, 20_000));
     println!("{}", harness::table(&rows));
 }

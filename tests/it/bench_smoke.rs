@@ -26,8 +26,9 @@ async fn every_benchmark_scenario_runs() {
     let mut rows = harness::openbao(&env, tiny).await;
     rows.extend(harness::latency(&env, tiny, &script).await);
     rows.extend(harness::moto(&env, tiny).await);
+    rows.extend(harness::file_store(&env, 50));
     let table = harness::table(&rows);
-    assert_eq!(rows.len(), 4 + 1 + 4, "{table}");
+    assert_eq!(rows.len(), 4 + 1 + 4 + 2, "{table}");
     // The no-op re-runs write nothing: the one property that holds at any scale.
     for row in rows.iter().filter(|r| r.scenario.contains("no-op")) {
         assert_eq!(row.met, Some(true), "{table}");

@@ -155,6 +155,11 @@ impl TargetDiff {
         self.changes.iter().filter(|c| c.kind == kind).count()
     }
 
+    /// How many writes and deletes the diff makes, the location's settings counting as one.
+    pub fn planned_changes(&self) -> usize {
+        self.changes.iter().filter(|c| c.kind.is_change()).count() + usize::from(self.settings.is_some())
+    }
+
     /// Whether anything would be written or deleted (the location's settings included).
     pub fn has_changes(&self) -> bool {
         self.settings.is_some() || self.changes.iter().any(|c| c.kind.is_change())

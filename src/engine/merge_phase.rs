@@ -18,7 +18,7 @@ use crate::plan::Plan;
 use crate::store::{Bundle, OpenContext};
 
 /// Plans the bundles of `targets` (a dependency-closed set), each diffed against what the
-/// merge store holds; in execution order (graph level, then name).
+/// merge store holds: one list per graph level, in execution order (by name within one).
 pub async fn plan<'a>(
     plan: &Plan<'_>,
     resolver: &Resolver<'_>,
@@ -27,7 +27,7 @@ pub async fn plan<'a>(
     deadline: Option<Deadline>,
     ctx: OpenContext<'_>,
     parallel: usize,
-) -> Vec<Step<'a>> {
+) -> Vec<Vec<Step<'a>>> {
     let Some(merge_store) = &plan.config.merge_store else { return Vec::new() };
     let limiter = Arc::new(Semaphore::new(parallel.max(1)));
     let mut steps = Vec::new();
@@ -61,27 +61,21 @@ pub async fn plan<'a>(
             .collect()
             .await;
         planned.sort_by(|a, b| a.target.cmp(&b.target));
-        steps.extend(planned);
+        steps.push(planned);
     }
     steps
 }
 
 /// Writes the planned bundles (unless `dry_run`), level by level.
 pub async fn apply(
-    plan: &Plan<'_>,
-    steps: Vec<Step<'_>>,
+    levels: Vec<Vec<Step<'_>>>,
     dry_run: bool,
     parallel: usize,
     progress: &dyn Progress,
 ) -> Vec<TargetOutcome> {
-    let mut steps = steps;
     let mut outcomes = Vec::new();
-    for level in plan.graph.by_level() {
-        let names: Vec<&str> = level.iter().map(|id| plan.target(*id).name.as_str()).collect();
-        let (these, rest): (Vec<Step<'_>>, Vec<Step<'_>>) =
-            steps.into_iter().partition(|s| names.contains(&s.target.as_str()));
-        steps = rest;
-        outcomes.extend(finish_all(these, dry_run, |_| None, parallel, progress).await);
+    for level in levels {
+        outcomes.extend(finish_all(level, dry_run, |_| None, parallel, progress).await);
     }
     outcomes
 }

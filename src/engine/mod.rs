@@ -332,10 +332,10 @@ pub async fn run(plan: &Plan<'_>, options: &RunOptions, progress: Arc<dyn Progre
         Vec::new()
     };
     if !options.dry_run {
-        let refused = refusal(merge_steps.iter().chain(&sync_steps).filter_map(|s| s.planned.as_ref().ok()));
+        let refused = refusal(merge_steps.iter().flatten().chain(&sync_steps).filter_map(|s| s.planned.as_ref().ok()));
         if let Some(failure) = refused {
             tracing::warn!(error = %failure, "the run is refused: nothing is written");
-            for step in merge_steps.iter_mut().chain(sync_steps.iter_mut()) {
+            for step in merge_steps.iter_mut().flatten().chain(sync_steps.iter_mut()) {
                 let has_changes = step.planned.as_ref().is_ok_and(|p| p.diff.has_changes());
                 if has_changes {
                     let placeholder = Err((TargetDiff::default(), failure.clone()));
@@ -346,15 +346,16 @@ pub async fn run(plan: &Plan<'_>, options: &RunOptions, progress: Arc<dyn Progre
             }
         }
     }
-    let mut outcomes = merge_phase::apply(plan, merge_steps, options.dry_run, merge_parallel, progress.as_ref()).await;
-    let merge_failed: Vec<String> = outcomes.iter().filter(|o| o.error.is_some()).map(|o| o.target.clone()).collect();
+    let mut outcomes = merge_phase::apply(merge_steps, options.dry_run, merge_parallel, progress.as_ref()).await;
+    let merge_failed: std::collections::HashSet<String> =
+        outcomes.iter().filter(|o| o.error.is_some()).map(|o| o.target.clone()).collect();
     outcomes
         .extend(sync_phase::apply(sync_steps, &merge_failed, options.dry_run, sync_parallel, progress.as_ref()).await);
     for o in &outcomes {
         let phase = o.phase.as_str();
         match &o.error {
             None => {
-                tracing::info!(target = %o.target, phase, changes = o.diff.changes.iter().filter(|c| c.kind.is_change()).count(), "done")
+                tracing::info!(target = %o.target, phase, changes = o.diff.planned_changes(), "done")
             }
             Some(e) => tracing::warn!(target = %o.target, phase, kind = e.kind.as_str(), error = %e, "failed"),
         }
@@ -423,8 +424,7 @@ impl<'a> Prepared<'a> {
     /// The API quota its calls draw from, and how many calls applying it takes, when it
     /// has changes and a quota.
     fn demand(&self) -> Option<(&Arc<crate::store::quota::QuotaPool>, usize)> {
-        let changes =
-            self.diff.changes.iter().filter(|c| c.kind.is_change()).count() + usize::from(self.diff.settings.is_some());
+        let changes = self.diff.planned_changes();
         if changes == 0 {
             return None;
         }
@@ -738,7 +738,7 @@ async fn apply(
     use crate::diff::{ChangeKind, ChangeStatus};
     let fail = |e: StoreError, context: &str| e.into_failure(context, place.store, place.location);
     // The target starts with enough calls to finish, or writes nothing.
-    let planned = plan.changes.iter().filter(|c| c.kind.is_change()).count() + usize::from(plan.settings.is_some());
+    let planned = plan.planned_changes();
     if let Some(pool) = handle.quota()
         && let Err(e) = pool.check(handle.calls_for(planned), "this target")
     {

@@ -100,7 +100,7 @@ pub async fn plan<'a>(
 /// as not synced.
 pub async fn apply(
     steps: Vec<Step<'_>>,
-    merge_failed: &[String],
+    merge_failed: &std::collections::HashSet<String>,
     dry_run: bool,
     parallel: usize,
     progress: &dyn Progress,

@@ -167,7 +167,6 @@ impl Checker<'_> {
         readers: &[(String, Span, StoreConfig)],
         base_dir: &Path,
     ) {
-        use crate::store::LocusPath;
         struct Entry<'e> {
             who: &'e str,
             span: Span,
@@ -184,12 +183,8 @@ impl Checker<'_> {
                 Some(Entry { who, span: *span, store, locus, writes })
             })
             .collect();
-        let key = |l: &crate::store::Locus| match &l.path {
-            LocusPath::Segments(s) => (l.system.clone(), 0, s.clone(), String::new()),
-            LocusPath::Prefix(p) => (l.system.clone(), 1, Vec::new(), p.clone()),
-        };
         // Enclosing first, writers before readers at one place.
-        entries.sort_by(|a, b| key(&a.locus).cmp(&key(&b.locus)).then(b.writes.cmp(&a.writes)));
+        entries.sort_by(|a, b| a.locus.cmp(&b.locus).then(b.writes.cmp(&a.writes)));
         let mut found = Vec::new();
         let mut enclosing: Vec<usize> = Vec::new();
         for (i, entry) in entries.iter().enumerate() {

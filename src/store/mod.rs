@@ -612,8 +612,9 @@ pub trait StoreKind: Store + Sized + 'static {
 
 /// Where a location is, as far as the config tells: a system (a server, an account and
 /// region, a repository's scope) and a path in it. Two loci overlap when they are in the
-/// same system and one path is a prefix of the other ([`Locus::overlaps`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// same system and one path is a prefix of the other ([`Locus::overlaps`]). Sorted, a
+/// locus comes right after every locus that contains it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Locus {
     /// The system (`Vault https://vault:8200`, `AWS Secrets Manager 1111 us-east-1`).
     pub system: String,
@@ -622,7 +623,7 @@ pub struct Locus {
 }
 
 /// A [`Locus`]'s path.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LocusPath {
     /// A folder: overlaps a folder it contains or is contained in, segment by segment.
     Segments(Vec<String>),

@@ -149,6 +149,21 @@ impl VaultAuth {
 }
 
 impl VaultConfig {
+    /// The server of this location: its address (no trailing `/`) and namespace, from the
+    /// store block, then the top-level `vault:` block, then `VAULT_ADDR` / `VAULT_NAMESPACE`.
+    pub fn server(&self, defaults: &VaultDefaults) -> (Option<String>, Option<String>) {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let address = self
+            .address
+            .as_ref()
+            .map(|a| a.value.clone())
+            .or_else(|| defaults.address.clone())
+            .or_else(|| env("VAULT_ADDR"))
+            .map(|a| a.trim_end_matches('/').to_string());
+        let namespace = self.namespace.clone().or_else(|| defaults.namespace.clone()).or_else(|| env("VAULT_NAMESPACE"));
+        (address, namespace)
+    }
+
     /// A short description of the location, for reports: `vault secret/apps/prod`.
     pub fn describe(&self) -> String {
         let location = match (&self.path, &self.mount) {
@@ -277,17 +292,9 @@ impl VaultSessions {
         defaults: &VaultDefaults,
         calls: Arc<CallCounter>,
     ) -> Result<Arc<VaultClient>, StoreError> {
-        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let address = store
-            .address
-            .as_ref()
-            .map(|a| a.value.clone())
-            .or_else(|| defaults.address.clone())
-            .or_else(|| env("VAULT_ADDR"))
+        let (address, namespace) = store.server(defaults);
+        let address = address
             .ok_or_else(|| StoreError::invalid("no Vault address").with_hint("set `vault.address` or VAULT_ADDR"))?;
-        let address = address.trim_end_matches('/').to_string();
-        let namespace =
-            store.namespace.clone().or_else(|| defaults.namespace.clone()).or_else(|| env("VAULT_NAMESPACE"));
         let auth = match store.auth.clone().or_else(|| defaults.auth.clone()) {
             Some(auth) => auth,
             None => VaultAuth::Token(token_from_env().ok_or_else(|| {
@@ -675,11 +682,10 @@ impl StoreKind for VaultStore {
             (None, Some(mount)) => format!("{}/{}", mount.value, config.prefix.as_ref().map_or("", |p| &p.value)),
             (None, None) => return None,
         };
-        let address = config.address.as_ref().map(|a| a.value.clone()).or_else(|| defaults.address.clone());
-        let namespace = config.namespace.clone().or_else(|| defaults.namespace.clone());
+        let (address, namespace) = config.server(defaults);
         let server = format!(
             "Vault {}{}",
-            address.as_deref().map_or("(VAULT_ADDR)", |a| a.trim_end_matches('/')),
+            address.as_deref().unwrap_or("(no address)"),
             namespace.map(|n| format!(" namespace {n}")).unwrap_or_default()
         );
         Some(Locus::segments(server, &path))

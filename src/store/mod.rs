@@ -368,6 +368,14 @@ pub fn timeouts() -> Timeouts {
     TIMEOUTS.get().copied().unwrap_or_default()
 }
 
+/// The error of call `what` to the server at `server` that got no answer within the
+/// run's request timeout (`detail`: the HTTP client's own words).
+pub fn timed_out(what: &str, server: &str, detail: &str) -> StoreError {
+    let limit = timeouts().request.as_secs();
+    StoreError::new(ErrorKind::Timeout, format!("{what} at {server}: no answer within {limit} s ({detail})"))
+        .with_hint("check that the server answers, or raise `pipeline.timeouts.request`")
+}
+
 /// A server's error text, as much of it as is safe to keep: on one line (whitespace
 /// collapsed), at most [`SHORT`] characters. Server text is untrusted (some quote the request body); what is
 /// kept is still scrubbed of every value before it is printed ([`crate::scrub`]).

@@ -277,9 +277,7 @@ fn transport(error: reqwest::Error, what: &str, address: &str) -> StoreError {
         source = cause.source();
     }
     if error.is_timeout() {
-        let limit = crate::store::timeouts().request.as_secs();
-        return StoreError::new(ErrorKind::Timeout, format!("{what} at {address}: no answer within {limit} s ({message})"))
-            .with_hint("check that the server answers, or raise `pipeline.timeouts.request`");
+        return crate::store::timed_out(what, address, &message);
     }
     StoreError::new(ErrorKind::Unavailable, format!("cannot reach Vault at {address} ({what}): {message}"))
 }

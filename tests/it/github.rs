@@ -401,6 +401,33 @@ fn a_run_whose_targets_together_need_more_calls_than_are_left_writes_nothing() {
     assert_eq!(server.secrets("/repos/acme/two/actions/secrets").len(), 2);
 }
 
+#[test]
+fn a_github_that_never_answers_fails_in_bounded_time_naming_the_call() {
+    let hung = crate::common::hung_server();
+    let ws = Workspace::new();
+    ws.write("s.yaml", "app/db: {user: app, password: p}\n");
+    ws.write(
+        "vss.yaml",
+        &format!(
+            "pipeline: {{timeouts: {{request: 1}}}}\n{HEADER}sources: {{s: {{file: {{path: s.yaml}}}}}}\ntargets:\n  T: {{imports: [s], github: {{repo: acme/app}}}}\n"
+        ),
+    );
+    let out = Vss::new()
+        .cwd(ws.dir.path())
+        .env("GH_TEST_URL", &hung)
+        .env("GH_TEST_TOKEN", TOKEN)
+        .env("VSS_FINGERPRINT_KEY", KEY)
+        .args(["pipeline", "--output", "json"])
+        .run();
+    assert_eq!(out.code, 2, "{}", out.transcript());
+    let error = &out.json()["errors"][0];
+    assert_eq!(error["kind"], "timeout", "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("GET /repos/acme/app"), "{error}");
+    assert!(message.contains(&format!("at GitHub at {hung}: no answer within 1 s")), "{error}");
+    assert!(!out.stdout.contains(TOKEN) && !out.stderr.contains(TOKEN));
+}
+
 /// Opens a `github:` store on `server` the way the engine does, with a fingerprint key.
 async fn open(server: &GithubServer, options: Value) -> AnyStore {
     let github = GithubDefaults {

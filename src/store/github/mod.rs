@@ -1093,8 +1093,11 @@ impl GithubClient {
             *last = Some(tokio::time::Instant::now());
         }
         let response = sent.map_err(|e| {
-            let kind = if e.is_timeout() { ErrorKind::Timeout } else { ErrorKind::Unavailable };
-            StoreError::new(kind, format!("cannot reach GitHub at {}: {}", self.api_url, e.without_url()))
+            let e = e.without_url();
+            if e.is_timeout() {
+                return crate::store::timed_out(&what, &format!("GitHub at {}", self.api_url), &e.to_string());
+            }
+            StoreError::unavailable(format!("cannot reach GitHub at {} ({what}): {e}", self.api_url))
         })?;
         let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
         let limits = RateHeaders {

@@ -28,6 +28,13 @@ pub struct Cli {
 pub enum Command {
     /// Run the pipeline: MERGE then SYNC (as enabled in the config).
     Pipeline(PipelineArgs),
+    /// The dry run, saved to a plan file (`-o plan.json`) that `vss apply` applies
+    /// exactly. The file holds no secret value. Needs `VSS_FINGERPRINT_KEY`.
+    Plan(PlanArgs),
+    /// Apply a plan file: plan again, and write only if every planned change still holds
+    /// (same desired values, same live secrets); otherwise write nothing and name what
+    /// went stale (exit 2).
+    Apply(ApplyArgs),
     /// The state of every target, writing nothing: missing, drifted, unmanaged and
     /// excluded secrets, values that conflict between the scopes of one repository, and
     /// what to do about each.
@@ -57,19 +64,26 @@ pub struct ConfigArg {
 #[derive(Debug, Args)]
 pub struct PipelineArgs {
     #[command(flatten)]
-    pub config: ConfigArg,
+    pub run: RunArgs,
     /// Compute the full diff against the live stores and write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Report format on stdout.
+    #[arg(short, long, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
+}
+
+/// What a run does: shared by `vss pipeline` and `vss plan`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
     /// Run only MERGE.
     #[arg(long, conflicts_with = "sync_only")]
     pub merge_only: bool,
     /// Run only SYNC (desired state from the merge store's bundles when there is one).
     #[arg(long)]
     pub sync_only: bool,
-    /// Report format on stdout.
-    #[arg(short, long, value_enum, default_value_t = Output::Human)]
-    pub output: Output,
     /// Exit 1 when anything changed (or would change): 0 then means zero-sum.
     #[arg(long)]
     pub exit_code: bool,
@@ -92,6 +106,43 @@ pub struct PipelineArgs {
     pub allow_mass_delete: bool,
     /// The whole run's limit, in seconds: a target still planning then fails, and none
     /// starts writing after it (one already writing finishes). Default: none.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: Option<u64>,
+}
+
+/// `vss plan` arguments.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Where to write the plan file (JSON, schemas/plan.schema.json; holds no value).
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: PathBuf,
+    /// Report format on stdout (the dry run's report).
+    #[arg(long, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
+}
+
+/// `vss apply` arguments.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The plan file `vss plan -o` wrote.
+    #[arg(value_name = "PLAN")]
+    pub plan: PathBuf,
+    /// The config, when not at the path the plan was made from (it must be the same
+    /// file, byte for byte).
+    #[arg(short, long)]
+    pub config: Option<PathBuf>,
+    /// Report format on stdout.
+    #[arg(short, long, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
+    /// List unchanged secrets too.
+    #[arg(long)]
+    pub show_unchanged: bool,
+    /// Store calls in flight at once, for both phases (overrides the config).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub parallel: Option<u32>,
+    /// The whole run's limit, in seconds (see `vss pipeline --timeout`).
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: Option<u64>,
 }

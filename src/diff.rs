@@ -7,12 +7,12 @@
 //! secrets whose ownership marker names this target; other live secrets that are not desired are left alone and
 //! listed (`unmanaged`, or `orphans` when vss owns them but deletion is off).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::secret::{Fingerprinter, LiveState, LiveValue, SecretMap, SecretPath, SecretValue};
 
 /// How one secret differs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ChangeKind {
     /// Desired, not in the store: will be created.
@@ -81,6 +81,36 @@ pub struct Change {
     pub status: ChangeStatus,
     /// Why it failed, when it did.
     pub error: Option<crate::error::ErrorKind>,
+    /// What the read saw of the live secret besides its value (`None` when absent).
+    pub seen: Option<Seen>,
+}
+
+/// What a read saw of a live secret besides its value (which [`Change::before`] holds,
+/// when the store returns it): what a plan file records, so that applying the plan can
+/// check the store still holds what the plan was computed against.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Seen {
+    /// The store's version of the secret ([`LiveSecret::version`](crate::secret::LiveSecret::version)).
+    pub version: Option<String>,
+    /// The keyed fingerprint vss recorded when it wrote the secret (write-only stores).
+    pub recorded: Option<String>,
+    /// The target its ownership marker names.
+    pub owner: Option<String>,
+}
+
+impl Seen {
+    /// What `live` says besides its value.
+    pub fn of(live: &crate::secret::LiveSecret) -> Self {
+        let version = match &live.value {
+            LiveValue::Unreadable { version } => live.version.clone().or_else(|| version.clone()),
+            _ => live.version.clone(),
+        };
+        let recorded = match &live.value {
+            LiveValue::Fingerprint(fingerprint) => Some(fingerprint.clone()),
+            _ => None,
+        };
+        Seen { version, recorded, owner: live.owner.clone() }
+    }
 }
 
 impl Change {
@@ -99,6 +129,7 @@ impl Change {
             excluded_by: None,
             status: ChangeStatus::Planned,
             error: None,
+            seen: None,
         }
     }
 }
@@ -210,6 +241,7 @@ pub fn diff(live: &LiveState, desired: &SecretMap, options: DiffOptions<'_>) -> 
                     excluded_by: None,
                     status: ChangeStatus::Planned,
                     error: None,
+                    seen: Some(Seen::of(have)),
                 }
             }
         };
@@ -232,6 +264,7 @@ pub fn diff(live: &LiveState, desired: &SecretMap, options: DiffOptions<'_>) -> 
             out.changes.push(Change {
                 keys_removed: have.value().map(keys_of).unwrap_or_default(),
                 before: have.value().cloned(),
+                seen: Some(Seen::of(have)),
                 ..Change::new(path.clone(), ChangeKind::Removed)
             });
         }

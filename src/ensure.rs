@@ -89,6 +89,7 @@ pub fn command(args: EnsureArgs, color: bool) -> Exit {
     }
     let names: Option<BTreeSet<String>> = (!args.all).then(|| args.names.iter().cloned().collect());
     let options = RunOptions {
+        exact: None,
         dry_run: args.dry_run,
         merge: false,
         sync: true,

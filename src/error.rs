@@ -65,6 +65,9 @@ pub enum ErrorKind {
     Dependency,
     /// Refused by a safety limit (a mass deletion, emptying a target): nothing written.
     Refused,
+    /// `vss apply`: the plan file no longer holds (a source, the config or a live secret
+    /// changed since it was made): nothing written.
+    Stale,
     /// A bug in vss: please report it.
     Internal,
 }
@@ -90,6 +93,7 @@ impl ErrorKind {
             ErrorKind::Io => "io",
             ErrorKind::Dependency => "dependency",
             ErrorKind::Refused => "refused",
+            ErrorKind::Stale => "stale",
             ErrorKind::Internal => "internal",
         }
     }
@@ -157,6 +161,8 @@ mod tests {
             ErrorKind::Quota,
             ErrorKind::Io,
             ErrorKind::Dependency,
+            ErrorKind::Refused,
+            ErrorKind::Stale,
             ErrorKind::Internal,
         ] {
             assert_eq!(serde_json::to_value(kind).unwrap(), serde_json::json!(kind.as_str()));

@@ -37,6 +37,8 @@
 //!   concurrency + the one retry wrapper). Every target of a run is planned
 //!   ([`engine::Prepared`]) before any is applied, so a run whose writes cannot all be made
 //!   (an API quota, [`store::quota`]) is refused before its first write.
+//! - [`plan_file`] saves a dry run as a plan file (`vss plan -o`) and checks a run planned
+//!   again against it (`vss apply`): the engine writes only when nothing went stale.
 //! - [`store`] holds the one list of stores (the `stores!` table generating
 //!   [`store::StoreConfig`], [`store::AnyStore`], the defaults blocks and the sessions), the
 //!   [`store::Store`] (I/O) and [`store::StoreKind`] (everything else) traits, the
@@ -69,6 +71,7 @@ pub mod flatten;
 pub mod graph;
 pub mod merge;
 pub mod plan;
+pub mod plan_file;
 pub mod report;
 pub mod run;
 pub mod scrub;

@@ -7,12 +7,15 @@ use std::sync::Arc;
 
 use clap::Parser;
 
-use crate::cli::{AuditArgs, Cli, Command, GraphArgs, GraphFormat, Output, PipelineArgs, ValidateArgs};
+use crate::cli::{
+    ApplyArgs, AuditArgs, Cli, Command, GraphArgs, GraphFormat, Output, PipelineArgs, PlanArgs, RunArgs, ValidateArgs,
+};
 use crate::config::{Config, ConfigError};
 use crate::diagnostic::suggest;
 use crate::engine::{self, NoProgress, Phase, Progress, RunOptions};
 use crate::error::{ErrorKind, Exit, Failure};
 use crate::plan::Plan;
+use crate::plan_file::{ConfigStamp, PlanFile, PlanOptions};
 use crate::report::validate::Validation;
 use crate::report::{self, ErrorEntry, Report, human::Style};
 use crate::secret::Fingerprinter;
@@ -31,6 +34,8 @@ pub fn run() -> i32 {
     let color = !cli.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let exit = match cli.command {
         Command::Pipeline(args) => pipeline(args, color, cli.quiet),
+        Command::Plan(args) => plan_command(args, color, cli.quiet),
+        Command::Apply(args) => apply_command(args, color, cli.quiet),
         Command::Validate(args) => validate(args),
         Command::Audit(args) => audit(args),
         Command::Status(args) => crate::status::command(args),
@@ -220,61 +225,242 @@ pub(crate) fn usage_failure(message: String, output: Output, dry_run: bool) -> E
 }
 
 fn pipeline(args: PipelineArgs, color: bool, quiet: bool) -> Exit {
-    let config = match load(&args.config.config) {
+    let (output, dry_run) = (args.output, args.dry_run);
+    let config = match load(&args.run.config.config) {
         Ok(config) => config,
-        Err(error) => return config_failure(&error, args.output, args.dry_run),
+        Err(error) => return config_failure(&error, output, dry_run),
     };
-    let plan = match plan(&config, false) {
+    let (plan, options) = match ready(&config, &args.run, dry_run, output) {
+        Ok(ready) => ready,
+        Err(exit) => return exit,
+    };
+    let outcome = match execute(&plan, &options, output, quiet) {
+        Ok(outcome) => outcome,
+        Err(exit) => return exit,
+    };
+    let report = Report::from_outcome(&outcome, &Fingerprinter::from_env(), args.run.show_unchanged);
+    show(&report, output, color);
+    let audited = record(&plan, &report, &crate::audit::run_id(), "pipeline", None);
+    Exit::of_run(!report.errors.is_empty() || !audited, report.summary.changes() > 0, args.run.exit_code)
+}
+
+/// The plan of `config` and the options of a run as `run` asks for it, or the exit of a
+/// usage error (already reported).
+fn ready<'c>(config: &'c Config, run: &RunArgs, dry_run: bool, output: Output) -> Result<(Plan<'c>, RunOptions), Exit> {
+    let plan = match plan(config, false) {
         Ok(plan) => plan,
         Err(failure) => {
             let stderr = format!("error: {failure}\n");
-            return failed(vec![ErrorEntry::of_failure(&failure)], &stderr, args.output, args.dry_run);
+            return Err(failed(vec![ErrorEntry::of_failure(&failure)], &stderr, output, dry_run));
         }
     };
-    let targets = match select(&plan, args.targets.as_deref(), "--targets") {
+    let targets = match select(&plan, run.targets.as_deref(), "--targets") {
         Ok(targets) => targets,
-        Err(message) => return usage_failure(message, args.output, args.dry_run),
+        Err(message) => return Err(usage_failure(message, output, dry_run)),
     };
-    let merge = if args.sync_only { false } else { args.merge_only || config.merge.enabled };
-    let sync = if args.merge_only { false } else { args.sync_only || config.sync.enabled };
-    if args.merge_only && config.merge_store.is_none() {
-        return usage_failure("--merge-only needs a `merge_store` in the config".into(), args.output, args.dry_run);
+    let merge = if run.sync_only { false } else { run.merge_only || config.merge.enabled };
+    let sync = if run.merge_only { false } else { run.sync_only || config.sync.enabled };
+    if run.merge_only && config.merge_store.is_none() {
+        return Err(usage_failure("--merge-only needs a `merge_store` in the config".into(), output, dry_run));
     }
     let merges = merge && config.merge_store.is_some();
     if !sync && !merges {
-        return usage_failure(
+        return Err(usage_failure(
             "nothing to run: both phases are disabled (see `pipeline.merge.enabled` / `pipeline.sync.enabled`)".into(),
-            args.output,
-            args.dry_run,
-        );
+            output,
+            dry_run,
+        ));
     }
     let options = RunOptions {
-        dry_run: args.dry_run,
+        dry_run,
         merge,
         sync,
         targets,
-        parallel: args.parallel.map(|p| p as usize),
-        from_sources: false,
-        adopt: args.adopt,
-        allow_mass_delete: args.allow_mass_delete,
-        timeout: args.timeout.map(std::time::Duration::from_secs),
-        ensure: None,
+        parallel: run.parallel.map(|p| p as usize),
+        adopt: run.adopt,
+        allow_mass_delete: run.allow_mass_delete,
+        timeout: run.timeout.map(std::time::Duration::from_secs),
+        ..RunOptions::default()
     };
-    let progress: Arc<dyn Progress> = if args.output == Output::Human && !quiet && std::io::stderr().is_terminal() {
+    Ok((plan, options))
+}
+
+/// Runs the engine (with a progress bar on a terminal, for the human report).
+fn execute(plan: &Plan<'_>, options: &RunOptions, output: Output, quiet: bool) -> Result<engine::Outcome, Exit> {
+    let progress: Arc<dyn Progress> = if output == Output::Human && !quiet && std::io::stderr().is_terminal() {
         Arc::new(Bar::new())
     } else {
         Arc::new(NoProgress)
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
-        Err(e) => return usage_failure(format!("cannot start the async runtime: {e}"), args.output, args.dry_run),
+        Err(e) => return Err(usage_failure(format!("cannot start the async runtime: {e}"), output, options.dry_run)),
     };
-    let outcome = runtime.block_on(engine::run(&plan, &options, progress.clone()));
+    let outcome = runtime.block_on(engine::run(plan, options, progress.clone()));
     drop(progress);
+    Ok(outcome)
+}
+
+/// The key of a plan file's fingerprints, or the exit of its absence (reported).
+fn plan_key(command: &str, output: Output, dry_run: bool) -> Result<Fingerprinter, Exit> {
+    Fingerprinter::stable().ok_or_else(|| {
+        usage_failure(
+            format!(
+                "vss {command} needs {var}: a plan file records keyed fingerprints of the values, and without a secret key they could be guessed from the file (set {var} to a long random secret, the same for `plan` and `apply`)",
+                var = Fingerprinter::KEY_VAR
+            ),
+            output,
+            dry_run,
+        )
+    })
+}
+
+/// `vss plan`: the dry run, reported as usual and saved to a plan file when no target
+/// failed.
+fn plan_command(args: PlanArgs, color: bool, quiet: bool) -> Exit {
+    let output = args.output;
+    let key = match plan_key("plan", output, true) {
+        Ok(key) => key,
+        Err(exit) => return exit,
+    };
+    let path = &args.run.config.config;
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            let message = format!("cannot read {}: {e}", path.display());
+            return failed(
+                vec![ErrorEntry::message(ErrorKind::Io, message.clone())],
+                &format!("error: {message}\n"),
+                output,
+                true,
+            );
+        }
+    };
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(error) => return config_failure(&error, output, true),
+    };
+    let (plan, options) = match ready(&config, &args.run, true, output) {
+        Ok(ready) => ready,
+        Err(exit) => return exit,
+    };
+    let outcome = match execute(&plan, &options, output, quiet) {
+        Ok(outcome) => outcome,
+        Err(exit) => return exit,
+    };
+    let report = Report::from_outcome(&outcome, &Fingerprinter::from_env(), args.run.show_unchanged);
+    show(&report, output, color);
+    let audited = record(&plan, &report, &crate::audit::run_id(), "plan", None);
+    if !report.errors.is_empty() {
+        print_err(&format!("error: the run has errors: no plan written to {}\n", args.out.display()));
+        return Exit::Error;
+    }
+    let names = |ids: &[crate::config::model::TargetId]| ids.iter().map(|id| plan.target(*id).name.clone()).collect();
+    let saved = PlanFile::of(
+        &outcome,
+        ConfigStamp { path: path.display().to_string(), sha256: crate::plan_file::sha256(&bytes) },
+        PlanOptions {
+            merge: options.merge,
+            sync: options.sync,
+            targets: options.targets.as_deref().map(names),
+            adopt: options.adopt,
+            allow_mass_delete: options.allow_mass_delete,
+        },
+        &key,
+    );
+    if let Err(e) = write_atomically(&args.out, saved.to_json().as_bytes()) {
+        print_err(&format!("error: cannot write the plan to {}: {e}\n", args.out.display()));
+        return Exit::Error;
+    }
+    if !quiet {
+        print_err(&format!(
+            "plan written to {}: {} {}; apply it with `vss apply {}`\n",
+            args.out.display(),
+            saved.changes(),
+            if saved.changes() == 1 { "change" } else { "changes" },
+            args.out.display()
+        ));
+    }
+    Exit::of_run(!audited, report.summary.changes() > 0, args.run.exit_code)
+}
+
+/// `vss apply`: the plan file's run, applied only if it still holds.
+fn apply_command(args: ApplyArgs, color: bool, quiet: bool) -> Exit {
+    let output = args.output;
+    let stop = |message: String| {
+        failed(
+            vec![ErrorEntry::message(ErrorKind::Stale, message.clone())],
+            &format!("error: {message}\n"),
+            output,
+            false,
+        )
+    };
+    let key = match plan_key("apply", output, false) {
+        Ok(key) => key,
+        Err(exit) => return exit,
+    };
+    let saved = match std::fs::read_to_string(&args.plan) {
+        Ok(text) => match PlanFile::parse(&text, &key) {
+            Ok(saved) => saved,
+            Err(e) => return usage_failure(format!("{}: {e}", args.plan.display()), output, false),
+        },
+        Err(e) => return usage_failure(format!("cannot read {}: {e}", args.plan.display()), output, false),
+    };
+    let path = args.config.clone().unwrap_or_else(|| std::path::PathBuf::from(&saved.config.path));
+    let sha256 = match std::fs::read(&path) {
+        Ok(bytes) => crate::plan_file::sha256(&bytes),
+        Err(e) => {
+            return usage_failure(format!("cannot read the plan's config {}: {e}", path.display()), output, false);
+        }
+    };
+    if sha256 != saved.config.sha256 {
+        return stop(format!(
+            "{} changed since the plan was made (SHA-256 {}, now {}); nothing written: make a new plan",
+            path.display(),
+            &saved.config.sha256[..saved.config.sha256.len().min(12)],
+            &sha256[..12]
+        ));
+    }
+    let config = match load(&path) {
+        Ok(config) => config,
+        Err(error) => return config_failure(&error, output, false),
+    };
+    let run = RunArgs {
+        config: crate::cli::ConfigArg { config: path },
+        merge_only: saved.options.merge && !saved.options.sync,
+        sync_only: saved.options.sync && !saved.options.merge,
+        exit_code: false,
+        show_unchanged: args.show_unchanged,
+        targets: saved.options.targets.clone(),
+        parallel: args.parallel,
+        adopt: saved.options.adopt,
+        allow_mass_delete: saved.options.allow_mass_delete,
+        timeout: args.timeout,
+    };
+    let (plan, mut options) = match ready(&config, &run, false, output) {
+        Ok(ready) => ready,
+        Err(exit) => return exit,
+    };
+    (options.merge, options.sync) = (saved.options.merge, saved.options.sync);
+    options.exact = Some(Arc::new(saved));
+    let outcome = match execute(&plan, &options, output, quiet) {
+        Ok(outcome) => outcome,
+        Err(exit) => return exit,
+    };
     let report = Report::from_outcome(&outcome, &Fingerprinter::from_env(), args.show_unchanged);
-    show(&report, args.output, color);
-    let audited = record(&plan, &report, &crate::audit::run_id(), "pipeline", None);
-    Exit::of_run(!report.errors.is_empty() || !audited, report.summary.changes() > 0, args.exit_code)
+    show(&report, output, color);
+    let audited = record(&plan, &report, &crate::audit::run_id(), "apply", None);
+    Exit::of_run(!report.errors.is_empty() || !audited, false, false)
+}
+
+/// Writes `bytes` to `path` whole or not at all: a temporary file beside it, renamed.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    file.write_all(bytes)?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// Prints a run's report in `output`'s format (with GitHub's output files for `github`).

@@ -175,12 +175,21 @@ pub struct LiveSecret {
     /// The store's metadata of the secret (tags, description, encryption key) differs from
     /// what the config asks for.
     pub drift: bool,
+    /// The store's version of the secret as read (a KV2 version, a Secrets Manager version
+    /// id, GitHub's `updated_at`), when it has one: a plan file records it, and applying
+    /// the plan checks it is still the same.
+    pub version: Option<String>,
 }
 
 impl LiveSecret {
     /// A secret read with its value.
     pub fn with_value(value: SecretValue, owner: Option<String>) -> Self {
-        Self { value: LiveValue::Value(value), owner, drift: false }
+        Self { value: LiveValue::Value(value), owner, drift: false, version: None }
+    }
+
+    /// The same secret, read at the store's `version`.
+    pub fn at_version(self, version: impl ToString) -> Self {
+        Self { version: Some(version.to_string()), ..self }
     }
 
     /// The value, when the store returned it.

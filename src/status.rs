@@ -553,6 +553,7 @@ pub fn command(args: StatusArgs) -> Exit {
         Err(message) => return usage_failure(message, args.output, true),
     };
     let options = RunOptions {
+        exact: None,
         dry_run: true,
         merge: false,
         sync: true,

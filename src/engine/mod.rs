@@ -28,7 +28,7 @@ use crate::store::stats::{CallCounts, Stats};
 use crate::store::{AnyStore, Bundle, OpenContext, Sessions, StoreConfig, StoreError};
 
 /// What to run.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct RunOptions {
     /// Compute everything, write nothing.
     pub dry_run: bool,
@@ -54,6 +54,11 @@ pub struct RunOptions {
     /// The whole run's limit (`--timeout`): planning still going on then fails, and no
     /// target starts applying after it (one already applying finishes its writes).
     pub timeout: Option<Duration>,
+    /// `vss apply`: the plan file the run must match exactly. Every target is planned
+    /// again; unless every change still holds (same changes, same desired fingerprints,
+    /// same live secrets), nothing is written. A check-and-set conflict while applying is
+    /// then a failure, never a restart (a restart could write what the plan did not list).
+    pub exact: Option<Arc<crate::plan_file::PlanFile>>,
 }
 
 /// The run's deadline: when it passes, and the `--timeout` it comes from.
@@ -91,6 +96,8 @@ pub struct Mode<'a> {
     pub allow_mass_delete: bool,
     /// The run's deadline (see [`RunOptions::timeout`]).
     pub deadline: Option<Deadline>,
+    /// A conflict fails the target rather than starting over (see [`RunOptions::exact`]).
+    pub exact: bool,
 }
 
 /// What one reconciliation may do at its location besides writing the desired state.
@@ -105,7 +112,9 @@ pub struct Rules {
 }
 
 /// Which phase an outcome belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     /// Bundle written to the merge store.
@@ -326,24 +335,22 @@ pub async fn run(plan: &Plan<'_>, options: &RunOptions, progress: Arc<dyn Progre
             ensure: options.ensure.as_ref(),
             allow_mass_delete: options.allow_mass_delete,
             deadline,
+            exact: options.exact.is_some(),
         };
         sync_phase::plan(plan, source, &to_sync, options.dry_run, mode, ctx, sync_parallel).await
     } else {
         Vec::new()
     };
+    if let Some(expected) = &options.exact {
+        let steps = merge_steps.iter_mut().flatten().chain(sync_steps.iter_mut());
+        refuse_stale(steps.collect(), expected, ctx.fingerprints);
+    }
     if !options.dry_run {
         let refused = refusal(merge_steps.iter().flatten().chain(&sync_steps).filter_map(|s| s.planned.as_ref().ok()));
         if let Some(failure) = refused {
             tracing::warn!(error = %failure, "the run is refused: nothing is written");
-            for step in merge_steps.iter_mut().flatten().chain(sync_steps.iter_mut()) {
-                let has_changes = step.planned.as_ref().is_ok_and(|p| p.diff.has_changes());
-                if has_changes {
-                    let placeholder = Err((TargetDiff::default(), failure.clone()));
-                    if let Ok(prepared) = std::mem::replace(&mut step.planned, placeholder) {
-                        step.planned = Err(prepared.refuse(&failure));
-                    }
-                }
-            }
+            let steps = merge_steps.iter_mut().flatten().chain(sync_steps.iter_mut());
+            refuse_all(steps, |step| has_changes(step).then(|| failure.clone()));
         }
     }
     let mut outcomes = merge_phase::apply(merge_steps, options.dry_run, merge_parallel, progress.as_ref()).await;
@@ -361,6 +368,89 @@ pub async fn run(plan: &Plan<'_>, options: &RunOptions, progress: Arc<dyn Progre
         }
     }
     Outcome { dry_run: options.dry_run, targets: outcomes, calls: stats.snapshot(), duration: started.elapsed() }
+}
+
+/// Whether a step would write or delete something.
+fn has_changes(step: &Step<'_>) -> bool {
+    step.planned.as_ref().is_ok_and(|p| p.diff.has_changes())
+}
+
+/// Fails every planned step that `failure` gives a failure for, before anything is
+/// written: its changes are skipped.
+fn refuse_all<'s, 'a: 's>(
+    steps: impl Iterator<Item = &'s mut Step<'a>>,
+    failure: impl Fn(&Step<'a>) -> Option<Failure>,
+) {
+    for step in steps {
+        let Some(failure) = failure(step) else { continue };
+        let placeholder = Err((TargetDiff::default(), failure.clone()));
+        if let Ok(prepared) = std::mem::replace(&mut step.planned, placeholder) {
+            step.planned = Err(prepared.refuse(&failure));
+        }
+    }
+}
+
+/// `vss apply`: compares the run, planned again, with the plan file; when anything went
+/// stale, every step with changes fails (`stale`, naming its own stale changes) and
+/// nothing is written.
+fn refuse_stale(
+    mut steps: Vec<&mut Step<'_>>,
+    expected: &crate::plan_file::PlanFile,
+    fingerprints: Option<&crate::secret::Fingerprinter>,
+) {
+    let Some(fingerprints) = fingerprints else {
+        let failure = Failure::new(
+            ErrorKind::Stale,
+            format!("a plan file cannot be checked without {}; nothing written", crate::secret::Fingerprinter::KEY_VAR),
+        );
+        refuse_all(steps.into_iter(), |_| Some(failure.clone()));
+        return;
+    };
+    let now = steps.iter().map(|s| {
+        let diff = match &s.planned {
+            Ok(prepared) => Ok(&prepared.diff),
+            Err((_, failure)) => Err(failure.message.clone()),
+        };
+        (s.target.as_str(), s.phase, diff)
+    });
+    let stale = expected.stale(now, fingerprints);
+    if stale.is_empty() {
+        return;
+    }
+    tracing::warn!(stale = stale.len(), "the plan no longer holds: nothing is written");
+    let mut targets: Vec<&str> = stale.iter().map(|s| s.target.as_str()).collect();
+    targets.dedup();
+    let elsewhere = format!(
+        "not applied: the plan no longer holds ({} stale {} in {})",
+        stale.len(),
+        if stale.len() == 1 { "change" } else { "changes" },
+        targets.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ")
+    );
+    let hint = "make a new plan with `vss plan`, review it, and apply that one";
+    let own = |step: &Step<'_>| -> Vec<String> {
+        stale.iter().filter(|s| s.target == step.target && s.phase == step.phase).map(ToString::to_string).collect()
+    };
+    // Every step that would write, or that went stale itself, fails; when none would
+    // (the plan's targets are gone from the run), every step does: the run never
+    // passes for the plan's.
+    let any = steps.iter().any(|s| has_changes(s) || !own(s).is_empty());
+    refuse_all(steps.iter_mut().map(|s| &mut **s), |step| {
+        const SHOWN: usize = 10;
+        let own = own(step);
+        if any && own.is_empty() && !has_changes(step) {
+            return None;
+        }
+        let message = if own.is_empty() {
+            format!("{elsewhere}; nothing written")
+        } else {
+            let mut listed = own.iter().take(SHOWN).cloned().collect::<Vec<_>>().join("; ");
+            if own.len() > SHOWN {
+                listed.push_str(&format!(" (and {} more)", own.len() - SHOWN));
+            }
+            format!("the plan no longer holds: {listed}; nothing written")
+        };
+        Some(Failure::new(ErrorKind::Stale, message).with_hint(hint))
+    });
 }
 
 /// Opens a store through the retry policy (logins and lookups can fail transiently too).
@@ -454,7 +544,9 @@ impl<'a> Prepared<'a> {
                 }
             };
             match result {
-                Err((plan, failure)) if failure.kind == ErrorKind::Conflict && attempt < CONFLICT_ATTEMPTS => {
+                Err((plan, failure))
+                    if failure.kind == ErrorKind::Conflict && attempt < CONFLICT_ATTEMPTS && !self.mode.exact =>
+                {
                     tracing::warn!(
                         owner = %self.rules.owner,
                         attempt,

@@ -105,8 +105,11 @@ pub async fn apply(
     parallel: usize,
     progress: &dyn Progress,
 ) -> Vec<TargetOutcome> {
+    // A step refused as stale keeps its own reason: it names what went stale here.
+    let stale = |step: &Step<'_>| matches!(&step.planned, Err((_, f)) if f.kind == ErrorKind::Stale);
     let failed = |step: &Step<'_>| {
-        merge_failed.contains(&step.target).then(|| Failure::new(ErrorKind::Dependency, "not synced: its merge failed"))
+        (merge_failed.contains(&step.target) && !stale(step))
+            .then(|| Failure::new(ErrorKind::Dependency, "not synced: its merge failed"))
     };
     finish_all(steps, dry_run, failed, parallel, progress).await
 }

@@ -745,7 +745,7 @@ impl Store for VaultStore {
                 let owner = self.bundle.clone().or(marked);
                 let value = body["data"]["data"].clone();
                 self.remember(path, Seen { version, custom });
-                Ok(Some(LiveSecret::with_value(SecretValue::new(value), owner)))
+                Ok(Some(LiveSecret::with_value(SecretValue::new(value), owner).at_version(version)))
             }
             // Missing, or its latest version is deleted: the next write must still name the
             // current version for check-and-set.

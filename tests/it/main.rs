@@ -6,6 +6,7 @@
 //! - [`conformance`]: the suite every store passes (here against `file` in each layout;
 //!   `vault` and `aws` run it against their servers);
 //! - [`pipeline_file`]: end-to-end pipelines through the binary;
+//! - [`plan_apply`]: `vss plan -o` and `vss apply`, applied exactly or refused as stale;
 //! - [`config_errors`]: one bad config per file in `fixtures/config/invalid/`, each
 //!   rendered error locked by a snapshot;
 //! - [`byte_exact`]: arbitrary strings and numbers through every store, exactly or refused;
@@ -33,7 +34,8 @@ mod github_workflows;
 mod loopback;
 pub mod no_leak;
 mod pipeline_file;
+mod plan_apply;
 mod properties;
 mod quickstart;
-mod schemas;
+pub mod schemas;
 mod vault;

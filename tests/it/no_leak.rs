@@ -119,6 +119,7 @@ async fn debug_formatting_prints_no_value() {
     let config = vss::config::load(&ws.path("vss.yaml"), &|_| None).expect("a valid config");
     let mut seen = vec![format!("{config:?}")];
     let options = RunOptions {
+        exact: None,
         dry_run: false,
         merge: true,
         sync: true,

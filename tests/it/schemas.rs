@@ -32,11 +32,16 @@ fn status_schema_is_current() {
 }
 
 #[test]
+fn plan_schema_is_current() {
+    check("schemas/plan.schema.json", vss::plan_file::plan_schema());
+}
+
+#[test]
 fn audit_schema_is_current() {
     check("schemas/audit.schema.json", vss::audit::audit_schema());
 }
 
-fn validator(file: &str) -> jsonschema::Validator {
+pub fn validator(file: &str) -> jsonschema::Validator {
     let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
     jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).unwrap()
 }

@@ -1029,3 +1029,58 @@ async fn vault_is_refused_exactly_the_numbers_whose_text_it_would_change() {
         assert_eq!(accepted, exact, "{text}: vss accepts it: {accepted}, OpenBao returned {returned:?}");
     }
 }
+
+#[tokio::test]
+async fn a_plan_is_stale_once_a_target_secret_gets_a_new_version_and_applies_exactly_when_not() {
+    let s = servers();
+    let one = Http::new(&s.first, &s.token);
+    let u = unique("plan");
+    one.put_secret(&format!("secret/{u}/src/a"), json!({"v": "canary-plan-1"})).await;
+    one.put_secret(&format!("secret/{u}/src/b"), json!({"v": 2})).await;
+    let ws = Workspace::new();
+    ws.write(
+        "vss.yaml",
+        &format!(
+            "{HEADER}sources: {{src: {{vault: {{path: secret/{u}/src}}}}}}\ntargets:\n  T: {{imports: [src], vault: {{path: secret/{u}/t}}}}\n"
+        ),
+    );
+    let vss = |args: &[&str]| {
+        Vss::new()
+            .cwd(ws.dir.path())
+            .env("VSS_TEST_VAULT_ADDR", &s.first)
+            .env("VSS_TEST_VAULT_TOKEN", &s.token)
+            .env("VSS_FINGERPRINT_KEY", "vault-plan-key")
+            .args(args)
+            .run()
+    };
+    assert_eq!(vss(&["pipeline"]).code, 0);
+    one.put_secret(&format!("secret/{u}/src/a"), json!({"v": "canary-plan-2"})).await;
+    let planned = vss(&["plan", "-o", "plan.json", "--output", "compact"]);
+    assert_eq!(planned.stdout, "CHANGES: +0 ~1 -0 =1\n", "{}", planned.transcript());
+    let plan = ws.read_json("plan.json");
+    let change = &plan["targets"][0]["changes"][0];
+    assert_eq!((change["path"].as_str(), change["live"]["version"].as_str()), (Some("a"), Some("1")), "{plan:#}");
+    assert_eq!(change["live"]["owner"], "T");
+    assert!(!plan.to_string().contains("canary-plan"), "{plan}");
+
+    // Someone writes `a` again, with the value it had: same value, new version.
+    one.put_secret(&format!("secret/{u}/t/a"), json!({"v": "canary-plan-1"})).await;
+    let stale = vss(&["apply", "plan.json", "--output", "json"]);
+    assert_eq!(stale.code, 2, "{}", stale.transcript());
+    let message = stale.json()["errors"][0]["message"].as_str().unwrap().to_string();
+    assert!(message.contains("`T` (sync) `a`: the live secret changed (version 1, hmac:"), "{message}");
+    assert!(message.contains("→ version 2, hmac:"), "{message}");
+    let (_, body) = one.call("GET", &format!("secret/data/{u}/t/a"), None).await;
+    let (value, version) = (&body["data"]["data"], body["data"]["metadata"]["version"].as_u64());
+    assert_eq!((value, version), (&json!({"v": "canary-plan-1"}), Some(2)), "nothing written");
+
+    assert_eq!(vss(&["plan", "-o", "plan.json"]).code, 0);
+    let applied = vss(&["apply", "plan.json", "--output", "json"]);
+    assert_eq!(applied.code, 0, "{}", applied.transcript());
+    let report = applied.json();
+    assert_eq!(report["summary"]["modified"], 1, "{report}");
+    assert_eq!(calls(&report, "vault")["write"], 1, "{report}");
+    let (_, body) = one.call("GET", &format!("secret/data/{u}/t/a"), None).await;
+    let (value, version) = (&body["data"]["data"], body["data"]["metadata"]["version"].as_u64());
+    assert_eq!((value, version), (&json!({"v": "canary-plan-2"}), Some(3)));
+}

@@ -199,13 +199,18 @@ impl SecretsManagerStore {
         tags || description || kms
     }
 
-    fn live(&self, path: &SecretPath, value: Value, listed: &Listed) -> LiveSecret {
+    fn live(&self, path: &SecretPath, value: Value, version: Option<&str>, listed: &Listed) -> LiveSecret {
         let value = SecretValue::new(value);
         self.values.lock().unwrap_or_else(|e| e.into_inner()).insert(path.clone(), value.clone());
         let owner = (listed.tags.get("managed-by").map(String::as_str) == Some("vss"))
             .then(|| listed.tags.get("vss-target").cloned())
             .flatten();
-        LiveSecret { value: LiveValue::Value(value), owner, drift: self.drifted(listed) }
+        LiveSecret {
+            value: LiveValue::Value(value),
+            owner,
+            drift: self.drifted(listed),
+            version: version.map(str::to_string),
+        }
     }
 
     /// A failed call as a store error; "not found" here means the secret vanished mid-call.
@@ -487,7 +492,9 @@ impl Store for SecretsManagerStore {
         }
         self.calls.count(Call::Read);
         match self.client.get_secret_value().secret_id(&listed.name).send().await {
-            Ok(out) => Ok(Some(self.live(path, decode(out.secret_string(), out.secret_binary()), &listed))),
+            Ok(out) => {
+                Ok(Some(self.live(path, decode(out.secret_string(), out.secret_binary()), out.version_id(), &listed)))
+            }
             Err(e) => match self.classify(&e, "GetSecretValue", &listed.name) {
                 Classified::NotFound => Ok(None),
                 other => Err(other.into_error("GetSecretValue", &listed.name)),
@@ -532,7 +539,10 @@ impl Store for SecretsManagerStore {
                 let Some((path, listed)) = chunk.iter().find(|(_, l)| Some(l.name.as_str()) == value.name()) else {
                     continue;
                 };
-                out.push((path.clone(), self.live(path, decode(value.secret_string(), value.secret_binary()), listed)));
+                out.push((
+                    path.clone(),
+                    self.live(path, decode(value.secret_string(), value.secret_binary()), value.version_id(), listed),
+                ));
             }
         }
         Ok(out)

@@ -658,7 +658,7 @@ impl Store for GithubStore {
                 drift = self.selected_of(&name).await? != *ids;
             }
         }
-        Ok(Some(LiveSecret { value, owner, drift }))
+        Ok(Some(LiveSecret { value, owner, drift, version: Some(listed.updated_at) }))
     }
 
     async fn write(&self, path: &SecretPath, value: &SecretValue, owner: &str) -> Result<(), StoreError> {

@@ -114,6 +114,15 @@ impl Seen {
 }
 
 impl Change {
+    /// Sets the live value of a modified secret that was compared by fingerprint, and the
+    /// key names that change.
+    pub fn set_before(&mut self, before: SecretValue) {
+        if let Some(after) = &self.after {
+            (self.keys_added, self.keys_removed, self.keys_modified) = key_changes(&before, after);
+        }
+        self.before = Some(before);
+    }
+
     /// A change of `kind` to `path`, with no keys, values or flags: planned.
     pub fn new(path: SecretPath, kind: ChangeKind) -> Self {
         Change {

@@ -145,7 +145,40 @@ impl Handle {
     /// batches where the store has a batch read. A secret deleted between the list and the
     /// read is simply not there.
     pub async fn read_state(&self) -> Result<LiveState, StoreError> {
+        let recorded = {
+            let _permit = self.permit().await?;
+            self.retry.run("read the record", || self.store.recorded_state()).await?
+        };
+        if let Some(state) = recorded {
+            return Ok(state);
+        }
+        self.list_and_read().await
+    }
+
+    /// A merge bundle as its last complete MERGE left it ([`Store::complete_state`]), or,
+    /// from a store that keeps no record of complete bundles, everything it holds.
+    pub async fn read_bundle(&self) -> Result<LiveState, StoreError> {
+        let complete = {
+            let _permit = self.permit().await?;
+            self.retry.run("read the bundle", || self.store.complete_state()).await?
+        };
+        match complete {
+            Some(state) => {
+                state.values().filter_map(LiveSecret::value).for_each(crate::scrub::remember);
+                Ok(state)
+            }
+            None => self.list_and_read().await,
+        }
+    }
+
+    async fn list_and_read(&self) -> Result<LiveState, StoreError> {
         let paths = self.list().await?;
+        self.read_paths(&paths).await
+    }
+
+    /// Reads `paths`, concurrently, in batches where the store has a batch read. A secret
+    /// that does not exist is simply not there.
+    pub async fn read_paths(&self, paths: &[SecretPath]) -> Result<LiveState, StoreError> {
         let batch = self.store.batch_size().max(1);
         let reads = futures::stream::iter(paths.chunks(batch))
             .map(|chunk| self.read_batch(chunk))

@@ -559,6 +559,9 @@ impl<'a> Prepared<'a> {
                             || (c.status == ChangeStatus::Failed && c.error == Some(ErrorKind::Conflict))
                     }));
                     attempt += 1;
+                    // Another writer is at work here: let it get ahead before reading again.
+                    let pause = Duration::from_millis(50 * u64::from(attempt));
+                    tokio::time::sleep(pause.mul_f64(0.5 + rand::random::<f64>())).await;
                     self.diff =
                         plan_once(&self.handle, &self.desired, &self.rules, false, self.mode, self.place()).await?;
                 }
@@ -682,6 +685,27 @@ async fn plan_once(
     };
     let mut plan = diff(&live, &held, DiffOptions { delete_orphans, owner, fingerprints: handle.fingerprints() });
     plan.settings = settings;
+    // A store that answered from its own record (fingerprints) is read for the secrets
+    // that change, so that the report names their keys.
+    if caps.reads_values {
+        let unread: Vec<crate::secret::SecretPath> = plan
+            .changes
+            .iter()
+            .filter(|c| c.kind == ChangeKind::Modified && c.before.is_none() && !c.drift)
+            .map(|c| c.path.clone())
+            .collect();
+        if !unread.is_empty() {
+            let read = handle
+                .read_paths(&unread)
+                .await
+                .map_err(|e| (TargetDiff::default(), fail(e, "cannot read current state")))?;
+            for change in &mut plan.changes {
+                if let Some(value) = read.get(&change.path).and_then(|l| l.value()) {
+                    change.set_before(value.clone());
+                }
+            }
+        }
+    }
     for change in &mut plan.changes {
         match change.kind {
             // `ensure` never overwrites: what is there stays, whatever it holds.

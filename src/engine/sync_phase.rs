@@ -130,7 +130,7 @@ async fn read_bundle(
     let store = open_store(merge_store, ctx, Some(&bundle))
         .await
         .map_err(|e| e.into_failure("cannot open the merge store", merge_store.kind(), &location))?;
-    let live = Handle::new(store, limiter, parallel).read_state().await.map_err(|e| {
+    let live = Handle::new(store, limiter, parallel).read_bundle().await.map_err(|e| {
         let context = format!("cannot read the bundle of `{target}` from {}", merge_store.describe());
         e.into_failure(&context, merge_store.kind(), &location)
     })?;

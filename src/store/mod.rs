@@ -33,7 +33,7 @@ use serde::de::DeserializeOwned;
 
 use crate::diagnostic::Diagnostic;
 use crate::error::{ErrorKind, Failure};
-use crate::secret::{LiveSecret, SecretPath, SecretValue};
+use crate::secret::{LiveSecret, LiveState, SecretPath, SecretValue};
 use crate::span::{Lenient, Span, Spanned};
 use crate::store::stats::Stats;
 
@@ -507,6 +507,21 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// and deletes that succeeded were recorded.
     fn finish(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
         async { Ok(()) }
+    }
+
+    /// The location's state from the store's own record of it (a Vault merge bundle's
+    /// manifest), when the record is current and reading it costs fewer calls than listing
+    /// and reading every secret; `None` otherwise, and the engine lists and reads. Secrets
+    /// may come back as fingerprints keyed by [`Store::fingerprints`].
+    fn recorded_state(&self) -> impl Future<Output = Result<Option<LiveState>, StoreError>> + Send {
+        async { Ok(None) }
+    }
+
+    /// A merge bundle as its last complete MERGE left it, with values: never part of one
+    /// MERGE and part of another (a Vault bundle's manifest names the version of every
+    /// secret). `None` when the store keeps no such record: the engine lists and reads.
+    fn complete_state(&self) -> impl Future<Output = Result<Option<LiveState>, StoreError>> + Send {
+        async { Ok(None) }
     }
 
     /// Applies writes and deletes as one change. Only called on stores with
@@ -1084,6 +1099,14 @@ macro_rules! stores {
 
             async fn finish(&self) -> Result<(), StoreError> {
                 match self { $( $(#[cfg($cfg)])? AnyStore::$variant(s) => s.finish().await, )* }
+            }
+
+            async fn recorded_state(&self) -> Result<Option<LiveState>, StoreError> {
+                match self { $( $(#[cfg($cfg)])? AnyStore::$variant(s) => s.recorded_state().await, )* }
+            }
+
+            async fn complete_state(&self) -> Result<Option<LiveState>, StoreError> {
+                match self { $( $(#[cfg($cfg)])? AnyStore::$variant(s) => s.complete_state().await, )* }
             }
 
             async fn settings(&self) -> Result<Option<crate::diff::SettingsChange>, StoreError> {

@@ -29,7 +29,11 @@
 //!   (kept for check-and-set) and its `custom_metadata` (the ownership marker); listing is
 //!   recursive (`LIST <mount>/metadata/<path>/`), folders listed concurrently.
 //! - **Merge bundles** (`<mount>/<prefix>/<target>/…`) belong to vss entirely: every secret
-//!   in a bundle counts as owned by its target, and no per-secret marker is written.
+//!   in a bundle counts as owned by its target, and no per-secret marker is written. Each
+//!   has a manifest at `<mount>/<prefix>/<target>` ([`Manifest`]): a MERGE marks it
+//!   `writing` before its first write and `complete`, naming every secret's version, after
+//!   its last; a SYNC reads the versions it names, so it never sees a half-written bundle,
+//!   and a no-op MERGE compares by its digests instead of reading every secret.
 //! - **Writes** use check-and-set (`cas` = the version read, 0 for a new secret): a secret
 //!   changed since it was read fails with a conflict, and the engine retries from a fresh
 //!   read. The marker (`managed-by=vss`, `vss-target=<target>`) is written to
@@ -49,7 +53,7 @@ use serde_json::{Value, json};
 
 use crate::diagnostic::Diagnostic;
 use crate::error::ErrorKind;
-use crate::secret::{LiveSecret, SecretPath, SecretValue, Sensitive};
+use crate::secret::{LiveSecret, LiveState, SecretPath, SecretValue, Sensitive};
 use crate::span::{Span, Spanned};
 use crate::store::stats::{Call, CallCounter};
 use crate::store::{Bundle, Capabilities, Locus, OpenContext, Role, Roles, Store, StoreError, StoreKind, ValueShape};
@@ -437,7 +441,9 @@ impl VaultClient {
         body: Option<&Value>,
         call: Call,
     ) -> Result<Answer, StoreError> {
-        let mut url = self.url(api_path)?;
+        let (path, query) = api_path.split_once('?').map_or((api_path, None), |(p, q)| (p, Some(q)));
+        let mut url = self.url(path)?;
+        url.set_query(query);
         if method.as_str() == "LIST" {
             // LIST wants the folder's trailing slash.
             let path = format!("{}/", url.path().trim_end_matches('/'));
@@ -538,13 +544,65 @@ pub struct VaultStore {
     /// Every path the last listing found (soft-deleted ones included): a path not in it is
     /// new, so its write needs no read first (check-and-set 0 still guards a race).
     listed: Mutex<Option<std::collections::HashSet<SecretPath>>>,
+    /// A merge bundle's manifest as last read or written, with its KV2 version.
+    manifest: Mutex<Option<(u64, Option<Manifest>)>>,
+    /// The key of a bundle manifest's digests.
+    digests: crate::secret::Fingerprinter,
+    /// What this run did to a bundle: wrote its intent (`writing`), met a conflict (the
+    /// manifest is then not trusted again), and the paths whose write or delete failed.
+    run: Mutex<BundleRun>,
 }
 
 #[derive(Clone, Debug, Default)]
 struct Seen {
     version: u64,
     custom: BTreeMap<String, String>,
+    /// The digest of its value (merge bundles), when known.
+    digest: Option<String>,
 }
+
+/// What one run did to a merge bundle (see [`VaultStore::run`](VaultStore)).
+#[derive(Debug, Default)]
+struct BundleRun {
+    intent: bool,
+    conflicted: bool,
+    failed: std::collections::HashSet<SecretPath>,
+}
+
+/// A merge bundle's manifest, the KV2 secret at the bundle's own path
+/// (`<mount>/<prefix>/<target>`, beside the folder of its secrets): the KV2 version and a
+/// digest of every bundle secret. A MERGE marks it `writing` (keeping the last complete
+/// generation as `previous`) before its first write and `complete` after its last one,
+/// both with check-and-set; a SYNC reads the versions it names, so it never sees a bundle
+/// half-written.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Manifest {
+    vss_manifest: u32,
+    state: ManifestState,
+    secrets: BTreeMap<String, Entry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous: Option<BTreeMap<String, Entry>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ManifestState {
+    Complete,
+    Writing,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    version: u64,
+    digest: String,
+}
+
+/// The key of the digests in bundle manifests. The manifest sits beside the values it
+/// describes, under the same policy, so the digests need no secret key; they only have to
+/// be stable from one run to the next.
+const MANIFEST_KEY: &[u8] = b"vss bundle manifest";
 
 impl VaultStore {
     /// Opens the location of `config` (plus `extra`, a bundle's target name) on `client`.
@@ -577,7 +635,111 @@ impl VaultStore {
             bundle: extra.map(str::to_string),
             seen: Mutex::new(HashMap::new()),
             listed: Mutex::new(None),
+            manifest: Mutex::new(None),
+            digests: crate::secret::Fingerprinter::with_key(MANIFEST_KEY),
+            run: Mutex::new(BundleRun::default()),
         })
+    }
+
+    fn bundle_run(&self) -> std::sync::MutexGuard<'_, BundleRun> {
+        self.run.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads the bundle's manifest: its KV2 version (0 when there is none) and content.
+    async fn read_manifest(&self) -> Result<(u64, Option<Manifest>), StoreError> {
+        let api = self.api("data", &self.prefix);
+        let answer = self.client.send(reqwest::Method::GET, &api, None, Call::Read).await?;
+        let body = answer.json();
+        let version = body["data"]["metadata"]["version"].as_u64().unwrap_or(0);
+        let read = match answer.status {
+            200 if !body["data"]["data"].is_null() => {
+                let manifest = serde_json::from_value(body["data"]["data"].clone()).map_err(|e| {
+                    StoreError::invalid(format!(
+                        "`{}/{}` on {} is not a vss bundle manifest ({e}): it is the path of a bundle's manifest, move that secret away",
+                        self.mount, self.prefix, self.client.address
+                    ))
+                })?;
+                (version, Some(manifest))
+            }
+            200 | 404 => (version, None),
+            status => {
+                return Err(classify(status, &answer.body, Op::Read, &format!("GET {api}"), &self.client.address));
+            }
+        };
+        *self.manifest.lock().unwrap_or_else(|e| e.into_inner()) = Some(read.clone());
+        Ok(read)
+    }
+
+    /// The manifest as last read, or read now.
+    async fn manifest(&self) -> Result<(u64, Option<Manifest>), StoreError> {
+        let known = self.manifest.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match known {
+            Some(known) => Ok(known),
+            None => self.read_manifest().await,
+        }
+    }
+
+    /// Writes the manifest with check-and-set on the version last seen.
+    async fn write_manifest(&self, manifest: Manifest) -> Result<(), StoreError> {
+        let (version, _) = self.manifest().await?;
+        let api = self.api("data", &self.prefix);
+        let data = serde_json::to_value(&manifest).expect("a manifest serializes");
+        let body = json!({"options": {"cas": version}, "data": data});
+        let answer = self.client.send(reqwest::Method::POST, &api, Some(&body), Call::Write).await?;
+        if answer.status != 200 && answer.status != 204 {
+            *self.manifest.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            let error = classify(answer.status, &answer.body, Op::Write, &format!("POST {api}"), &self.client.address);
+            if error.kind == ErrorKind::Conflict {
+                self.bundle_run().conflicted = true;
+            }
+            return Err(error);
+        }
+        let written = answer.json()["data"]["version"].as_u64().unwrap_or(version + 1);
+        *self.manifest.lock().unwrap_or_else(|e| e.into_inner()) = Some((written, Some(manifest)));
+        Ok(())
+    }
+
+    /// The bundle's secrets as last read or written: version and digest of each.
+    fn entries(&self) -> BTreeMap<String, Entry> {
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.iter()
+            .filter_map(|(path, s)| {
+                let digest = s.digest.clone()?;
+                Some((path.to_string(), Entry { version: s.version, digest }))
+            })
+            .collect()
+    }
+
+    /// Reads every secret `entries` names at the version it names, with its value; `None`
+    /// when one of those versions is gone or differs from its digest (a MERGE rewrote the
+    /// bundle meanwhile), with that secret's path.
+    async fn read_versions(&self, entries: &BTreeMap<String, Entry>) -> Result<Result<LiveState, String>, StoreError> {
+        let owned: Vec<(String, Entry)> = entries.iter().map(|(p, e)| (p.clone(), e.clone())).collect();
+        let reads = futures::stream::iter(owned)
+            .map(|(path, entry)| async move {
+                let api = format!("{}?version={}", self.api("data", &join(&[&self.prefix, &path])), entry.version);
+                let answer = self.client.send(reqwest::Method::GET, &api, None, Call::Read).await?;
+                let body = answer.json();
+                match answer.status {
+                    200 if !body["data"]["data"].is_null() => {
+                        let value = SecretValue::new(body["data"]["data"].clone());
+                        let intact = self.digests.fingerprint_secret(&value) == entry.digest;
+                        Ok((path, intact.then_some(value)))
+                    }
+                    200 | 404 => Ok((path, None)),
+                    status => Err(classify(status, &answer.body, Op::Read, &format!("GET {api}"), &self.client.address)),
+                }
+            })
+            .buffer_unordered(LIST_CONCURRENCY);
+        let results: Vec<Result<(String, Option<SecretValue>), StoreError>> = reads.collect().await;
+        let mut state = LiveState::new();
+        for result in results {
+            let (path, value) = result?;
+            let Some(value) = value else { return Ok(Err(path)) };
+            let path = SecretPath::parse(&path).map_err(StoreError::invalid)?;
+            state.insert(path, LiveSecret::with_value(value, self.bundle.clone()));
+        }
+        Ok(Ok(state))
     }
 
     fn full(&self, path: &SecretPath) -> String {
@@ -723,6 +885,11 @@ impl Store for VaultStore {
         }
         paths.sort();
         paths.dedup();
+        if self.bundle.is_some() {
+            // A bundle is read whole from here: nothing from an earlier read may reach its
+            // manifest.
+            self.seen.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
         *self.listed.lock().unwrap_or_else(|e| e.into_inner()) = Some(paths.iter().cloned().collect());
         Ok(paths)
     }
@@ -743,14 +910,15 @@ impl Store for VaultStore {
                     .then(|| custom.get("vss-target").cloned())
                     .flatten();
                 let owner = self.bundle.clone().or(marked);
-                let value = body["data"]["data"].clone();
-                self.remember(path, Seen { version, custom });
-                Ok(Some(LiveSecret::with_value(SecretValue::new(value), owner).at_version(version)))
+                let value = SecretValue::new(body["data"]["data"].clone());
+                let digest = self.bundle.is_some().then(|| self.digests.fingerprint_secret(&value));
+                self.remember(path, Seen { version, custom, digest });
+                Ok(Some(LiveSecret::with_value(value, owner).at_version(version)))
             }
             // Missing, or its latest version is deleted: the next write must still name the
             // current version for check-and-set.
             200 | 404 => {
-                self.remember(path, Seen { version, custom });
+                self.remember(path, Seen { version, custom, digest: None });
                 Ok(None)
             }
             status => Err(classify(status, &answer.body, Op::Read, &format!("GET {api}"), &self.client.address)),
@@ -776,11 +944,16 @@ impl Store for VaultStore {
         };
         let api = self.api("data", &full);
         let body = json!({"options": {"cas": seen.version}, "data": value.expose()});
+        self.bundle_run().failed.insert(path.clone());
         let answer = self.client.send(reqwest::Method::POST, &api, Some(&body), Call::Write).await?;
         if answer.status != 200 && answer.status != 204 {
             // A stale version: forget it, so a retry starts from a fresh read.
             self.seen.lock().unwrap_or_else(|e| e.into_inner()).remove(path);
-            return Err(classify(answer.status, &answer.body, Op::Write, &format!("POST {api}"), &self.client.address));
+            let error = classify(answer.status, &answer.body, Op::Write, &format!("POST {api}"), &self.client.address);
+            if error.kind == ErrorKind::Conflict {
+                self.bundle_run().conflicted = true;
+            }
+            return Err(error);
         }
         let version = answer.json()["data"]["version"].as_u64().unwrap_or(seen.version + 1);
         let mut custom = seen.custom;
@@ -805,12 +978,15 @@ impl Store for VaultStore {
                 ));
             }
         }
-        self.remember(path, Seen { version, custom });
+        let digest = self.bundle.is_some().then(|| self.digests.fingerprint_secret(value));
+        self.remember(path, Seen { version, custom, digest });
+        self.bundle_run().failed.remove(path);
         Ok(())
     }
 
     async fn delete(&self, path: &SecretPath) -> Result<(), StoreError> {
         let api = self.api("metadata", &self.full(path));
+        self.bundle_run().failed.insert(path.clone());
         let answer = self.client.send(reqwest::Method::DELETE, &api, None, Call::Delete).await?;
         self.seen.lock().unwrap_or_else(|e| e.into_inner()).remove(path);
         // A metadata delete removes every version: the path is new again.
@@ -818,9 +994,156 @@ impl Store for VaultStore {
             listed.remove(path);
         }
         match answer.status {
-            200 | 204 | 404 => Ok(()),
+            200 | 204 | 404 => {
+                self.bundle_run().failed.remove(path);
+                Ok(())
+            }
             status => Err(classify(status, &answer.body, Op::Delete, &format!("DELETE {api}"), &self.client.address)),
         }
+    }
+
+    fn fingerprints(&self) -> Option<&crate::secret::Fingerprinter> {
+        self.bundle.as_ref().map(|_| &self.digests)
+    }
+
+    /// A bundle whose manifest is missing or not `complete` (a MERGE died, or none has
+    /// run since bundles had manifests) needs one: a change of the bundle's settings.
+    async fn settings(&self) -> Result<Option<crate::diff::SettingsChange>, StoreError> {
+        if self.bundle.is_none() {
+            return Ok(None);
+        }
+        let (_, manifest) = self.read_manifest().await?;
+        let kind = match &manifest {
+            Some(m) if m.state == ManifestState::Complete => return Ok(None),
+            Some(_) => crate::diff::ChangeKind::Modified,
+            None => crate::diff::ChangeKind::Added,
+        };
+        Ok(Some(crate::diff::SettingsChange {
+            subject: "bundle manifest".into(),
+            kind,
+            fields: vec!["state".into()],
+            status: crate::diff::ChangeStatus::Planned,
+            error: None,
+        }))
+    }
+
+    /// Before a MERGE's first write: the manifest says `writing`, and keeps the last
+    /// complete generation for readers.
+    async fn prepare(&self, _paths: &[SecretPath], _owner: &str) -> Result<(), StoreError> {
+        if self.bundle.is_none() {
+            return Ok(());
+        }
+        let (_, manifest) = self.manifest().await?;
+        let previous = match manifest {
+            Some(m) if m.state == ManifestState::Complete => Some(m.secrets),
+            Some(m) => m.previous,
+            // The first MERGE of a bundle, or of one written before bundles had manifests:
+            // what it holds now is the best there is.
+            None => Some(self.entries()),
+        };
+        let intent = Manifest { vss_manifest: 1, state: ManifestState::Writing, secrets: self.entries(), previous };
+        self.write_manifest(intent).await?;
+        let mut run = self.bundle_run();
+        run.intent = true;
+        run.failed.clear();
+        Ok(())
+    }
+
+    /// After a MERGE's last write: when every write and delete succeeded, the manifest
+    /// names the new generation, `complete`.
+    async fn finish(&self) -> Result<(), StoreError> {
+        let done = {
+            let run = self.bundle_run();
+            self.bundle.is_some() && run.intent && run.failed.is_empty()
+        };
+        if !done {
+            return Ok(());
+        }
+        let complete =
+            Manifest { vss_manifest: 1, state: ManifestState::Complete, secrets: self.entries(), previous: None };
+        match self.write_manifest(complete).await {
+            Ok(()) => {}
+            // Another MERGE of this bundle marked it `writing` after us: it read what we
+            // wrote (or meets it by check-and-set) and completes the manifest itself.
+            Err(e) if e.kind == ErrorKind::Conflict => {
+                let (_, now) = self.read_manifest().await?;
+                if now.is_none_or(|m| m.state != ManifestState::Writing) {
+                    return Err(e);
+                }
+                tracing::debug!(bundle = ?self.bundle, "another MERGE is writing this bundle: it completes the manifest");
+            }
+            Err(e) => return Err(e),
+        }
+        self.bundle_run().intent = false;
+        Ok(())
+    }
+
+    /// A MERGE's read of its bundle: the manifest's versions and digests, when it is
+    /// `complete`, this run met no conflict, and a listing finds exactly its secrets.
+    async fn recorded_state(&self) -> Result<Option<LiveState>, StoreError> {
+        if self.bundle.is_none() || self.bundle_run().conflicted {
+            return Ok(None);
+        }
+        let (_, manifest) = self.manifest().await?;
+        let Some(manifest) = manifest.filter(|m| m.state == ManifestState::Complete) else { return Ok(None) };
+        let listed = self.list().await?;
+        if listed.len() != manifest.secrets.len() || listed.iter().any(|p| !manifest.secrets.contains_key(p.as_str())) {
+            return Ok(None);
+        }
+        let mut state = LiveState::new();
+        for (path, entry) in manifest.secrets {
+            let path = SecretPath::parse(&path).map_err(StoreError::invalid)?;
+            let seen = Seen { version: entry.version, custom: BTreeMap::new(), digest: Some(entry.digest.clone()) };
+            self.remember(&path, seen);
+            let live = LiveSecret {
+                value: crate::secret::LiveValue::Fingerprint(entry.digest),
+                owner: self.bundle.clone(),
+                drift: false,
+                version: Some(entry.version.to_string()),
+            };
+            state.insert(path, live);
+        }
+        Ok(Some(state))
+    }
+
+    /// A SYNC's read of a bundle: every secret at the version the manifest names (the last
+    /// complete generation while a MERGE is writing). A bundle without a manifest (none
+    /// written yet) is listed and read as it is.
+    async fn complete_state(&self) -> Result<Option<LiveState>, StoreError> {
+        if self.bundle.is_none() {
+            return Ok(None);
+        }
+        let mut torn = None;
+        for _ in 0..2 {
+            let (_, manifest) = self.read_manifest().await?;
+            let Some(manifest) = manifest else { return Ok(None) };
+            let entries = match manifest.state {
+                ManifestState::Complete => manifest.secrets,
+                ManifestState::Writing => manifest.previous.ok_or_else(|| {
+                    StoreError::new(
+                        ErrorKind::NotFound,
+                        format!(
+                            "the bundle at `{}/{}` was never completely written: a MERGE is writing it or died",
+                            self.mount, self.prefix
+                        ),
+                    )
+                    .with_hint("run the MERGE again (`vss pipeline --merge-only`)")
+                })?,
+            };
+            match self.read_versions(&entries).await? {
+                Ok(state) => return Ok(Some(state)),
+                Err(path) => torn = Some(path),
+            }
+        }
+        let path = torn.expect("a second attempt follows a torn read");
+        Err(StoreError::new(
+            ErrorKind::Conflict,
+            format!(
+                "the bundle at `{}/{}` changed while it was read (the version of `{path}` its manifest names is gone): a MERGE is rewriting it, or died while deleting",
+                self.mount, self.prefix
+            ),
+        )
+        .with_hint("run the MERGE again (`vss pipeline --merge-only`), then the SYNC"))
     }
 }
 

@@ -24,7 +24,8 @@ pub struct Request {
 
 /// An answer.
 pub struct Response {
-    /// The status code.
+    /// The status code; 0 closes the connection without answering (a server that died
+    /// mid-request).
     pub status: u16,
     /// Extra headers.
     pub headers: Vec<(String, String)>,
@@ -131,7 +132,8 @@ pub fn serve(handle: impl Fn(Request) -> Response + Send + Sync + 'static) -> St
             let handle = handle.clone();
             thread::spawn(move || {
                 while let Some(request) = read_request(&stream) {
-                    if !respond(&mut stream, &handle(request)) {
+                    let response = handle(request);
+                    if response.status == 0 || !respond(&mut stream, &response) {
                         return;
                     }
                 }

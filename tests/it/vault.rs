@@ -305,8 +305,19 @@ async fn vault_to_vault_to_vault_over_two_servers() {
         json!({"key": "sk_test"})
     );
     assert!(one.list(&format!("secret/{u}/production")).await.is_empty(), "targets go to the second server only");
-    // Bundles on the first server, one folder per target.
-    assert_eq!(one.list(&format!("secret/{u}/merged")).await, ["Base/", "Production/", "Staging/"]);
+    // Bundles on the first server, one folder per target, each with its manifest beside it.
+    assert_eq!(
+        one.list(&format!("secret/{u}/merged")).await,
+        ["Base", "Base/", "Production", "Production/", "Staging", "Staging/"]
+    );
+    let (manifest, _) = one.secret(&format!("secret/{u}/merged/Base")).await.unwrap();
+    assert_eq!(
+        (manifest["vss_manifest"].as_u64(), manifest["state"].as_str()),
+        (Some(1), Some("complete")),
+        "{manifest}"
+    );
+    assert_eq!(manifest["secrets"]["app/db"]["version"], 1, "{manifest}");
+    assert!(manifest["secrets"]["app/db"]["digest"].as_str().unwrap().starts_with("hmac:"), "{manifest}");
     let (bundle, bundle_marker) = one.secret(&format!("secret/{u}/merged/Base/app/db")).await.unwrap();
     assert_eq!(bundle, json!({"user": "app", "password": "base"}));
     assert!(bundle_marker.is_null(), "bundles carry no per-secret marker: {bundle_marker}");
@@ -425,7 +436,7 @@ async fn the_audit_log_in_a_vault_merge_store_keeps_every_event_of_concurrent_ru
     // The bundles are where they were, and the log is not one of them.
     let mut bundles = one.list(&format!("secret/{u}/merged")).await;
     bundles.sort();
-    assert_eq!(bundles, ["A/", "B/", "vss-audit/"]);
+    assert_eq!(bundles, ["A", "A/", "B", "B/", "vss-audit/"]);
     let check = vss().args(["pipeline", "--dry-run", "--exit-code", "--output", "compact"]).run();
     assert_eq!(check.stdout, "ZERO-SUM: 4 unchanged\n", "{}", check.transcript());
 
@@ -1083,4 +1094,85 @@ async fn a_plan_is_stale_once_a_target_secret_gets_a_new_version_and_applies_exa
     let (_, body) = one.call("GET", &format!("secret/data/{u}/t/a"), None).await;
     let (value, version) = (&body["data"]["data"], body["data"]["metadata"]["version"].as_u64());
     assert_eq!((value, version), (&json!({"v": "canary-plan-2"}), Some(3)));
+}
+
+#[tokio::test]
+async fn a_vault_killed_mid_merge_leaves_sync_seeing_only_whole_bundles() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let s = servers();
+    let one = Http::new(&s.first, &s.token);
+    let u = unique("killed");
+    let generation = |g: u32| (0..20).map(move |i| (format!("s{i:02}"), json!({"v": i, "generation": g})));
+    for (name, value) in generation(1) {
+        one.put_secret(&format!("secret/{u}/src/{name}"), value).await;
+    }
+    // The merge store is reached through a proxy that "dies" (drops every connection
+    // without an answer) after 8 bundle writes, until it is "restarted".
+    let (dead, writes) = (std::sync::Arc::new(AtomicBool::new(false)), std::sync::Arc::new(AtomicUsize::new(0)));
+    let armed = std::sync::Arc::new(AtomicBool::new(false));
+    let (upstream, bundle) = (s.first.clone(), format!("/v1/secret/data/{u}/merged/T/"));
+    let (d, w, a) = (dead.clone(), writes.clone(), armed.clone());
+    let proxy = crate::loopback::serve(move |request| {
+        if d.load(Ordering::SeqCst) {
+            return crate::loopback::Response { status: 0, headers: Vec::new(), content_type: "", body: String::new() };
+        }
+        let answer = forward(&upstream, &request);
+        if a.load(Ordering::SeqCst)
+            && request.method == "POST"
+            && request.path.starts_with(&bundle)
+            && w.fetch_add(1, Ordering::SeqCst) + 1 >= 8
+        {
+            d.store(true, Ordering::SeqCst);
+        }
+        answer
+    });
+    let ws = Workspace::new();
+    ws.write(
+        "vss.yaml",
+        &format!(
+            "{HEADER}merge_store: {{vault: {{path: secret/{u}/merged, address: \"{proxy}\"}}}}\nsources: {{src: {{vault: {{path: secret/{u}/src}}}}}}\ntargets:\n  T: {{imports: [src], vault: {{path: secret/{u}/t}}}}\n"
+        ),
+    );
+    assert_eq!(run_vss(&ws, &s, &["pipeline"]).code, 0);
+    for (name, value) in generation(2) {
+        one.put_secret(&format!("secret/{u}/src/{name}"), value).await;
+    }
+    armed.store(true, Ordering::SeqCst);
+    let killed = run_vss(&ws, &s, &["pipeline", "--merge-only", "--parallel", "1", "--output", "json"]);
+    assert_eq!(killed.code, 2, "{}", killed.transcript());
+    let report = killed.json();
+    assert_eq!(report["errors"][0]["target"], "T", "{report:#}");
+    assert_eq!(report["errors"][0]["phase"], "merge", "{report:#}");
+    // The bundle's latest versions are now a mix of both generations.
+    let mut mixed = std::collections::BTreeSet::new();
+    for (name, _) in generation(0) {
+        let (value, _) = one.secret(&format!("secret/{u}/merged/T/{name}")).await.unwrap();
+        mixed.insert(value["generation"].as_u64().unwrap());
+    }
+    assert_eq!(mixed, [1, 2].into(), "the kill left a half-written bundle");
+
+    // The server is back. SYNC sees the last complete bundle, all of generation 1: the
+    // target is unchanged.
+    dead.store(false, Ordering::SeqCst);
+    armed.store(false, Ordering::SeqCst);
+    let sync = run_vss(&ws, &s, &["pipeline", "--sync-only", "--exit-code", "--output", "compact"]);
+    assert_eq!((sync.code, sync.stdout.as_str()), (0, "ZERO-SUM: 20 unchanged\n"), "{}", sync.transcript());
+    for (name, _) in generation(0) {
+        let (value, _) = one.secret(&format!("secret/{u}/t/{name}")).await.unwrap();
+        assert_eq!(value["generation"], 1, "{name}");
+    }
+    // A re-run converges, and is zero-sum afterwards, with the bundle complete again.
+    let rerun = run_vss(&ws, &s, &["pipeline", "--output", "compact"]);
+    assert_eq!(rerun.code, 0, "{}", rerun.transcript());
+    for (name, _) in generation(0) {
+        let (value, _) = one.secret(&format!("secret/{u}/t/{name}")).await.unwrap();
+        assert_eq!(value["generation"], 2, "{name}");
+    }
+    let (manifest, _) = one.secret(&format!("secret/{u}/merged/T")).await.unwrap();
+    assert_eq!(manifest["state"], "complete", "{manifest}");
+    for args in [&["pipeline"][..], &["pipeline", "--sync-only"][..]] {
+        let args: Vec<&str> = args.iter().copied().chain(["--dry-run", "--exit-code", "--output", "compact"]).collect();
+        let check = run_vss(&ws, &s, &args);
+        assert_eq!(check.code, 0, "{}", check.transcript());
+    }
 }

@@ -420,7 +420,9 @@ pub async fn openbao(env: &Env, scale: Scale) -> Vec<Row> {
     let n = scale.target_secrets() as u64;
     let written = calls(&apply_report, "vault", "write");
     let ratio = median(&apply) / median(&floor);
-    let min_reads = (scale.sources * scale.secrets + 2 * scale.target_secrets()) as u64;
+    // Reading every source, bundle and target secret once (what a no-op re-run read before
+    // bundles had manifests): the manifest's digests stand in for the bundle reads.
+    let per_secret_reads = (scale.sources * scale.secrets + 2 * scale.target_secrets()) as u64;
     let label = format!("{}x{} ({} target secrets)", scale.targets, scale.secrets, scale.target_secrets());
     vec![
         Row {
@@ -440,16 +442,24 @@ pub async fn openbao(env: &Env, scale: Scale) -> Vec<Row> {
             ),
             ..Row::timing(format!("OpenBao apply, {label}"), apply)
         },
-        Row {
-            target: "0 writes".into(),
-            met: Some(calls(&noop_report, "vault", "write") == 0 && calls(&noop_report, "vault", "delete") == 0),
-            notes: format!(
-                "writes {}; reads {} (secret reads {} + login/lookups) vs minimum {min_reads} secret reads: KV2 has no batch read",
-                calls(&noop_report, "vault", "write"),
-                calls(&noop_report, "vault", "read"),
-                calls(&noop_report, "vault", "read").saturating_sub(2 + scale.sources as u64 + 2),
-            ),
-            ..Row::timing("OpenBao no-op re-run", noop)
+        {
+            let reads = calls(&noop_report, "vault", "read");
+            let share = reads as f64 / per_secret_reads as f64;
+            Row {
+                ratio_name: "reads/per-secret".into(),
+                ratio: Some(share),
+                target: "0 writes, <= 0.55".into(),
+                met: Some(
+                    calls(&noop_report, "vault", "write") == 0
+                        && calls(&noop_report, "vault", "delete") == 0
+                        && share <= 0.55,
+                ),
+                notes: format!(
+                    "writes {}; reads {reads} (one manifest per bundle, every source and target secret, login/lookups) against {per_secret_reads} to read every source, bundle and target secret once",
+                    calls(&noop_report, "vault", "write"),
+                ),
+                ..Row::timing("OpenBao no-op re-run", noop)
+            }
         },
         Row::timing("OpenBao dry run, nothing applied yet", dry_fresh),
         Row::timing("OpenBao dry run after apply (zero-sum)", dry_zero),

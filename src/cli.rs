@@ -42,6 +42,10 @@ pub enum Command {
     /// Write the named secrets where a target lacks them, and only those: an existing
     /// secret is never overwritten.
     Ensure(EnsureArgs),
+    /// Where each key of a target's desired secrets comes from: the layer (source or
+    /// imported target, with the config location of its import) that set it, and the
+    /// layers whose value it replaced, with fingerprints. Reads the sources, writes nothing.
+    Explain(ExplainArgs),
     /// Read the audit log (`audit.file` in the config).
     Audit(AuditArgs),
     /// Check the config and the graph without touching any store.
@@ -108,6 +112,10 @@ pub struct RunArgs {
     /// starts writing after it (one already writing finishes). Default: none.
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: Option<u64>,
+    /// In the JSON report, say where each key that changes comes from (the layer that set
+    /// it and the layers it replaced; see `vss explain`).
+    #[arg(long)]
+    pub provenance: bool,
 }
 
 /// `vss plan` arguments.
@@ -202,6 +210,22 @@ pub struct EnsureArgs {
     #[arg(long)]
     pub exit_code: bool,
     /// Report format on stdout.
+    #[arg(short, long, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
+}
+
+/// `vss explain` arguments.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The target to explain.
+    #[arg(long)]
+    pub target: String,
+    /// Only this secret path.
+    #[arg(value_name = "PATH")]
+    pub path: Option<String>,
+    /// `human` or `json`.
     #[arg(short, long, value_enum, default_value_t = Output::Human)]
     pub output: Output,
 }

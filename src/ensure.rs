@@ -90,6 +90,7 @@ pub fn command(args: EnsureArgs, color: bool) -> Exit {
     let names: Option<BTreeSet<String>> = (!args.all).then(|| args.names.iter().cloned().collect());
     let options = RunOptions {
         exact: None,
+        provenance: false,
         dry_run: args.dry_run,
         merge: false,
         sync: true,
@@ -225,6 +226,7 @@ fn dispatch(args: &EnsureArgs, color: bool) -> Exit {
         }
     };
     let outcome = Outcome {
+        lineages: Default::default(),
         dry_run: args.dry_run,
         targets: vec![TargetOutcome {
             target: repo.clone(),

@@ -68,6 +68,9 @@ pub enum ErrorKind {
     /// `vss apply`: the plan file no longer holds (a source, the config or a live secret
     /// changed since it was made): nothing written.
     Stale,
+    /// The run was interrupted (SIGINT, SIGTERM): writes in flight finished, no other
+    /// write started.
+    Interrupted,
     /// A bug in vss: please report it.
     Internal,
 }
@@ -94,6 +97,7 @@ impl ErrorKind {
             ErrorKind::Dependency => "dependency",
             ErrorKind::Refused => "refused",
             ErrorKind::Stale => "stale",
+            ErrorKind::Interrupted => "interrupted",
             ErrorKind::Internal => "internal",
         }
     }
@@ -163,6 +167,7 @@ mod tests {
             ErrorKind::Dependency,
             ErrorKind::Refused,
             ErrorKind::Stale,
+            ErrorKind::Interrupted,
             ErrorKind::Internal,
         ] {
             assert_eq!(serde_json::to_value(kind).unwrap(), serde_json::json!(kind.as_str()));

@@ -37,6 +37,8 @@
 //!   concurrency + the one retry wrapper). Every target of a run is planned
 //!   ([`engine::Prepared`]) before any is applied, so a run whose writes cannot all be made
 //!   (an API quota, [`store::quota`]) is refused before its first write.
+//! - [`provenance`] says, for every key of a desired secret, which layer set it and which
+//!   it replaced (`vss explain`, `pipeline --provenance`).
 //! - [`plan_file`] saves a dry run as a plan file (`vss plan -o`) and checks a run planned
 //!   again against it (`vss apply`): the engine writes only when nothing went stale.
 //! - [`store`] holds the one list of stores (the `stores!` table generating
@@ -72,6 +74,7 @@ pub mod graph;
 pub mod merge;
 pub mod plan;
 pub mod plan_file;
+pub mod provenance;
 pub mod report;
 pub mod run;
 pub mod scrub;

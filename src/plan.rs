@@ -68,6 +68,11 @@ impl<'c> Plan<'c> {
                     destination: Some(destination),
                     merge: template.merge,
                     safety: config.sync.safety.clone(),
+                    spans: crate::config::model::TargetSpans {
+                        name: template.span,
+                        inherits: template.inherits.map(|_| template.span),
+                        imports: template.imports.iter().map(|_| template.span).collect(),
+                    },
                 });
             }
         }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use clap::Parser;
 
 use crate::cli::{
-    ApplyArgs, AuditArgs, Cli, Command, GraphArgs, GraphFormat, Output, PipelineArgs, PlanArgs, RunArgs, ValidateArgs,
+    ApplyArgs, AuditArgs, Cli, Command, ExplainArgs, GraphArgs, GraphFormat, Output, PipelineArgs, PlanArgs, RunArgs,
+    ValidateArgs,
 };
 use crate::config::{Config, ConfigError};
 use crate::diagnostic::suggest;
@@ -38,6 +39,7 @@ pub fn run() -> i32 {
         Command::Apply(args) => apply_command(args, color, cli.quiet),
         Command::Validate(args) => validate(args),
         Command::Audit(args) => audit(args),
+        Command::Explain(args) => explain(args),
         Command::Status(args) => crate::status::command(args),
         Command::Ensure(args) => crate::ensure::command(args, color),
         Command::Graph(args) => graph(args),
@@ -280,6 +282,7 @@ fn ready<'c>(config: &'c Config, run: &RunArgs, dry_run: bool, output: Output) -
         adopt: run.adopt,
         allow_mass_delete: run.allow_mass_delete,
         timeout: run.timeout.map(std::time::Duration::from_secs),
+        provenance: run.provenance,
         ..RunOptions::default()
     };
     Ok((plan, options))
@@ -296,9 +299,50 @@ fn execute(plan: &Plan<'_>, options: &RunOptions, output: Output, quiet: bool) -
         Ok(rt) => rt,
         Err(e) => return Err(usage_failure(format!("cannot start the async runtime: {e}"), output, options.dry_run)),
     };
+    runtime.spawn(on_signals());
     let outcome = runtime.block_on(engine::run(plan, options, progress.clone()));
     drop(progress);
     Ok(outcome)
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM: the first stops the run (writes in flight finish, then the
+/// report says what was done, exit 2); a second ends the process at once (exit 130).
+async fn on_signals() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+        else {
+            return;
+        };
+        let mut received = 0;
+        loop {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            received += 1;
+            if received > 1 {
+                print_err("interrupted again: stopping now\n");
+                std::process::exit(130);
+            }
+            print_err(
+                "interrupted: finishing the writes in flight, then reporting (interrupt again to stop at once)\n",
+            );
+            engine::stop();
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let mut received = 0;
+        while tokio::signal::ctrl_c().await.is_ok() {
+            received += 1;
+            if received > 1 {
+                std::process::exit(130);
+            }
+            engine::stop();
+        }
+    }
 }
 
 /// The key of a plan file's fingerprints, or the exit of its absence (reported).
@@ -436,6 +480,7 @@ fn apply_command(args: ApplyArgs, color: bool, quiet: bool) -> Exit {
         adopt: saved.options.adopt,
         allow_mass_delete: saved.options.allow_mass_delete,
         timeout: args.timeout,
+        provenance: false,
     };
     let (plan, mut options) = match ready(&config, &run, false, output) {
         Ok(ready) => ready,
@@ -528,6 +573,65 @@ pub(crate) fn record(plan: &Plan<'_>, report: &Report, run: &str, command: &str,
             false
         }
     }
+}
+
+/// `vss explain`: where each key of a target's desired secrets comes from.
+fn explain(args: ExplainArgs) -> Exit {
+    let output = args.output;
+    let config = match load(&args.config.config) {
+        Ok(config) => config,
+        Err(error) => return config_failure(&error, output, true),
+    };
+    let plan = match plan(&config, false) {
+        Ok(plan) => plan,
+        Err(failure) => {
+            return failed(vec![ErrorEntry::of_failure(&failure)], &format!("error: {failure}\n"), output, true);
+        }
+    };
+    let target = match select(&plan, Some(std::slice::from_ref(&args.target)), "--target") {
+        Ok(Some(ids)) if ids.len() == 1 => ids[0],
+        Ok(_) => return usage_failure("--target names one target".into(), output, true),
+        Err(message) => return usage_failure(message, output, true),
+    };
+    let only = match args.path.as_deref().map(crate::secret::SecretPath::parse) {
+        None => None,
+        Some(Ok(path)) => Some(path),
+        Some(Err(why)) => {
+            return usage_failure(
+                format!("`{}` is not a secret path: {why}", args.path.unwrap_or_default()),
+                output,
+                true,
+            );
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return usage_failure(format!("cannot start the async runtime: {e}"), output, true),
+    };
+    let lineage = match runtime.block_on(engine::lineage(&plan, target)) {
+        Ok(lineage) => lineage,
+        Err(failure) => {
+            return failed(vec![ErrorEntry::of_failure(&failure)], &format!("error: {failure}\n"), output, true);
+        }
+    };
+    let name = &plan.target(target).name;
+    if let Some(path) = &only
+        && !lineage.desired.contains_key(path)
+    {
+        let hint = suggest(path.as_str(), lineage.desired.keys().map(|p| p.as_str()))
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default();
+        return usage_failure(format!("`{path}` is not a desired secret of `{name}`{hint}"), output, true);
+    }
+    let origins = lineage.explain(only.as_ref(), &Fingerprinter::from_env());
+    match output {
+        Output::Json => {
+            let document = crate::provenance::Explanation { target: name.clone(), keys: origins };
+            print_out(&(serde_json::to_string_pretty(&document).expect("origins serialize") + "\n"));
+        }
+        _ => print_out(&crate::provenance::render(name, &origins)),
+    }
+    Exit::Ok
 }
 
 /// `vss audit`: the config's audit log, filtered.

@@ -554,6 +554,7 @@ pub fn command(args: StatusArgs) -> Exit {
     };
     let options = RunOptions {
         exact: None,
+        provenance: false,
         dry_run: true,
         merge: false,
         sync: true,

@@ -177,6 +177,19 @@ pub struct Target {
     pub merge: MergeOptions,
     /// Its guards against a destructive run.
     pub safety: Safety,
+    /// Where its name, `inherits` and each import are written in the config.
+    pub spans: TargetSpans,
+}
+
+/// Where a target's parts are written in the config (for `vss explain`).
+#[derive(Clone, Debug, Default)]
+pub struct TargetSpans {
+    /// Its name.
+    pub name: crate::span::Span,
+    /// Its `inherits`, when it has one.
+    pub inherits: Option<crate::span::Span>,
+    /// Each import, in the order of [`Target::imports`].
+    pub imports: Vec<crate::span::Span>,
 }
 
 /// One import of a target.

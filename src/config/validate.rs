@@ -457,12 +457,18 @@ impl Checker<'_> {
                     dependencies.push(Dependency { from: this, to, kind: EdgeKind::Imports, span: *span });
                 }
             }
+            let mut spans = crate::config::model::TargetSpans {
+                name: name.span,
+                inherits: inherits.map(|(_, span)| span),
+                imports: resolved.iter().map(|(_, span)| *span).collect(),
+            };
             let inherits = inherits.map(|(id, _)| id);
             let mut imports: Vec<Import> = resolved.into_iter().map(|(import, _)| import).collect();
             if raw_target.imports.is_none() && raw_target.inherits.is_none() {
                 if let Some(&id) = source_index.get(DEFAULT_SOURCE).filter(|_| has_default_source) {
                     self.readable(DEFAULT_SOURCE, name.span);
                     imports.push(Import::Source(id));
+                    spans.imports.push(name.span);
                 } else if !has_default_source && !had_errors {
                     self.error(
                         Diagnostic::at(name.span, format!("target `{}` has nothing to merge", name.value))
@@ -504,7 +510,7 @@ impl Checker<'_> {
             }
             let merge = merge_options(raw_target.merge.as_ref().and_then(|m| m.0.as_ref()), defaults);
             let safety = self.safety(raw_target, &sync_safety, destination.is_some(), name);
-            targets.push(Target { name: name.value.clone(), inherits, imports, destination, merge, safety });
+            targets.push(Target { name: name.value.clone(), inherits, imports, destination, merge, safety, spans });
         }
 
         let mut writers = destination_spans;

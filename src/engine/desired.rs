@@ -155,6 +155,40 @@ impl<'c> Resolver<'c> {
     }
 }
 
+impl Resolver<'_> {
+    /// The layers `target`'s desired state was merged from, in merge order (its parent's
+    /// first), with that desired state. The target must be resolved already.
+    pub async fn lineage(&self, target: TargetId) -> Result<crate::provenance::Lineage, Failure> {
+        use crate::provenance::{Layer, LayerKind, LayerOrigin, Lineage};
+        let desired = self.dependency(target)?;
+        let mut chain = vec![target];
+        while let Some(parent) = self.plan.target(*chain.last().expect("not empty")).inherits {
+            chain.push(parent);
+        }
+        let mut layers = Vec::new();
+        for id in chain.into_iter().rev() {
+            let t = self.plan.target(id);
+            for (i, import) in t.imports.iter().enumerate() {
+                let span = t.spans.imports.get(i).copied().unwrap_or(t.spans.name);
+                let (kind, name, secrets) = match *import {
+                    Import::Source(s) => (LayerKind::Source, self.plan.source(s).name.clone(), self.source(s).await?),
+                    Import::Target(other) => {
+                        (LayerKind::Target, self.plan.target(other).name.clone(), self.dependency(other)?)
+                    }
+                };
+                let origin = LayerOrigin {
+                    kind,
+                    name,
+                    imported_by: t.name.clone(),
+                    at: self.plan.config.file.position(span.start),
+                };
+                layers.push(Layer { origin, secrets, nulls: t.merge.nulls });
+            }
+        }
+        Ok(Lineage { layers, desired })
+    }
+}
+
 /// The values of a live state read from a source or a bundle; the path of a secret whose
 /// value the store did not return, if any (such a store cannot be read from).
 pub fn values_of(live: crate::secret::LiveState) -> Result<SecretMap, crate::secret::SecretPath> {

@@ -59,6 +59,9 @@ pub struct RunOptions {
     /// same live secrets), nothing is written. A check-and-set conflict while applying is
     /// then a failure, never a restart (a restart could write what the plan did not list).
     pub exact: Option<Arc<crate::plan_file::PlanFile>>,
+    /// Keep, for every synced target whose desired state was merged from its sources in
+    /// this run, the layers it was merged from ([`Outcome::lineages`], `--provenance`).
+    pub provenance: bool,
 }
 
 /// The run's deadline: when it passes, and the `--timeout` it comes from.
@@ -76,6 +79,34 @@ impl Deadline {
         Failure::new(ErrorKind::Timeout, format!("{doing}: the run's --timeout of {} s passed", self.limit.as_secs()))
             .with_hint("raise --timeout, or find the slow store in the log (-v)")
     }
+}
+
+/// Set once the run is asked to stop (SIGINT, SIGTERM): planning still going on ends, no
+/// write starts after it, writes in flight finish (with their ownership markers and the
+/// stores' records), and the report says what was done.
+static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Asks the run to stop (see [`STOPPING`]).
+pub fn stop() {
+    STOPPING.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Whether the run was asked to stop.
+pub fn stopping() -> bool {
+    STOPPING.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Resolves once the run is asked to stop.
+async fn stopped() {
+    while !stopping() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The failure of what the interruption stopped.
+fn interrupted(what: &str) -> Failure {
+    Failure::new(ErrorKind::Interrupted, format!("{what}: the run was interrupted"))
+        .with_hint("run it again: it picks up from what is in the stores")
 }
 
 /// What `vss ensure` asks of a target: the names to write where they are missing.
@@ -182,12 +213,18 @@ impl<'a> Step<'a> {
         planning: impl std::future::Future<Output = Result<Prepared<'a>, (TargetDiff, Failure)>>,
     ) -> Step<'a> {
         let started = Instant::now();
-        let planned = match deadline {
-            Some(deadline) => match tokio::time::timeout_at(deadline.at, planning).await {
-                Ok(planned) => planned,
-                Err(_) => Err((TargetDiff::default(), deadline.failure("not planned"))),
-            },
-            None => planning.await,
+        let bounded = async {
+            match deadline {
+                Some(deadline) => match tokio::time::timeout_at(deadline.at, planning).await {
+                    Ok(planned) => planned,
+                    Err(_) => Err((TargetDiff::default(), deadline.failure("not planned"))),
+                },
+                None => planning.await,
+            }
+        };
+        let planned = tokio::select! {
+            planned = bounded => planned,
+            () = stopped() => Err((TargetDiff::default(), interrupted("not planned"))),
         };
         Step { target: target.to_string(), store, phase, location, planned, elapsed: started.elapsed(), deadline }
     }
@@ -199,6 +236,9 @@ impl<'a> Step<'a> {
         let late = self.deadline.filter(|d| tokio::time::Instant::now() >= d.at);
         let failure = failure.or_else(|| {
             let has_changes = self.planned.as_ref().is_ok_and(|p| p.diff.has_changes());
+            if has_changes && !dry_run && stopping() {
+                return Some(interrupted("not applied, nothing written"));
+            }
             late.filter(|_| has_changes && !dry_run).map(|d| d.failure("not applied, nothing written"))
         });
         let result = match (failure, self.planned) {
@@ -274,6 +314,9 @@ pub struct Outcome {
     pub calls: std::collections::BTreeMap<String, CallCounts>,
     /// Wall time.
     pub duration: Duration,
+    /// With [`RunOptions::provenance`]: each synced target's desired state and the layers
+    /// it was merged from, by target name.
+    pub lineages: std::collections::BTreeMap<String, crate::provenance::Lineage>,
 }
 
 /// Runs the pipeline.
@@ -353,6 +396,15 @@ pub async fn run(plan: &Plan<'_>, options: &RunOptions, progress: Arc<dyn Progre
             refuse_all(steps, |step| has_changes(step).then(|| failure.clone()));
         }
     }
+    let mut lineages = std::collections::BTreeMap::new();
+    if options.provenance {
+        for &id in &to_sync {
+            // Targets whose desired state came from bundles, or failed, have none.
+            if let Ok(lineage) = resolver.lineage(id).await {
+                lineages.insert(plan.target(id).name.clone(), lineage);
+            }
+        }
+    }
     let mut outcomes = merge_phase::apply(merge_steps, options.dry_run, merge_parallel, progress.as_ref()).await;
     let merge_failed: std::collections::HashSet<String> =
         outcomes.iter().filter(|o| o.error.is_some()).map(|o| o.target.clone()).collect();
@@ -367,7 +419,30 @@ pub async fn run(plan: &Plan<'_>, options: &RunOptions, progress: Arc<dyn Progre
             Some(e) => tracing::warn!(target = %o.target, phase, kind = e.kind.as_str(), error = %e, "failed"),
         }
     }
-    Outcome { dry_run: options.dry_run, targets: outcomes, calls: stats.snapshot(), duration: started.elapsed() }
+    Outcome {
+        dry_run: options.dry_run,
+        targets: outcomes,
+        calls: stats.snapshot(),
+        duration: started.elapsed(),
+        lineages,
+    }
+}
+
+/// The desired state of `target` and the layers it is merged from (`vss explain`): its
+/// sources are read, nothing is written.
+pub async fn lineage(plan: &Plan<'_>, target: TargetId) -> Result<crate::provenance::Lineage, Failure> {
+    let (stats, sessions) = (Stats::default(), Sessions::default());
+    let ctx = OpenContext {
+        base_dir: &plan.config.base_dir,
+        stats: &stats,
+        defaults: &plan.config.defaults,
+        sessions: &sessions,
+        fingerprints: None,
+    };
+    let resolver = desired::Resolver::new(plan, ctx, plan.config.merge.parallel);
+    resolver.resolve_all(&[target]).await;
+    resolver.resolve(target).await?;
+    resolver.lineage(target).await
 }
 
 /// Whether a step would write or delete something.
@@ -545,7 +620,10 @@ impl<'a> Prepared<'a> {
             };
             match result {
                 Err((plan, failure))
-                    if failure.kind == ErrorKind::Conflict && attempt < CONFLICT_ATTEMPTS && !self.mode.exact =>
+                    if failure.kind == ErrorKind::Conflict
+                        && attempt < CONFLICT_ATTEMPTS
+                        && !self.mode.exact
+                        && !stopping() =>
                 {
                     tracing::warn!(
                         owner = %self.rules.owner,
@@ -907,6 +985,9 @@ async fn apply(
         return Err((plan, fail(e, "cannot record the ownership of the writes; nothing written")));
     }
     let results = apply_each(&plan, &writes, handle.parallel(), |change| async move {
+        if stopping() {
+            return Err(interrupted(&format!("`{}` not written", change.path)));
+        }
         let value = change.after.as_ref().expect("added and modified changes carry a value");
         handle.write(&change.path, value, owner).await.map_err(|e| fail(e, &format!("cannot write `{}`", change.path)))
     })
@@ -919,6 +1000,9 @@ async fn apply(
         return Err((plan, summarize(failures, "deletes skipped")));
     }
     let results = apply_each(&plan, &deletes, handle.parallel(), |change| async move {
+        if stopping() {
+            return Err(interrupted(&format!("`{}` not deleted", change.path)));
+        }
         handle.delete(&change.path).await.map_err(|e| fail(e, &format!("cannot delete `{}`", change.path)))
     })
     .await;
@@ -958,6 +1042,11 @@ fn record(plan: &mut TargetDiff, results: Vec<(usize, Result<(), Failure>)>) -> 
         let change = &mut plan.changes[i];
         match result {
             Ok(()) => change.status = ChangeStatus::Applied,
+            // Never started: skipped, not failed.
+            Err(failure) if failure.kind == ErrorKind::Interrupted => {
+                change.status = ChangeStatus::Skipped;
+                failures.push(failure);
+            }
             Err(failure) => {
                 change.status = ChangeStatus::Failed;
                 change.error = Some(failure.kind);

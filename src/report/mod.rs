@@ -197,6 +197,10 @@ pub struct ChangeReport {
     /// Keyed fingerprint of the desired value.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
+    /// With `--provenance`: where each key that changes comes from (the layer that set it,
+    /// the layers it replaced), for targets whose desired state was merged in this run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub provenance: Vec<crate::provenance::KeyOrigin>,
 }
 
 /// A change of a location's own settings: which settings, never their values' secrets
@@ -337,11 +341,16 @@ impl Report {
                     ..ErrorEntry::of_failure(error)
                 });
             }
+            let origins: Vec<crate::provenance::KeyOrigin> = match outcome.lineages.get(&t.target) {
+                Some(lineage) if t.phase == Phase::Sync => lineage.explain(None, fingerprints),
+                _ => Vec::new(),
+            };
             let changes = d
                 .changes
                 .iter()
                 .filter(|c| show_unchanged || c.kind != ChangeKind::Unchanged)
                 .map(|c| ChangeReport {
+                    provenance: changed_origins(&origins, c),
                     path: c.path.to_string(),
                     change: c.kind,
                     keys_added: c.keys_added.clone(),
@@ -422,6 +431,27 @@ pub fn config_error_entries(error: &ConfigError) -> Vec<ErrorEntry> {
                 ..ErrorEntry::message(ErrorKind::Config, message)
             }
         })
+        .collect()
+}
+
+/// The origins of the keys `change` writes: every key of an added secret, the added and
+/// modified keys of a modified one (every key when the store cannot say which differ).
+fn changed_origins(
+    origins: &[crate::provenance::KeyOrigin],
+    change: &crate::diff::Change,
+) -> Vec<crate::provenance::KeyOrigin> {
+    if origins.is_empty() || !matches!(change.kind, ChangeKind::Added | ChangeKind::Modified) {
+        return Vec::new();
+    }
+    let path = change.path.as_str();
+    let named: Vec<&String> = change.keys_added.iter().chain(&change.keys_modified).collect();
+    origins
+        .iter()
+        .filter(|o| o.path == path)
+        .filter(|o| {
+            change.kind == ChangeKind::Added || named.is_empty() || o.key.as_ref().is_some_and(|k| named.contains(&k))
+        })
+        .cloned()
         .collect()
 }
 

@@ -141,6 +141,9 @@ struct State {
     done: std::collections::BTreeSet<String>,
     /// Paths deleted since `prepare`.
     removed: Vec<String>,
+    /// Temporary files a killed run left behind, found by the last listing: removed
+    /// before this store's writes.
+    stale: Vec<PathBuf>,
 }
 
 impl FileStore {
@@ -319,6 +322,19 @@ impl Inner {
     /// Records `owner` for `paths` before they are written.
     fn prepare(&self, paths: &[SecretPath], owner: &str) -> Result<(), StoreError> {
         let mut state = self.lock();
+        // What a killed run left: temporary files holding values, never renamed.
+        let mut stale = std::mem::take(&mut state.stale);
+        if self.single.is_some()
+            && let Some(dir) = self.root.parent().filter(|d| !d.as_os_str().is_empty())
+            && let Ok(entries) = std::fs::read_dir(dir)
+        {
+            for entry in entries.flatten() {
+                if is_stale_temporary(&entry.file_name().to_string_lossy(), &entry.path()) {
+                    stale.push(entry.path());
+                }
+            }
+        }
+        remove_stale(&stale);
         let mut claimed = Vec::new();
         self.update_manifest(&mut state, |owners| {
             for path in paths {
@@ -395,7 +411,9 @@ impl Inner {
         if !self.root.exists() {
             return Ok(Vec::new());
         }
-        walk(&self.root, &self.root, &mut found)?;
+        let mut stale = Vec::new();
+        walk(&self.root, &self.root, &mut found, &mut stale)?;
+        self.lock().stale = stale;
         Ok(found.into_keys().collect())
     }
 
@@ -541,16 +559,25 @@ fn with_extension(base: &Path, ext: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn walk(root: &Path, dir: &Path, found: &mut BTreeMap<SecretPath, PathBuf>) -> Result<(), StoreError> {
+fn walk(
+    root: &Path,
+    dir: &Path,
+    found: &mut BTreeMap<SecretPath, PathBuf>,
+    stale: &mut Vec<PathBuf>,
+) -> Result<(), StoreError> {
     let entries = std::fs::read_dir(dir).map_err(io_error(format!("cannot list {}", dir.display())))?;
     for entry in entries {
         let entry = entry.map_err(io_error(format!("cannot list {}", dir.display())))?;
         let path = entry.path();
-        if entry.file_name().to_string_lossy().starts_with('.') {
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') {
+            if is_stale_temporary(&name.to_string_lossy(), &path) {
+                stale.push(path);
+            }
             continue;
         }
         if path.is_dir() {
-            walk(root, &path, found)?;
+            walk(root, &path, found, stale)?;
             continue;
         }
         if Format::of(&path).is_none() {
@@ -611,13 +638,53 @@ fn parse_manifest(bytes: &[u8], file: &Path) -> Result<BTreeMap<String, String>,
         .collect()
 }
 
+/// The name of the temporary files this process writes: `.vss-tmp-<pid>-` and a random
+/// part, so that a later run can tell one a killed run left behind.
+fn temporary_prefix() -> String {
+    format!("{TEMPORARY}{}-", std::process::id())
+}
+
+/// How every temporary file of the file store starts.
+const TEMPORARY: &str = ".vss-tmp-";
+
+/// Whether `name` (at `path`) is a temporary file a run that no longer exists left behind
+/// (killed between writing it and renaming it). Where the system says which processes
+/// exist (Linux), the process that wrote it is gone; elsewhere it is over an hour old.
+fn is_stale_temporary(name: &str, path: &Path) -> bool {
+    let Some(pid) = name.strip_prefix(TEMPORARY).and_then(|rest| rest.split('-').next()?.parse::<u32>().ok()) else {
+        return false;
+    };
+    if pid == std::process::id() {
+        return false;
+    }
+    let proc = Path::new("/proc");
+    if proc.join("self").exists() {
+        return !proc.join(pid.to_string()).exists();
+    }
+    let age = path.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+    age.is_some_and(|age| age > std::time::Duration::from_secs(3600))
+}
+
+/// Removes `stale` temporary files; one that cannot be removed is logged, not an error.
+fn remove_stale(stale: &[PathBuf]) {
+    for path in stale {
+        match std::fs::remove_file(path) {
+            Ok(()) => tracing::info!(file = %path.display(), "removed a temporary file a killed run left behind"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(file = %path.display(), error = %e, "cannot remove a stale temporary file"),
+        }
+    }
+}
+
 /// Writes `bytes` to `file` atomically: a temporary file in the same directory, synced,
 /// then renamed over the target. Parent directories are created.
 fn atomic_write(file: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io_error(format!("cannot create {}", dir.display())))?;
-    let mut tmp =
-        tempfile::NamedTempFile::new_in(dir).map_err(io_error(format!("cannot write in {}", dir.display())))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&temporary_prefix())
+        .tempfile_in(dir)
+        .map_err(io_error(format!("cannot write in {}", dir.display())))?;
     tmp.write_all(bytes).map_err(io_error(format!("cannot write {}", file.display())))?;
     tmp.as_file().sync_all().map_err(io_error(format!("cannot write {}", file.display())))?;
     tmp.persist(file).map_err(|e| StoreError::io(format!("cannot replace {}", file.display()), e.error))?;

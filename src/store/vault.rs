@@ -463,7 +463,18 @@ impl VaultClient {
         self.calls.count(call);
         let response = request.send().await.map_err(|e| transport(e, &what, &self.address))?;
         let status = response.status().as_u16();
+        // A server that says when to come back (429, 503 with `Retry-After` in seconds) is
+        // waited out that long by the retry wrapper.
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
         let body = response.text().await.map_err(|e| transport(e, &what, &self.address))?;
+        if let (429 | 503, Some(seconds)) = (status, retry_after) {
+            let error = classify(status, &body, Op::Read, &what, &self.address);
+            return Err(error.retry_after(std::time::Duration::from_secs(seconds)));
+        }
         Ok(Answer { status, body })
     }
 
@@ -551,6 +562,9 @@ pub struct VaultStore {
     /// What this run did to a bundle: wrote its intent (`writing`), met a conflict (the
     /// manifest is then not trusted again), and the paths whose write or delete failed.
     run: Mutex<BundleRun>,
+    /// The token may not create the metadata of a new secret: its marker is written after
+    /// its value (a run cut off in between leaves it unmarked).
+    marker_after: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -638,6 +652,7 @@ impl VaultStore {
             manifest: Mutex::new(None),
             digests: crate::secret::Fingerprinter::with_key(MANIFEST_KEY),
             run: Mutex::new(BundleRun::default()),
+            marker_after: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -696,6 +711,17 @@ impl VaultStore {
         }
         let written = answer.json()["data"]["version"].as_u64().unwrap_or(version + 1);
         *self.manifest.lock().unwrap_or_else(|e| e.into_inner()) = Some((written, Some(manifest)));
+        Ok(())
+    }
+
+    /// Writes the custom metadata (with the ownership marker) of the secret at `full`.
+    async fn write_marker(&self, full: &str, custom: &BTreeMap<String, String>) -> Result<(), StoreError> {
+        let api = self.api("metadata", full);
+        let body = json!({ "custom_metadata": custom });
+        let answer = self.client.send(reqwest::Method::POST, &api, Some(&body), Call::Write).await?;
+        if answer.status != 200 && answer.status != 204 {
+            return Err(classify(answer.status, &answer.body, Op::Write, &format!("POST {api}"), &self.client.address));
+        }
         Ok(())
     }
 
@@ -942,6 +968,28 @@ impl Store for VaultStore {
                 self.recall(path).unwrap_or_default()
             }
         };
+        let mut custom = seen.custom.clone();
+        let marked = self.bundle.is_some()
+            || (custom.get("managed-by").map(String::as_str) == Some("vss")
+                && custom.get("vss-target").map(String::as_str) == Some(owner));
+        if !marked {
+            custom.insert("managed-by".into(), "vss".into());
+            custom.insert("vss-target".into(), owner.into());
+        }
+        // The marker goes first, so that a run cut off between the two calls leaves no
+        // value of vss's without its marker. For a new secret that needs the `create`
+        // capability on its metadata; a token without it gets the marker after the value.
+        let mut marker_pending = !marked;
+        if marker_pending && !(seen.version == 0 && self.marker_after.load(std::sync::atomic::Ordering::Relaxed)) {
+            match self.write_marker(&full, &custom).await {
+                Ok(()) => marker_pending = false,
+                Err(e) if e.kind == ErrorKind::Permission && seen.version == 0 => {
+                    tracing::debug!(path = %path, "no `create` on the metadata of new secrets: their marker follows the value");
+                    self.marker_after.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let api = self.api("data", &full);
         let body = json!({"options": {"cas": seen.version}, "data": value.expose()});
         self.bundle_run().failed.insert(path.clone());
@@ -956,27 +1004,8 @@ impl Store for VaultStore {
             return Err(error);
         }
         let version = answer.json()["data"]["version"].as_u64().unwrap_or(seen.version + 1);
-        let mut custom = seen.custom;
-        let marked = self.bundle.is_some()
-            || (custom.get("managed-by").map(String::as_str) == Some("vss")
-                && custom.get("vss-target").map(String::as_str) == Some(owner));
-        if !marked {
-            custom.insert("managed-by".into(), "vss".into());
-            custom.insert("vss-target".into(), owner.into());
-            let api = self.api("metadata", &full);
-            let answer = self
-                .client
-                .send(reqwest::Method::POST, &api, Some(&json!({"custom_metadata": custom})), Call::Write)
-                .await?;
-            if answer.status != 200 && answer.status != 204 {
-                return Err(classify(
-                    answer.status,
-                    &answer.body,
-                    Op::Write,
-                    &format!("POST {api}"),
-                    &self.client.address,
-                ));
-            }
+        if marker_pending {
+            self.write_marker(&full, &custom).await?;
         }
         let digest = self.bundle.is_some().then(|| self.digests.fingerprint_secret(value));
         self.remember(path, Seen { version, custom, digest });

@@ -67,7 +67,7 @@ pub(crate) async fn s3() -> aws_sdk_s3::Client {
 }
 
 /// Every secret (name -> parsed value) whose name starts with `prefix`, in one account.
-async fn secrets(client: &aws_sdk_secretsmanager::Client, prefix: &str) -> Vec<(String, Value)> {
+pub(crate) async fn secrets(client: &aws_sdk_secretsmanager::Client, prefix: &str) -> Vec<(String, Value)> {
     let mut out = Vec::new();
     let mut pages = client.list_secrets().into_paginator().send();
     while let Some(page) = pages.next().await {

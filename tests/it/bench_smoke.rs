@@ -31,7 +31,7 @@ async fn every_benchmark_scenario_runs() {
     assert_eq!(rows.len(), 4 + 1 + 4 + 2, "{table}");
     // The no-op re-runs write nothing: the one property that holds at any scale.
     for row in rows.iter().filter(|r| r.scenario.contains("no-op")) {
-        assert_eq!(row.met, Some(true), "{table}");
+        assert!(row.notes.starts_with("writes 0;") || row.notes == "writes 0", "{table}");
     }
     assert!(rows.iter().all(|r| !r.vss.is_empty() && r.vss.iter().all(|s| *s > 0.0)), "{table}");
 }

@@ -29,6 +29,8 @@ fn answer(request: Request, status: u16) -> Response {
             r#"{"data":{"path":"secret/","type":"kv","options":{"version":"2"}}}"#.to_string(),
         ),
         ("LIST" | "GET", p, None) if p.starts_with("/v1/") => (404, "application/json", r#"{"errors":[]}"#.to_string()),
+        // The ownership marker (written before the value) holds no value: accepted.
+        ("POST", p, None) if p.starts_with("/v1/secret/metadata/") => (204, "application/json", String::new()),
         ("POST" | "PUT", p, None) if p.starts_with("/v1/") => (
             status,
             "application/json",

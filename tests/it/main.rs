@@ -16,9 +16,12 @@
 //!   GitHub test server (real sealed boxes, decrypted on arrival);
 //! - [`github_workflows`]: environments as code, `vss ensure` (also by dispatch), `vss
 //!   status` and the audit log, against the same server;
+//! - [`explain`]: `vss explain` and `pipeline --provenance`;
+//! - [`fidelity`]: random pipelines on every store: what the dry run says is what applying
+//!   does, read back through the servers;
 //! - [`cli`], [`schemas`], [`examples`], [`quickstart`], [`bench_smoke`].
 
-mod aws;
+pub mod aws;
 mod bench_smoke;
 mod byte_exact;
 mod cli;
@@ -27,6 +30,8 @@ mod config_errors;
 mod conformance;
 mod echo;
 mod examples;
+mod explain;
+mod fidelity;
 mod fuzz_config;
 mod github;
 mod github_server;
@@ -38,4 +43,4 @@ mod plan_apply;
 mod properties;
 mod quickstart;
 pub mod schemas;
-mod vault;
+pub mod vault;

@@ -120,6 +120,7 @@ async fn debug_formatting_prints_no_value() {
     let mut seen = vec![format!("{config:?}")];
     let options = RunOptions {
         exact: None,
+        provenance: false,
         dry_run: false,
         merge: true,
         sync: true,

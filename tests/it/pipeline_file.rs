@@ -641,3 +641,22 @@ fn an_interrupted_write_leaves_no_value_without_its_marker_and_a_failed_one_no_s
     let owners = ws.read_json("out/.vss-managed.json")["secrets"].clone();
     assert_eq!(owners.as_object().unwrap().len(), 2);
 }
+
+#[test]
+fn temporary_files_a_killed_run_left_are_removed_before_the_next_writes() {
+    let ws = Workspace::new();
+    ws.write("src.yaml", "a: {k: v}\n");
+    ws.write("vss.yaml", "source: {file: {path: src.yaml}}\ntargets: {T: {file: {path: out}}}\n");
+    // A dead process's temporary file (holding a value), and one of a live process.
+    let dead = ws.write("out/.vss-tmp-4194303-Zq81x", "{\"k\": \"CANARY-tmp\"}");
+    let live = ws.write(&format!("out/sub/.vss-tmp-{}-Ab3dE", std::process::id()), "{}");
+    let dry = ws.vss(["pipeline", "--dry-run"]);
+    assert_eq!(dry.code, 0, "{}", dry.transcript());
+    assert!(dead.exists(), "a dry run writes and removes nothing");
+    let out = ws.vss(["pipeline"]);
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    assert!(!dead.exists(), "the dead run's temporary file is gone");
+    assert!(live.exists(), "a running process's temporary file is left alone");
+    let left: Vec<String> = ws.files("out").into_iter().filter(|f| f.contains(".vss-tmp-")).collect();
+    assert_eq!(left, ["sub/.vss-tmp-".to_string() + &format!("{}-Ab3dE", std::process::id())]);
+}

@@ -32,6 +32,11 @@ fn status_schema_is_current() {
 }
 
 #[test]
+fn explain_schema_is_current() {
+    check("schemas/explain.schema.json", vss::provenance::explain_schema());
+}
+
+#[test]
 fn plan_schema_is_current() {
     check("schemas/plan.schema.json", vss::plan_file::plan_schema());
 }

@@ -35,7 +35,8 @@ fn servers() -> Servers {
 
 /// The top-level `vault:` block of the configs run through the binary: the first server,
 /// from the environment `run_vss` sets.
-const HEADER: &str = "vault: {address: \"${VSS_TEST_VAULT_ADDR}\", auth: {token: \"${VSS_TEST_VAULT_TOKEN}\"}}\n";
+pub(crate) const HEADER: &str =
+    "vault: {address: \"${VSS_TEST_VAULT_ADDR}\", auth: {token: \"${VSS_TEST_VAULT_TOKEN}\"}}\n";
 
 /// A name no other test (or earlier run against the same server) uses.
 fn unique(tag: &str) -> String {
@@ -44,7 +45,7 @@ fn unique(tag: &str) -> String {
 }
 
 /// Raw HTTP access to one server: what the tests check with, independent of vss.
-struct Http {
+pub(crate) struct Http {
     address: String,
     token: String,
     namespace: Option<String>,
@@ -52,6 +53,12 @@ struct Http {
 }
 
 impl Http {
+    /// The first server of `tests/run`, from the environment.
+    pub(crate) fn from_env() -> Self {
+        let s = servers();
+        Self::new(&s.first, &s.token)
+    }
+
     fn new(address: &str, token: &str) -> Self {
         Self { address: address.to_string(), token: token.to_string(), namespace: None, client: reqwest::Client::new() }
     }
@@ -60,7 +67,7 @@ impl Http {
         Self { namespace: Some(namespace.to_string()), ..Self::new(address, token) }
     }
 
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut request =
             self.client.request(method, format!("{}/v1/{path}", self.address)).header("X-Vault-Token", &self.token);
@@ -76,7 +83,7 @@ impl Http {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    async fn put_secret(&self, mount_path: &str, data: Value) {
+    pub(crate) async fn put_secret(&self, mount_path: &str, data: Value) {
         let (mount, path) = mount_path.split_once('/').unwrap();
         let (status, body) = self.call("POST", &format!("{mount}/data/{path}"), Some(json!({"data": data}))).await;
         assert_eq!(status, 200, "{body}");
@@ -89,7 +96,7 @@ impl Http {
         (status == 200).then(|| (body["data"]["data"].clone(), body["data"]["metadata"]["custom_metadata"].clone()))
     }
 
-    async fn list(&self, mount_folder: &str) -> Vec<String> {
+    pub(crate) async fn list(&self, mount_folder: &str) -> Vec<String> {
         let (mount, folder) = mount_folder.split_once('/').unwrap_or((mount_folder, ""));
         let (status, body) = self.call("LIST", &format!("{mount}/metadata/{folder}"), None).await;
         if status == 404 {
@@ -1175,4 +1182,270 @@ async fn a_vault_killed_mid_merge_leaves_sync_seeing_only_whole_bundles() {
         let check = run_vss(&ws, &s, &args);
         assert_eq!(check.code, 0, "{}", check.transcript());
     }
+}
+
+/// A proxy in front of the first Vault that holds every write to a path under `slow` for
+/// `delay`, and counts the data writes there.
+fn slow_proxy(
+    s: &Servers,
+    slow: String,
+    delay: std::time::Duration,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let writes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (upstream, counted) = (s.first.clone(), writes.clone());
+    let proxy = crate::loopback::serve(move |request| {
+        let write = request.method == "POST" && request.path.contains(&slow);
+        if write {
+            std::thread::sleep(delay);
+        }
+        let answer = forward(&upstream, &request);
+        if write && request.path.starts_with("/v1/secret/data/") {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        answer
+    });
+    (proxy, writes)
+}
+
+/// Waits until `count` reaches `at_least` (at most 30 s).
+fn wait_for(count: &std::sync::atomic::AtomicUsize, at_least: usize) {
+    let started = std::time::Instant::now();
+    while count.load(std::sync::atomic::Ordering::SeqCst) < at_least {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "the run never got that far");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn signal(child: &std::process::Child, name: &str) {
+    let status =
+        std::process::Command::new("kill").args([format!("-{name}"), child.id().to_string()]).status().unwrap();
+    assert!(status.success(), "kill -{name}");
+}
+
+/// Every secret below `secret/<folder>`: whether it has a value, and whether it carries
+/// vss's marker.
+async fn values_and_markers(http: &Http, folder: &str) -> Vec<(String, bool, bool)> {
+    let mut out = Vec::new();
+    for name in http.list(&format!("secret/{folder}")).await {
+        let (_, body) = http.call("GET", &format!("secret/data/{folder}/{name}"), None).await;
+        let (_, meta) = http.call("GET", &format!("secret/metadata/{folder}/{name}"), None).await;
+        let has_value = !body["data"]["data"].is_null();
+        let marked = meta["data"]["custom_metadata"]["managed-by"] == "vss";
+        out.push((name, has_value, marked));
+    }
+    out
+}
+
+#[tokio::test]
+async fn an_interrupted_run_finishes_its_writes_in_flight_and_reports_what_it_did() {
+    let s = servers();
+    let one = Http::new(&s.first, &s.token);
+    let u = unique("sigint");
+    for i in 0..30 {
+        one.put_secret(&format!("secret/{u}/src/s{i:02}"), json!({"v": i})).await;
+    }
+    let (proxy, writes) = slow_proxy(&s, format!("/{u}/t/"), std::time::Duration::from_millis(150));
+    let ws = Workspace::new();
+    ws.write(
+        "vss.yaml",
+        &format!(
+            "{HEADER}pipeline: {{sync: {{delete_orphans: true}}}}\nsources: {{src: {{vault: {{path: secret/{u}/src}}}}}}\ntargets:\n  T: {{imports: [src], vault: {{path: secret/{u}/t, address: \"{proxy}\"}}}}\n"
+        ),
+    );
+    let vss =
+        || {
+            Vss::new()
+                .cwd(ws.dir.path())
+                .env("VSS_TEST_VAULT_ADDR", &s.first)
+                .env("VSS_TEST_VAULT_TOKEN", &s.token)
+                .args(["pipeline", "--parallel", "2", "--output", "json"])
+        };
+    let child = vss().spawn();
+    wait_for(&writes, 4);
+    signal(&child, "INT");
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(stderr.contains("interrupted: finishing the writes in flight"), "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["errors"][0]["kind"], "interrupted", "{report:#}");
+    let added = report["summary"]["added"].as_u64().unwrap() as usize;
+    assert!((4..30).contains(&added), "{report:#}");
+    let skipped =
+        report["targets"][0]["changes"].as_array().unwrap().iter().filter(|c| c["status"] == "skipped").count();
+    assert_eq!(added + skipped, 30, "{report:#}");
+    // What the report says was written is there, each with its marker; nothing else is.
+    let held = values_and_markers(&one, &format!("{u}/t")).await;
+    assert_eq!(held.iter().filter(|(_, value, _)| *value).count(), added, "{held:?}");
+    assert!(held.iter().all(|(_, value, marked)| !value || *marked), "a value without its marker: {held:?}");
+
+    // A re-run picks up from there.
+    let rerun = vss().run();
+    assert_eq!(rerun.code, 0, "{}", rerun.transcript());
+    assert_eq!(rerun.json()["summary"]["added"].as_u64().unwrap() as usize, 30 - added);
+
+    // A second interrupt stops at once (exit 130), while writes (held 2 s each) are in flight.
+    for i in 0..30 {
+        one.put_secret(&format!("secret/{u}/src/s{i:02}"), json!({"v": i, "again": true})).await;
+    }
+    let (slower, slow_writes) = slow_proxy(&s, format!("/{u}/t/"), std::time::Duration::from_secs(2));
+    ws.write("slower.yaml", &std::fs::read_to_string(ws.path("vss.yaml")).unwrap().replace(&proxy, &slower));
+    let child = Vss::new()
+        .cwd(ws.dir.path())
+        .env("VSS_TEST_VAULT_ADDR", &s.first)
+        .env("VSS_TEST_VAULT_TOKEN", &s.token)
+        .args(["pipeline", "--config", "slower.yaml", "--parallel", "2"])
+        .spawn();
+    wait_for(&slow_writes, 1);
+    // The next writes are now held by the proxy: in flight when the signals come.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    signal(&child, "INT");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    signal(&child, "INT");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test]
+async fn a_run_killed_mid_apply_leaves_no_value_without_its_marker() {
+    let s = servers();
+    let one = Http::new(&s.first, &s.token);
+    let u = unique("kill9");
+    for i in 0..30 {
+        one.put_secret(&format!("secret/{u}/src/s{i:02}"), json!({"v": i})).await;
+    }
+    let (proxy, writes) = slow_proxy(&s, format!("/{u}/t/"), std::time::Duration::from_millis(60));
+    let ws = Workspace::new();
+    ws.write(
+        "vss.yaml",
+        &format!(
+            "{HEADER}pipeline: {{sync: {{delete_orphans: true}}}}\nsources: {{src: {{vault: {{path: secret/{u}/src}}}}}}\ntargets:\n  T: {{imports: [src], vault: {{path: secret/{u}/t, address: \"{proxy}\"}}}}\n"
+        ),
+    );
+    let vss = |args: &[&str]| {
+        Vss::new()
+            .cwd(ws.dir.path())
+            .env("VSS_TEST_VAULT_ADDR", &s.first)
+            .env("VSS_TEST_VAULT_TOKEN", &s.token)
+            .args(args)
+    };
+    let child = vss(&["pipeline", "--parallel", "4"]).spawn();
+    wait_for(&writes, 6);
+    signal(&child, "KILL");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), None, "killed");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let held = values_and_markers(&one, &format!("{u}/t")).await;
+    assert!(held.iter().any(|(_, value, _)| *value), "some writes landed: {held:?}");
+    assert!(held.iter().all(|(_, value, marked)| !value || *marked), "a value without its marker: {held:?}");
+    // A re-run converges, and what vss wrote is vss's: an orphan is deleted.
+    assert_eq!(vss(&["pipeline"]).run().code, 0);
+    let (status, _) = one.call("DELETE", &format!("secret/metadata/{u}/src/s00"), None).await;
+    assert_eq!(status, 204);
+    let out = vss(&["pipeline", "--output", "compact"]).run();
+    assert_eq!(out.stdout, "APPLIED: +0 ~0 -1 =29\n", "{}", out.transcript());
+    let check = vss(&["pipeline", "--dry-run", "--exit-code", "--output", "compact"]).run();
+    assert_eq!(check.stdout, "ZERO-SUM: 29 unchanged\n", "{}", check.transcript());
+}
+
+#[tokio::test]
+async fn faults_between_vss_and_vault_are_retried_or_named_and_a_rerun_converges() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    let s = servers();
+    let one = Http::new(&s.first, &s.token);
+    let u = unique("faults");
+    for i in 0..10 {
+        one.put_secret(&format!("secret/{u}/src/s{i}"), json!({"v": i})).await;
+    }
+    let empty = |status: u16| crate::loopback::Response {
+        status,
+        headers: Vec::new(),
+        content_type: "application/json",
+        body: String::new(),
+    };
+    // A: its first data writes meet a 503 with `Retry-After: 1`, an answer lost halfway
+    // (after the write landed), a 500 and a 429; then all is well.
+    let (upstream, writes_a) = (s.first.clone(), Arc::new(AtomicUsize::new(0)));
+    let times: Arc<Mutex<Vec<std::time::Instant>>> = Arc::default();
+    let (count, seen, data_a) = (writes_a.clone(), times.clone(), format!("/v1/secret/data/{u}/a/"));
+    let flaky = crate::loopback::serve(move |request| {
+        if !(request.method == "POST" && request.path.starts_with(&data_a)) {
+            return forward(&upstream, &request);
+        }
+        seen.lock().unwrap().push(std::time::Instant::now());
+        match count.fetch_add(1, Ordering::SeqCst) {
+            0 => crate::loopback::Response {
+                headers: vec![("retry-after".into(), "1".into())],
+                body: r#"{"errors":["busy"]}"#.into(),
+                ..empty(503)
+            },
+            1 => {
+                forward(&upstream, &request);
+                empty(1)
+            }
+            2 => crate::loopback::Response { body: r#"{"errors":["internal error"]}"#.into(), ..empty(500) },
+            3 => crate::loopback::Response { body: r#"{"errors":["rate limited"]}"#.into(), ..empty(429) },
+            _ => forward(&upstream, &request),
+        }
+    });
+    // B: the server dies after 3 data writes (mid-SYNC), until it is back.
+    let (upstream, dead, writes_b) = (s.first.clone(), Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
+    let (gone, count, data_b) = (dead.clone(), writes_b.clone(), format!("/v1/secret/data/{u}/b/"));
+    let dying = crate::loopback::serve(move |request| {
+        if gone.load(Ordering::SeqCst) {
+            return empty(0);
+        }
+        let answer = forward(&upstream, &request);
+        if request.method == "POST"
+            && request.path.starts_with(&data_b)
+            && count.fetch_add(1, Ordering::SeqCst) + 1 == 3
+        {
+            gone.store(true, Ordering::SeqCst);
+        }
+        answer
+    });
+    // C: nothing listens there.
+    let refused = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let ws = Workspace::new();
+    ws.write(
+        "vss.yaml",
+        &format!(
+            "{HEADER}sources: {{src: {{vault: {{path: secret/{u}/src}}}}}}\ntargets:\n  A: {{imports: [src], vault: {{path: secret/{u}/a, address: \"{flaky}\"}}}}\n  B: {{imports: [src], vault: {{path: secret/{u}/b, address: \"{dying}\"}}}}\n  C: {{imports: [src], vault: {{path: secret/{u}/c, address: \"{refused}\"}}}}\n"
+        ),
+    );
+    let out = run_vss(&ws, &s, &["pipeline", "--targets", "A,B", "--parallel", "1", "--output", "json"]);
+    assert_eq!(out.code, 2, "{}", out.transcript());
+    let report = out.json();
+    let errors = report["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "only B failed: {report:#}");
+    assert_eq!(
+        (errors[0]["target"].as_str(), errors[0]["kind"].as_str()),
+        (Some("B"), Some("unavailable")),
+        "{report:#}"
+    );
+    let message = errors[0]["message"].as_str().unwrap();
+    assert!(message.contains("POST secret/") && message.contains(&format!("{u}/b/s")), "names the call: {message}");
+    assert!(message.contains(&dying), "names the address: {message}");
+    for i in 0..10 {
+        assert_eq!(one.secret(&format!("secret/{u}/a/s{i}")).await.unwrap().0, json!({"v": i}), "A s{i}");
+    }
+    assert_eq!(report["targets"][0]["summary"]["added"], 10, "A wrote every secret: {report:#}");
+    let times = times.lock().unwrap().clone();
+    assert!(times[1] - times[0] >= std::time::Duration::from_millis(950), "Retry-After: 1 is waited out");
+
+    let c = run_vss(&ws, &s, &["pipeline", "--targets", "C", "--output", "json"]);
+    assert_eq!(c.code, 2, "{}", c.transcript());
+    let error = &c.json()["errors"][0];
+    assert_eq!((error["target"].as_str(), error["kind"].as_str()), (Some("C"), Some("unavailable")), "{error}");
+    assert!(error["message"].as_str().unwrap().contains(refused.trim_start_matches("http://")), "{error}");
+
+    dead.store(false, Ordering::SeqCst);
+    let rerun = run_vss(&ws, &s, &["pipeline", "--targets", "A,B", "--output", "compact"]);
+    assert_eq!(rerun.code, 0, "{}", rerun.transcript());
+    let check = run_vss(&ws, &s, &["pipeline", "--targets", "A,B", "--dry-run", "--exit-code", "--output", "compact"]);
+    assert_eq!(check.stdout, "ZERO-SUM: 20 unchanged\n", "{}", check.transcript());
 }

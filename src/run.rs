@@ -236,13 +236,11 @@ fn pipeline(args: PipelineArgs, color: bool, quiet: bool) -> Exit {
         Ok(ready) => ready,
         Err(exit) => return exit,
     };
-    let outcome = match execute(&plan, &options, output, quiet) {
-        Ok(outcome) => outcome,
+    let view = View { output, quiet, color, unchanged: args.run.show_unchanged };
+    let (_, report, audited) = match execute_and_show(&plan, &options, view, "pipeline") {
+        Ok(done) => done,
         Err(exit) => return exit,
     };
-    let report = Report::from_outcome(&outcome, &Fingerprinter::from_env(), args.run.show_unchanged);
-    show(&report, output, color);
-    let audited = record(&plan, &report, &crate::audit::run_id(), "pipeline", None);
     Exit::of_run(!report.errors.is_empty() || !audited, report.summary.changes() > 0, args.run.exit_code)
 }
 
@@ -286,6 +284,31 @@ fn ready<'c>(config: &'c Config, run: &RunArgs, dry_run: bool, output: Output) -
         ..RunOptions::default()
     };
     Ok((plan, options))
+}
+
+/// How a run's report is shown.
+#[derive(Clone, Copy, Debug)]
+struct View {
+    output: Output,
+    quiet: bool,
+    color: bool,
+    /// List unchanged secrets too.
+    unchanged: bool,
+}
+
+/// Runs the engine, prints the report and appends it to the audit log as `command`'s:
+/// the outcome, the report, and whether the log was written.
+fn execute_and_show(
+    plan: &Plan<'_>,
+    options: &RunOptions,
+    view: View,
+    command: &str,
+) -> Result<(engine::Outcome, Report, bool), Exit> {
+    let outcome = execute(plan, options, view.output, view.quiet)?;
+    let report = Report::from_outcome(&outcome, &Fingerprinter::from_env(), view.unchanged);
+    show(&report, view.output, view.color);
+    let audited = record(plan, &report, &crate::audit::run_id(), command, None);
+    Ok((outcome, report, audited))
 }
 
 /// Runs the engine (with a progress bar on a terminal, for the human report).
@@ -388,13 +411,11 @@ fn plan_command(args: PlanArgs, color: bool, quiet: bool) -> Exit {
         Ok(ready) => ready,
         Err(exit) => return exit,
     };
-    let outcome = match execute(&plan, &options, output, quiet) {
-        Ok(outcome) => outcome,
+    let view = View { output, quiet, color, unchanged: args.run.show_unchanged };
+    let (outcome, report, audited) = match execute_and_show(&plan, &options, view, "plan") {
+        Ok(done) => done,
         Err(exit) => return exit,
     };
-    let report = Report::from_outcome(&outcome, &Fingerprinter::from_env(), args.run.show_unchanged);
-    show(&report, output, color);
-    let audited = record(&plan, &report, &crate::audit::run_id(), "plan", None);
     if !report.errors.is_empty() {
         print_err(&format!("error: the run has errors: no plan written to {}\n", args.out.display()));
         return Exit::Error;
@@ -488,13 +509,11 @@ fn apply_command(args: ApplyArgs, color: bool, quiet: bool) -> Exit {
     };
     (options.merge, options.sync) = (saved.options.merge, saved.options.sync);
     options.exact = Some(Arc::new(saved));
-    let outcome = match execute(&plan, &options, output, quiet) {
-        Ok(outcome) => outcome,
+    let view = View { output, quiet, color, unchanged: args.show_unchanged };
+    let (_, report, audited) = match execute_and_show(&plan, &options, view, "apply") {
+        Ok(done) => done,
         Err(exit) => return exit,
     };
-    let report = Report::from_outcome(&outcome, &Fingerprinter::from_env(), args.show_unchanged);
-    show(&report, output, color);
-    let audited = record(&plan, &report, &crate::audit::run_id(), "apply", None);
     Exit::of_run(!report.errors.is_empty() || !audited, false, false)
 }
 

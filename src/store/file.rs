@@ -29,6 +29,8 @@
 //! written twice per target and run: the markers before the values ([`Store::prepare`]),
 //! then the deletions ([`Store::finish`]), each time from a fresh read under a lock file,
 //! so concurrent runs keep each other's markers.
+//! A merge bundle is written as generations behind a link (Unix, [`Generations`]): a SYNC
+//! never reads a half-written bundle.
 //! Relative paths are relative to the config file's directory.
 
 use std::collections::BTreeMap;
@@ -115,12 +117,16 @@ pub struct FileStore {
 impl std::fmt::Debug for FileStore {
     /// The location only: the cached state holds secret values.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FileStore").field("root", &self.inner.root).finish_non_exhaustive()
+        f.debug_struct("FileStore").field("root", &self.inner.root()).finish_non_exhaustive()
     }
 }
 
 struct Inner {
-    root: PathBuf,
+    /// Where the secrets are: the location, or for a merge bundle, its current generation
+    /// (and, between `prepare` and `finish`, the one being written).
+    root: std::sync::RwLock<PathBuf>,
+    /// A merge bundle written as generations ([`Generations`]).
+    generations: Option<Generations>,
     single: Option<Format>,
     calls: Arc<CallCounter>,
     /// Serialises manifest updates and whole-file rewrites; caches what was loaded.
@@ -144,13 +150,150 @@ struct State {
     /// Temporary files a killed run left behind, found by the last listing: removed
     /// before this store's writes.
     stale: Vec<PathBuf>,
+    /// A write or delete failed since `prepare`.
+    failed: bool,
+    /// A merge bundle: the generation being written, since `prepare`.
+    writing: Option<PathBuf>,
+}
+
+/// A merge bundle written as generations (Unix): `DIR/<target>` is a link to
+/// `DIR/.<target>.gen/<generation>`. A MERGE writes a new generation (a copy of the
+/// current one, by hard links, then its changes) and, when every change succeeded,
+/// points the link at it in one rename; a SYNC reads the generation the link named when
+/// it started. So a reader never sees part of one MERGE and part of another, and a MERGE
+/// that fails or is killed leaves the link where it was. The previous generation is kept
+/// for readers still on it; older ones go.
+#[derive(Clone, Debug)]
+struct Generations {
+    /// `DIR/<target>`.
+    link: PathBuf,
+    /// `DIR/.<target>.gen`.
+    folder: PathBuf,
+}
+
+impl Generations {
+    /// The generations of the bundle at `link`, where links exist (Unix).
+    fn of(link: &Path) -> Option<Self> {
+        if !cfg!(unix) {
+            return None;
+        }
+        let name = link.file_name()?.to_string_lossy().into_owned();
+        Some(Generations { link: link.to_path_buf(), folder: link.with_file_name(format!(".{name}.gen")) })
+    }
+
+    /// The generation the link names, when it is a link.
+    fn current(&self) -> Option<PathBuf> {
+        let target = std::fs::read_link(&self.link).ok()?;
+        Some(self.link.parent().map_or(target.clone(), |dir| dir.join(target)))
+    }
+
+    /// A new generation, holding what `from` holds (hard links; copies where links fail).
+    fn start(&self, from: &Path) -> Result<PathBuf, StoreError> {
+        let name = format!(
+            "{}-{}-{:08x}",
+            crate::time::timestamp(crate::time::now()).replace([':', '-'], ""),
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        let next = self.folder.join(name);
+        std::fs::create_dir_all(&next).map_err(io_error(format!("cannot create {}", next.display())))?;
+        if from.is_dir() {
+            link_tree(from, &next)?;
+        }
+        Ok(next)
+    }
+
+    /// Points the link at `next` (one rename), then removes the generations older than
+    /// the one it named before.
+    #[cfg(unix)]
+    fn publish(&self, next: &Path) -> Result<(), StoreError> {
+        let mut previous = self.current();
+        let dir = self.link.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let relative = next.strip_prefix(&dir).unwrap_or(next).to_path_buf();
+        let temporary = dir.join(format!("{TEMPORARY}{}-{:08x}", std::process::id(), rand::random::<u32>()));
+        std::os::unix::fs::symlink(&relative, &temporary)
+            .map_err(io_error(format!("cannot create the link {}", temporary.display())))?;
+        // A bundle written before generations is a folder: it becomes the first one.
+        if let Ok(meta) = std::fs::symlink_metadata(&self.link)
+            && meta.is_dir()
+        {
+            let legacy = self.folder.join("0-before-generations");
+            std::fs::rename(&self.link, &legacy).map_err(io_error(format!("cannot move {}", self.link.display())))?;
+            previous = Some(legacy);
+        }
+        std::fs::rename(&temporary, &self.link).map_err(|e| {
+            let _ = std::fs::remove_file(&temporary);
+            io_error(format!("cannot point {} at the new generation", self.link.display()))(e)
+        })?;
+        let keep: Vec<PathBuf> = [Some(next.to_path_buf()), previous].into_iter().flatten().collect();
+        if let Ok(entries) = std::fs::read_dir(&self.folder) {
+            for entry in entries.flatten() {
+                if !keep.iter().any(|k| k == &entry.path()) {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[cfg(not(unix))]
+    fn publish(&self, _next: &Path) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// Mirrors the files below `from` into `to` by hard links (copies where a link fails),
+/// leaving out temporary and lock files.
+fn link_tree(from: &Path, to: &Path) -> Result<(), StoreError> {
+    let entries = std::fs::read_dir(from).map_err(io_error(format!("cannot list {}", from.display())))?;
+    for entry in entries {
+        let entry = entry.map_err(io_error(format!("cannot list {}", from.display())))?;
+        let name = entry.file_name();
+        let text = name.to_string_lossy();
+        if text.starts_with(TEMPORARY) || text.ends_with(".lock") {
+            continue;
+        }
+        let (source, target) = (entry.path(), to.join(&name));
+        let kind = entry.file_type().map_err(io_error(format!("cannot read {}", source.display())))?;
+        if kind.is_dir() {
+            std::fs::create_dir_all(&target).map_err(io_error(format!("cannot create {}", target.display())))?;
+            link_tree(&source, &target)?;
+        } else if kind.is_file() && std::fs::hard_link(&source, &target).is_err() {
+            std::fs::copy(&source, &target).map_err(io_error(format!("cannot copy {}", source.display())))?;
+        }
+    }
+    Ok(())
 }
 
 impl FileStore {
     /// A store at `root` (a directory, or a single file when it ends in `.json`/`.yaml`).
     pub fn new(root: PathBuf, calls: Arc<CallCounter>) -> Result<Self, StoreError> {
         let single = Format::of(&root);
-        Ok(Self { inner: Arc::new(Inner { root, single, calls, state: Mutex::new(State::default()) }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                root: std::sync::RwLock::new(root),
+                generations: None,
+                single,
+                calls,
+                state: Mutex::new(State::default()),
+            }),
+        })
+    }
+
+    /// The merge bundle at `link` (`DIR/<target>`), written as generations: reads come
+    /// from the generation the link names when the store is opened.
+    fn bundle(link: PathBuf, calls: Arc<CallCounter>) -> Result<Self, StoreError> {
+        let generations = Generations::of(&link);
+        let root = generations.as_ref().and_then(Generations::current).unwrap_or_else(|| link.clone());
+        Ok(Self {
+            inner: Arc::new(Inner {
+                root: std::sync::RwLock::new(root),
+                generations,
+                single: None,
+                calls,
+                state: Mutex::new(State::default()),
+            }),
+        })
     }
 
     async fn blocking<T: Send + 'static>(
@@ -216,10 +359,13 @@ impl StoreKind for FileStore {
 
     async fn open(config: &FileConfig, ctx: &OpenContext<'_>, bundle: Option<&Bundle<'_>>) -> Result<Self, StoreError> {
         let mut root = config.resolve(ctx.base_dir);
-        if let Some(bundle) = bundle {
-            root.push(bundle.target);
+        match bundle {
+            Some(bundle) => {
+                root.push(bundle.target);
+                FileStore::bundle(root, ctx.calls::<Self>())
+            }
+            None => FileStore::new(root, ctx.calls::<Self>()),
         }
-        FileStore::new(root, ctx.calls::<Self>())
     }
 }
 
@@ -235,12 +381,16 @@ impl Store for FileStore {
 
     async fn write(&self, path: &SecretPath, value: &SecretValue, owner: &str) -> Result<(), StoreError> {
         let (path, value, owner) = (path.clone(), value.clone(), owner.to_string());
-        self.blocking(move |inner| inner.write(&path, &value.expose(), &owner)).await
+        let written = self.blocking(move |inner| inner.write(&path, &value.expose(), &owner)).await;
+        self.inner.lock().failed |= written.is_err();
+        written
     }
 
     async fn delete(&self, path: &SecretPath) -> Result<(), StoreError> {
         let path = path.clone();
-        self.blocking(move |inner| inner.delete(&path)).await
+        let deleted = self.blocking(move |inner| inner.delete(&path)).await;
+        self.inner.lock().failed |= deleted.is_err();
+        deleted
     }
 
     async fn prepare(&self, paths: &[SecretPath], owner: &str) -> Result<(), StoreError> {
@@ -258,16 +408,20 @@ fn io_error(context: String) -> impl FnOnce(std::io::Error) -> StoreError {
 }
 
 impl Inner {
+    fn root(&self) -> PathBuf {
+        self.root.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn manifest_path(&self) -> PathBuf {
         match self.single {
-            None => self.root.join(".vss-managed.json"),
+            None => self.root().join(".vss-managed.json"),
             Some(_) => {
-                let name = self.root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                self.root.with_file_name(format!(".{name}.vss-managed.json"))
+                let name = self.root().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                self.root().with_file_name(format!(".{name}.vss-managed.json"))
             }
         }
     }
@@ -325,7 +479,7 @@ impl Inner {
         // What a killed run left: temporary files holding values, never renamed.
         let mut stale = std::mem::take(&mut state.stale);
         if self.single.is_some()
-            && let Some(dir) = self.root.parent().filter(|d| !d.as_os_str().is_empty())
+            && let Some(dir) = self.root().parent().filter(|d| !d.as_os_str().is_empty()).map(Path::to_path_buf)
             && let Ok(entries) = std::fs::read_dir(dir)
         {
             for entry in entries.flatten() {
@@ -335,6 +489,13 @@ impl Inner {
             }
         }
         remove_stale(&stale);
+        if let Some(generations) = &self.generations {
+            let next = generations.start(&self.root())?;
+            *self.root.write().unwrap_or_else(|e| e.into_inner()) = next.clone();
+            state.writing = Some(next);
+            state.owners = None;
+        }
+        state.failed = false;
         let mut claimed = Vec::new();
         self.update_manifest(&mut state, |owners| {
             for path in paths {
@@ -363,16 +524,29 @@ impl Inner {
         let done = std::mem::take(&mut state.done);
         let mut dropped = std::mem::take(&mut state.removed);
         dropped.extend(claimed.into_iter().filter(|p| !done.contains(p)));
-        if dropped.is_empty() {
-            return Ok(());
+        if !dropped.is_empty() {
+            self.update_manifest(&mut state, |owners| {
+                let before = owners.len();
+                for path in &dropped {
+                    owners.remove(path);
+                }
+                owners.len() != before
+            })?;
         }
-        self.update_manifest(&mut state, |owners| {
-            let before = owners.len();
-            for path in &dropped {
-                owners.remove(path);
+        // A merge bundle: the new generation is published only when every change of it
+        // was made; otherwise it goes, and the link keeps naming the last whole one.
+        if let (Some(generations), Some(next)) = (&self.generations, state.writing.take()) {
+            if state.failed {
+                let _ = std::fs::remove_dir_all(&next);
+                if let Some(current) = generations.current() {
+                    *self.root.write().unwrap_or_else(|e| e.into_inner()) = current;
+                }
+                state.owners = None;
+            } else {
+                generations.publish(&next)?;
             }
-            owners.len() != before
-        })
+        }
+        Ok(())
     }
 
     fn save_owners(&self, owners: &BTreeMap<String, String>) -> Result<(), StoreError> {
@@ -388,13 +562,14 @@ impl Inner {
         format: Format,
     ) -> Result<&'s mut BTreeMap<SecretPath, Value>, StoreError> {
         if state.single.is_none() {
-            let map = match std::fs::read(&self.root) {
+            let root = self.root();
+            let map = match std::fs::read(&root) {
                 Ok(bytes) => {
                     self.calls.count(Call::Read);
-                    parse_mapping(format.parse(&bytes, &self.root)?, &self.root)?
+                    parse_mapping(format.parse(&bytes, &root)?, &root)?
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-                Err(e) => return Err(io_error(format!("cannot read {}", self.root.display()))(e)),
+                Err(e) => return Err(io_error(format!("cannot read {}", root.display()))(e)),
             };
             state.single = Some(map);
         }
@@ -408,18 +583,19 @@ impl Inner {
         }
         self.calls.count(Call::List);
         let mut found: BTreeMap<SecretPath, PathBuf> = BTreeMap::new();
-        if !self.root.exists() {
+        let root = self.root();
+        if !root.exists() {
             return Ok(Vec::new());
         }
         let mut stale = Vec::new();
-        walk(&self.root, &self.root, &mut found, &mut stale)?;
+        walk(&root, &root, &mut found, &mut stale)?;
         self.lock().stale = stale;
         Ok(found.into_keys().collect())
     }
 
     /// The file holding `path` in a directory store, if one exists.
     fn existing_file(&self, path: &SecretPath) -> Result<Option<(PathBuf, Format)>, StoreError> {
-        let base = self.root.join(path.as_str());
+        let base = self.root().join(path.as_str());
         let mut hits = Vec::new();
         for (ext, format) in [("json", Format::Json), ("yaml", Format::Yaml), ("yml", Format::Yaml)] {
             let candidate = with_extension(&base, ext);
@@ -459,7 +635,8 @@ impl Inner {
     /// the root: nothing is written or deleted through it.
     fn inside(&self, path: &SecretPath) -> Result<(), StoreError> {
         let segments: Vec<&str> = path.as_str().split('/').collect();
-        let mut dir = self.root.clone();
+        let store_root = self.root();
+        let mut dir = store_root.clone();
         let mut root = None;
         for segment in &segments[..segments.len() - 1] {
             dir.push(segment);
@@ -467,9 +644,9 @@ impl Inner {
                 Ok(meta) if meta.file_type().is_symlink() => {
                     let root = match &root {
                         Some(root) => root,
-                        None => root.insert(std::fs::canonicalize(&self.root).map_err(io_error(format!(
+                        None => root.insert(std::fs::canonicalize(&store_root).map_err(io_error(format!(
                             "cannot resolve {}",
-                            self.root.display()
+                            store_root.display()
                         )))?),
                     };
                     let target = std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone());
@@ -478,7 +655,7 @@ impl Inner {
                             "{} is a link to {}, outside the store's folder {}: vss does not write through it",
                             dir.display(),
                             target.display(),
-                            self.root.display()
+                            store_root.display()
                         ))
                         .with_hint("remove the link, or point the store at the folder it leads to"));
                     }
@@ -497,13 +674,13 @@ impl Inner {
                 let map = self.single_map(&mut state, format)?;
                 map.insert(path.clone(), value.clone());
                 let whole = Value::Object(map.iter().map(|(k, v)| (k.to_string(), v.clone())).collect());
-                atomic_write(&self.root, format.render(&whole).as_bytes())?;
+                atomic_write(&self.root(), format.render(&whole).as_bytes())?;
             }
             None => {
                 self.inside(path)?;
                 let (file, format) = match self.existing_file(path)? {
                     Some(hit) => hit,
-                    None => (with_extension(&self.root.join(path.as_str()), "json"), Format::Json),
+                    None => (with_extension(&self.root().join(path.as_str()), "json"), Format::Json),
                 };
                 atomic_write(&file, format.render(value).as_bytes())?;
             }
@@ -527,7 +704,7 @@ impl Inner {
                 let map = self.single_map(&mut state, format)?;
                 if map.remove(path).is_some() {
                     let whole = Value::Object(map.iter().map(|(k, v)| (k.to_string(), v.clone())).collect());
-                    atomic_write(&self.root, format.render(&whole).as_bytes())?;
+                    atomic_write(&self.root(), format.render(&whole).as_bytes())?;
                     self.calls.count(Call::Delete);
                 }
             }
@@ -536,7 +713,7 @@ impl Inner {
                 if let Some((file, _)) = self.existing_file(path)? {
                     std::fs::remove_file(&file).map_err(io_error(format!("cannot delete {}", file.display())))?;
                     self.calls.count(Call::Delete);
-                    remove_empty_parents(&file, &self.root);
+                    remove_empty_parents(&file, &self.root());
                 }
             }
         }

@@ -660,3 +660,45 @@ fn temporary_files_a_killed_run_left_are_removed_before_the_next_writes() {
     let left: Vec<String> = ws.files("out").into_iter().filter(|f| f.contains(".vss-tmp-")).collect();
     assert_eq!(left, ["sub/.vss-tmp-".to_string() + &format!("{}-Ab3dE", std::process::id())]);
 }
+
+#[test]
+fn a_merge_that_fails_mid_way_leaves_sync_seeing_the_last_whole_file_bundle() {
+    let ws = Workspace::new();
+    let source = |generation: u32, poison: bool| {
+        let mut text: String = (0..20).map(|i| format!("s{i:02}: {{v: {i}, generation: {generation}}}\n")).collect();
+        // `zz.json/y` is a folder `zz.json` in the bundle; a later secret `zz` (file
+        // `zz.json`) cannot be written while that folder is there: the MERGE fails after
+        // writing the other secrets.
+        text.push_str(if poison { "zz: {v: 1}\n" } else { "zz.json/y: {v: 1}\n" });
+        text
+    };
+    ws.write("src.yaml", &source(1, false));
+    ws.write(
+        "vss.yaml",
+        "merge_store: {file: {path: out/merged}}\nsource: {file: {path: src.yaml}}\ntargets: {T: {file: {path: out/t}}}\n",
+    );
+    assert_eq!(ws.vss(["pipeline"]).code, 0);
+    ws.write("src.yaml", &source(2, true));
+    let merge = ws.vss(["pipeline", "--merge-only", "--output", "json"]);
+    assert_eq!(merge.code, 2, "{}", merge.transcript());
+    assert_eq!(merge.json()["errors"][0]["target"], "T");
+    let applied =
+        merge.json()["targets"][0]["changes"].as_array().unwrap().iter().filter(|c| c["status"] == "applied").count();
+    assert_eq!(applied, 20, "the other writes were made: {}", merge.stdout);
+    // The bundle, as SYNC reads it, is still all of generation 1.
+    for i in 0..20 {
+        assert_eq!(ws.read_json(&format!("out/merged/T/s{i:02}.json"))["generation"], 1, "s{i:02}");
+    }
+    let sync = ws.vss(["pipeline", "--sync-only", "--exit-code", "--output", "compact"]);
+    assert_eq!((sync.code, sync.stdout.as_str()), (0, "ZERO-SUM: 21 unchanged\n"), "{}", sync.transcript());
+    // Fixed, a re-run converges; one earlier generation is kept for readers, no more.
+    ws.write("src.yaml", &source(2, false));
+    assert_eq!(ws.vss(["pipeline"]).code, 0);
+    assert_eq!(ws.read_json("out/merged/T/s00.json")["generation"], 2);
+    assert_eq!(ws.read_json("out/t/s00.json")["generation"], 2);
+    let generations = std::fs::read_dir(ws.path("out/merged/.T.gen")).unwrap().count();
+    assert_eq!(generations, 2, "the current generation and the one before");
+    assert!(std::fs::symlink_metadata(ws.path("out/merged/T")).unwrap().file_type().is_symlink());
+    let check = ws.vss(["pipeline", "--dry-run", "--exit-code", "--output", "compact"]);
+    assert_eq!(check.code, 0, "{}", check.transcript());
+}

@@ -1449,3 +1449,56 @@ async fn faults_between_vss_and_vault_are_retried_or_named_and_a_rerun_converges
     let check = run_vss(&ws, &s, &["pipeline", "--targets", "A,B", "--dry-run", "--exit-code", "--output", "compact"]);
     assert_eq!(check.stdout, "ZERO-SUM: 20 unchanged\n", "{}", check.transcript());
 }
+
+#[tokio::test]
+async fn a_source_that_fails_mid_read_leaves_its_targets_untouched() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let s = servers();
+    let one = Http::new(&s.first, &s.token);
+    let u = unique("srcfail");
+    for i in 0..6 {
+        one.put_secret(&format!("secret/{u}/src/s{i}"), json!({"v": i})).await;
+    }
+    // The source is read through a proxy that answers 500 to every read of `s3` once the
+    // first run is over.
+    let (upstream, reads, poisoned) =
+        (s.first.clone(), std::sync::Arc::new(AtomicUsize::new(0)), format!("/v1/secret/data/{u}/src/s3"));
+    let failing = reads.clone();
+    let proxy = crate::loopback::serve(move |request| {
+        if request.path == poisoned && failing.load(Ordering::SeqCst) > 0 {
+            return crate::loopback::Response {
+                status: 500,
+                headers: Vec::new(),
+                content_type: "application/json",
+                body: r#"{"errors":["internal error"]}"#.into(),
+            };
+        }
+        forward(&upstream, &request)
+    });
+    let ws = Workspace::new();
+    ws.write(
+        "vss.yaml",
+        &format!(
+            "{HEADER}pipeline: {{sync: {{delete_orphans: true}}}}\nsources: {{src: {{vault: {{path: secret/{u}/src, address: \"{proxy}\"}}}}}}\ntargets:\n  T: {{imports: [src], vault: {{path: secret/{u}/t}}}}\n"
+        ),
+    );
+    assert_eq!(run_vss(&ws, &s, &["pipeline"]).code, 0);
+    reads.store(1, Ordering::SeqCst);
+    // Meanwhile a source secret changed and one went: neither reaches the target.
+    one.put_secret(&format!("secret/{u}/src/s0"), json!({"v": "changed"})).await;
+    let (status, _) = one.call("DELETE", &format!("secret/metadata/{u}/src/s1"), None).await;
+    assert_eq!(status, 204);
+    let out = run_vss(&ws, &s, &["pipeline", "--output", "json"]);
+    assert_eq!(out.code, 2, "{}", out.transcript());
+    let report = out.json();
+    let error = &report["errors"][0];
+    assert_eq!((error["target"].as_str(), error["kind"].as_str()), (Some("T"), Some("unavailable")), "{report:#}");
+    assert!(error["message"].as_str().unwrap().contains("cannot read source `src`"), "{error}");
+    assert_eq!(
+        (calls(&report, "vault")["write"].as_u64(), calls(&report, "vault")["delete"].as_u64()),
+        (Some(0), Some(0)),
+        "{report:#}"
+    );
+    assert_eq!(one.list(&format!("secret/{u}/t")).await.len(), 6, "nothing deleted");
+    assert_eq!(one.secret(&format!("secret/{u}/t/s0")).await.unwrap().0, json!({"v": 0}), "nothing written");
+}

@@ -50,6 +50,21 @@ if [[ "$installed_octokit" != *"\"version\": \"$OCTOKIT_VERSION\""* ]]; then
         "@octokit/rest@$OCTOKIT_VERSION" "libsodium-wrappers@$SODIUM_VERSION" >&2
 fi
 export VSS_TEST_NODE_DIR="$node_dir"
+# Google's published contract of Secret Manager (the secretmanager.v1 discovery document,
+# shipped in google-api-python-client) and Google's official Python client: the GCP test
+# server checks every request against the first and is cross-checked once with the second.
+GOOGLE_API_CLIENT_VERSION=2.202.0
+GOOGLE_SECRET_MANAGER_VERSION=2.32.0
+installed_google=$("$venv/bin/pip" show google-cloud-secret-manager google-api-python-client 2>/dev/null || true)
+if [[ "$installed_google" != *"Version: $GOOGLE_API_CLIENT_VERSION"$'\n'* ||
+      "$installed_google" != *"Version: $GOOGLE_SECRET_MANAGER_VERSION"$'\n'* ]]; then
+    echo "installing google-api-python-client $GOOGLE_API_CLIENT_VERSION and google-cloud-secret-manager $GOOGLE_SECRET_MANAGER_VERSION into $venv" >&2
+    "$venv/bin/pip" install --quiet --disable-pip-version-check \
+        "google-api-python-client==$GOOGLE_API_CLIENT_VERSION" "google-cloud-secret-manager==$GOOGLE_SECRET_MANAGER_VERSION"
+fi
+VSS_TEST_GCP_DISCOVERY=$("$venv/bin/python" -c 'import googleapiclient, os; print(os.path.join(os.path.dirname(googleapiclient.__file__), "discovery_cache", "documents", "secretmanager.v1.json"))')
+export VSS_TEST_GCP_DISCOVERY
+export VSS_TEST_PYTHON_VENV="$venv"
 installed_moto=$("$venv/bin/pip" show moto 2>/dev/null || true)
 if [[ "$installed_moto" != *"Version: $MOTO_VERSION"$'\n'* ]]; then
     echo "installing moto $MOTO_VERSION into $venv" >&2

@@ -834,6 +834,14 @@ async fn plan_once(
         .iter()
         .filter(|c| c.kind.is_change())
         .filter_map(|c| {
+            // A name the store would refuse (stores of flat names were checked above).
+            if names.is_none()
+                && c.kind != crate::diff::ChangeKind::Removed
+                && let Some(why) = handle.name_error(&c.path)
+            {
+                let store = StoreError::invalid(format!("secret `{}` cannot be named here: {why}", c.path));
+                return Some(store.into_failure("", place.store, place.location));
+            }
             let why = caps.accepts(c.after.as_ref()?).err()?;
             let store = StoreError::invalid(format!("secret `{}` cannot be written: {why}", c.path));
             Some(store.into_failure("", place.store, place.location))

@@ -1133,6 +1133,8 @@ stores! {
     /// GitHub Actions, Dependabot and Codespaces secrets of a repository, an environment
     /// or an organization (target; a source lists names only, and cannot be imported).
     Github(github::GithubStore) if feature = "github", mod github;
+    /// Google Cloud Secret Manager, in any project (source and target).
+    Gcp(gcp::GcpStore) if feature = "gcp", mod gcp;
     /// Secrets handed to vss in its environment (`${{ toJSON(secrets) }}` in a GitHub
     /// Actions workflow, or variables with a prefix): source only.
     Env(env::EnvStore), mod env;

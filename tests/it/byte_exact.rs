@@ -2,10 +2,10 @@
 //! strings that look like JSON) and objects holding long, big and oddly written numbers
 //! through every store, against the real servers, and reads them back. A store that can
 //! hold a value returns it unchanged (for Secrets Manager, the `SecretString` itself is
-//! compared); one that cannot (Vault's 64-bit floats, its objects-only shape) refuses it
+//! compared, and for GCP the payload the server holds); one that cannot (Vault's 64-bit floats, its objects-only shape) refuses it
 //! when the plan is made; none alters it. The same values go through merge and diff
 //! unchanged. Without the servers these tests fail: run `tests/run`.
-#![cfg(all(feature = "aws", feature = "vault"))]
+#![cfg(all(feature = "aws", feature = "vault", feature = "gcp"))]
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -111,6 +111,8 @@ fn every_store_returns_a_value_exactly_or_refuses_it() {
         )
     });
     let sm_client = rt.block_on(crate::aws::sm(None));
+    let gcp_server = crate::gcp_server::GcpServer::start();
+    let gcp = rt.block_on(crate::gcp::open(&gcp_server, json!({"project": "exact"})));
     let mut runner = TestRunner::new(Config { cases: 48, failure_persistence: None, ..Config::default() });
     let case = std::sync::atomic::AtomicUsize::new(0);
     runner
@@ -137,6 +139,12 @@ fn every_store_returns_a_value_exactly_or_refuses_it() {
                     _ => value.canonical().to_string(),
                 };
                 prop_assert_eq!(raw.secret_string(), Some(expected.as_str()));
+                // GCP Secret Manager the same, its payload compared as the server holds it.
+                let read = through(&gcp, &at, &value).await?;
+                prop_assert!(read.is_some(), "[gcp] refused a value it can hold");
+                let id = at.replace('/', "--");
+                let held = gcp_server.secrets("exact").get(&id).and_then(|s| s.latest());
+                prop_assert_eq!(held.as_deref(), Some(expected.as_str()));
                 // Vault holds objects only, and numbers as 64-bit floats: what it accepts
                 // comes back exactly; the rest is refused, never rounded.
                 through(&vault, &at, &value).await?;

@@ -34,6 +34,9 @@ fn version_names_the_stores() {
     if cfg!(feature = "github") {
         expected.push("github");
     }
+    if cfg!(feature = "gcp") {
+        expected.push("gcp");
+    }
     expected.push("env");
     assert_eq!(vss::store::StoreConfig::KINDS, expected.as_slice());
 }

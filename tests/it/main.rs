@@ -14,6 +14,8 @@
 //! - [`no_leak`]: canary values through every output format, log and `Debug`;
 //! - [`github`]: the GitHub store end to end, against [`github_server`], the loopback
 //!   GitHub test server (real sealed boxes, decrypted on arrival);
+//! - [`gcp`]: the GCP Secret Manager store end to end, against [`gcp_server`], the loopback
+//!   Secret Manager test server held to Google's discovery document;
 //! - [`github_workflows`]: environments as code, `vss ensure` (also by dispatch), `vss
 //!   status` and the audit log, against the same server;
 //! - [`explain`]: `vss explain` and `pipeline --provenance`;
@@ -33,6 +35,8 @@ mod examples;
 mod explain;
 mod fidelity;
 mod fuzz_config;
+mod gcp;
+mod gcp_server;
 mod github;
 mod github_server;
 mod github_workflows;

@@ -1,8 +1,9 @@
 //! Fidelity, measured: random pipelines (layers, imports, edits to the sources, edits made
 //! behind vss's back, deletions, options) against the `file` store, real OpenBao, moto
-//! Secrets Manager and the GitHub test server. For every round of every case, what the dry
-//! run (or a saved plan) says must be exactly what applying then does to the stores — read
-//! back through each server, not through vss — and a second dry run must be zero-sum.
+//! Secrets Manager, the GitHub test server and the GCP Secret Manager test server. For
+//! every round of every case, what the dry run (or a saved plan) says must be exactly what
+//! applying then does to the stores — read back through each server, not through vss —
+//! and a second dry run must be zero-sum.
 //!
 //! A seeded generator, so that a failing case can be replayed: `VSS_FIDELITY_CASES=N` runs
 //! N cases (default 8), `VSS_FIDELITY_SEED=S` starts from seed S.
@@ -44,6 +45,7 @@ enum Kind {
     Vault,
     Aws,
     Github,
+    Gcp,
 }
 
 const PATHS: &[&str] = &["app/db", "app/config", "api/stripe", "api/sendgrid", "ci/deploy", "shared/tls", "x", "y/z/w"];
@@ -65,6 +67,7 @@ struct Case {
     ws: Workspace,
     unique: String,
     github: Option<GithubServer>,
+    gcp: Option<crate::gcp_server::GcpServer>,
     sources: Vec<Model>,
     /// Targets: name, whether it has a destination.
     targets: Vec<(String, bool)>,
@@ -140,6 +143,7 @@ impl Case {
             Kind::Vault => text.push_str(crate::vault::HEADER),
             Kind::Aws => text.push_str("aws: {endpoint_url: \"${VSS_TEST_AWS_ENDPOINT}\", region: us-east-1}\n"),
             Kind::Github => text.push_str(crate::github::HEADER),
+            Kind::Gcp => text.push_str("gcp: {endpoint: \"${GCP_TEST_URL}\", auth: anonymous}\n"),
             Kind::File => {}
         }
         if self.merge_store {
@@ -179,6 +183,7 @@ impl Case {
             Kind::Vault => format!(", vault: {{path: secret/{u}/t{n}}}"),
             Kind::Aws => format!(", aws: {{prefix: {u}/t{n}/}}"),
             Kind::Github => format!(", github: {{repo: acme/t{n}-{u}, names: path_key}}"),
+            Kind::Gcp => format!(", gcp: {{project: t{n}-{u}}}"),
         }
     }
 
@@ -203,6 +208,9 @@ impl Case {
         }
         if let Some(server) = &self.github {
             vss = vss.env("GH_TEST_URL", &server.url).env("GH_TEST_TOKEN", crate::github::TOKEN);
+        }
+        if let Some(server) = &self.gcp {
+            vss = vss.env("GCP_TEST_URL", &server.url);
         }
         vss.args(args).run()
     }
@@ -240,6 +248,17 @@ impl Case {
                 let server = self.github.as_ref().unwrap();
                 let secrets = server.secrets(&format!("/repos/acme/t{n}-{u}/actions/secrets"));
                 secrets.into_iter().map(|(name, s)| (name, format!("{} @{}", s.plaintext, s.updated_at))).collect()
+            }
+            Kind::Gcp => {
+                let server = self.gcp.as_ref().unwrap();
+                let secrets = server.secrets(&format!("t{n}-{u}"));
+                // Ids name paths with `--` for `/`; a secret with no enabled version is absent.
+                secrets
+                    .into_iter()
+                    .filter_map(|(id, s)| {
+                        Some((id.replace("--", "/"), format!("{} @{}", s.latest()?, s.versions.len())))
+                    })
+                    .collect()
             }
         }
     }
@@ -325,6 +344,14 @@ impl Case {
                         }
                     }
                 }),
+                Kind::Gcp => {
+                    let server = self.gcp.as_ref().unwrap();
+                    let project = format!("t{n}-{u}");
+                    match (what, &victim) {
+                        (0, Some(v)) => server.put(&project, &v.replace('/', "--"), r#"{"edited":"by hand"}"#, &[]),
+                        _ => server.put(&project, &extra, r#"{"someone":"else"}"#, &[]),
+                    }
+                }
                 Kind::Github => {
                     let server = self.github.as_ref().unwrap();
                     let collection = format!("/repos/acme/t{n}-{u}/actions/secrets");
@@ -386,7 +413,7 @@ fn observed(before: &BTreeMap<(String, String), Snapshot>, after: &BTreeMap<(Str
 }
 
 fn stores() -> Vec<Kind> {
-    let mut kinds = vec![Kind::File, Kind::Github];
+    let mut kinds = vec![Kind::File, Kind::Github, Kind::Gcp];
     if std::env::var_os("VSS_TEST_VAULT_ADDR").is_some() {
         kinds.push(Kind::Vault);
     }
@@ -401,7 +428,7 @@ fn what_the_dry_run_says_is_what_applying_does() {
     let cases: u64 = std::env::var("VSS_FIDELITY_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(8);
     let first: u64 = std::env::var("VSS_FIDELITY_SEED").ok().and_then(|n| n.parse().ok()).unwrap_or(1);
     let kinds = stores();
-    assert!(kinds.len() == 4, "the fidelity test needs the servers `tests/run` starts");
+    assert!(kinds.len() == 5, "the fidelity test needs the servers `tests/run` starts");
     let (mut rounds, mut checked, mut mismatches) = (0, 0, Vec::new());
     for seed in first..first + cases {
         let mut rng = Rng::new(seed);
@@ -417,6 +444,7 @@ fn what_the_dry_run_says_is_what_applying_does() {
             }
             server
         });
+        let gcp = (kind == Kind::Gcp).then(crate::gcp_server::GcpServer::start);
         let merge_store = matches!(kind, Kind::File | Kind::Vault) && rng.chance(60);
         let mut case = Case {
             rng,
@@ -424,6 +452,7 @@ fn what_the_dry_run_says_is_what_applying_does() {
             ws: Workspace::new(),
             unique,
             github,
+            gcp,
             sources: Vec::new(),
             targets,
             merge_store,

@@ -261,3 +261,44 @@ fn googles_python_client_agrees_with_the_test_server() {
     assert_eq!(ws.read_json("out/app/db.json"), json!({"password": "from-python"}));
     assert!(server.rejected().is_empty(), "{:?}", server.rejected());
 }
+
+#[test]
+fn keep_versions_destroys_older_versions_and_a_replication_change_is_refused() {
+    let server = GcpServer::start();
+    let ws = Workspace::new();
+    let config = |replication: &str| {
+        format!(
+            "{HEADER}source: {{file: {{path: s.yaml}}}}\ntargets: {{T: {{gcp: {{project: kv, keep_versions: 2{replication}}}}}}}\n"
+        )
+    };
+    ws.write("vss.yaml", &config(""));
+    for round in 1..=4 {
+        ws.write("s.yaml", &format!("app/db: {{round: {round}}}\n"));
+        let out = run(&ws, &server, &["pipeline"]);
+        assert_eq!(out.code, 0, "{}", out.transcript());
+    }
+    let states: Vec<&str> = server.secrets("kv")["app--db"].versions.iter().map(|v| v.state).collect();
+    assert_eq!(states, ["DESTROYED", "DESTROYED", "ENABLED", "ENABLED"]);
+    assert_eq!(server.secrets("kv")["app--db"].latest().as_deref(), Some("{\"round\":4}"));
+
+    // A payload that does not match its CRC32C is an error, never a value.
+    server.corrupt_payloads();
+    let corrupt = run(&ws, &server, &["pipeline", "--dry-run", "--output", "json"]);
+    assert_eq!(corrupt.code, 2, "{}", corrupt.transcript());
+    let message = corrupt.json()["errors"][0]["message"].as_str().unwrap().to_string();
+    assert!(message.contains("does not match its CRC32C"), "{message}");
+    server.intact_payloads();
+
+    // The config now asks for user-managed replication: drift, which cannot be put right
+    // in place.
+    ws.write("vss.yaml", &config(", replication: [europe-west1]"));
+    let dry = run(&ws, &server, &["pipeline", "--dry-run", "--output", "json"]);
+    let change = &dry.json()["targets"][0]["changes"][0];
+    assert_eq!((change["change"].as_str(), change["metadata"].as_bool()), (Some("modified"), Some(true)), "{change}");
+    let out = run(&ws, &server, &["pipeline", "--output", "json"]);
+    assert_eq!(out.code, 2, "{}", out.transcript());
+    let message = out.json()["errors"][0]["message"].as_str().unwrap().to_string();
+    assert!(message.contains("replication differs from the config's"), "{message}");
+    assert_eq!(server.secrets("kv")["app--db"].versions.len(), 4, "nothing written");
+    assert!(server.rejected().is_empty(), "{:?}", server.rejected());
+}

@@ -73,6 +73,7 @@ struct State {
     rejected: Vec<String>,
     page_cap: Option<usize>,
     race: Option<String>,
+    corrupt: bool,
     writes: u64,
 }
 
@@ -311,6 +312,17 @@ impl GcpServer {
         self.state().page_cap = Some(n);
     }
 
+    /// Answers accesses with a payload whose `dataCrc32c` does not match it (corrupted on
+    /// the way).
+    pub fn corrupt_payloads(&self) {
+        self.state().corrupt = true;
+    }
+
+    /// Answers accesses with intact payloads again.
+    pub fn intact_payloads(&self) {
+        self.state().corrupt = false;
+    }
+
     /// The next create of secret `id` meets one someone else just created.
     pub fn race_create(&self, id: &str) {
         self.state().race = Some(id.to_string());
@@ -523,6 +535,7 @@ fn route(state: &mut State, request: &Request, body: &Value) -> Response {
         }
         (method, ["projects", _, "secrets", id, "versions", which], verb) => {
             let id = id.to_string();
+            let corrupt = state.corrupt;
             let Some(secret) = state.projects.get_mut(&project).and_then(|s| s.get_mut(&id)) else {
                 return error(404, "NOT_FOUND", format!("Secret [{}] not found or has no versions.", secret_name(&id)));
             };
@@ -558,9 +571,9 @@ fn route(state: &mut State, request: &Request, body: &Value) -> Response {
                             format!("Secret Version [{name}] is in {} state.", version.state),
                         );
                     }
-                    ok(
-                        json!({"name": name, "payload": {"data": base64::engine::general_purpose::STANDARD.encode(&version.data), "dataCrc32c": version.crc32c.to_string()}}),
-                    )
+                    let crc = if corrupt { version.crc32c ^ 1 } else { version.crc32c };
+                    let data = base64::engine::general_purpose::STANDARD.encode(&version.data);
+                    ok(json!({"name": name, "payload": {"data": data, "dataCrc32c": crc.to_string()}}))
                 }
                 ("GET", None) => ok(version_json(&id, index + 1, &secret.versions[index])),
                 ("POST", Some(change @ ("enable" | "disable" | "destroy"))) => {

@@ -7,6 +7,7 @@
 //!
 //! A seeded generator, so that a failing case can be replayed: `VSS_FIDELITY_CASES=N` runs
 //! N cases (default 8), `VSS_FIDELITY_SEED=S` starts from seed S.
+#![cfg(all(feature = "aws", feature = "vault", feature = "github", feature = "gcp"))]
 
 use std::collections::{BTreeMap, BTreeSet};
 

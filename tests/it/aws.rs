@@ -14,8 +14,7 @@ use serde_json::{Value, json};
 use vss::error::ErrorKind;
 use vss::secret::{SecretPath, SecretValue};
 use vss::store::aws::AwsDefaults;
-use vss::store::stats::Stats;
-use vss::store::{AnyStore, Bundle, OpenContext, Sessions, Store, StoreConfig, StoreDefaults};
+use vss::store::{AnyStore, Bundle, Store, StoreConfig, StoreDefaults};
 
 fn endpoint() -> String {
     std::env::var("VSS_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
@@ -110,15 +109,7 @@ fn defaults() -> StoreDefaults {
 
 pub(crate) async fn open(config: Value, bundle: Option<Bundle<'_>>) -> AnyStore {
     let config: StoreConfig = serde_json::from_value(config).unwrap();
-    let (stats, sessions, defaults) = (Stats::default(), Sessions::default(), defaults());
-    let ctx = OpenContext {
-        base_dir: std::path::Path::new("."),
-        stats: &stats,
-        defaults: &defaults,
-        sessions: &sessions,
-        fingerprints: None,
-    };
-    AnyStore::open(&config, &ctx, bundle.as_ref()).await.unwrap()
+    crate::common::open_store(&config, &defaults(), bundle.as_ref()).await.unwrap()
 }
 
 fn run_vss(ws: &Workspace, args: &[&str]) -> Run {

@@ -193,3 +193,21 @@ pub fn hung_server() -> String {
     });
     address
 }
+
+/// Opens a store the way the engine does, with `defaults` as the top-level blocks (at its
+/// location, or at one target's bundle in it).
+pub async fn open_store(
+    config: &vss::store::StoreConfig,
+    defaults: &vss::store::StoreDefaults,
+    bundle: Option<&vss::store::Bundle<'_>>,
+) -> Result<vss::store::AnyStore, vss::store::StoreError> {
+    let (stats, sessions) = (vss::store::stats::Stats::default(), vss::store::Sessions::default());
+    let ctx = vss::store::OpenContext {
+        base_dir: Path::new("."),
+        stats: &stats,
+        defaults,
+        sessions: &sessions,
+        fingerprints: None,
+    };
+    vss::store::AnyStore::open(config, &ctx, bundle).await
+}

@@ -8,8 +8,7 @@
 
 use serde_json::{Value, json};
 use vss::store::gcp::{GcpAuth, GcpDefaults};
-use vss::store::stats::Stats;
-use vss::store::{AnyStore, OpenContext, Sessions, StoreConfig, StoreDefaults};
+use vss::store::{AnyStore, StoreConfig, StoreDefaults};
 
 use crate::common::{Run, Vss, Workspace};
 use crate::gcp_server::GcpServer;
@@ -41,15 +40,7 @@ pub(crate) async fn open(server: &GcpServer, config: Value) -> AnyStore {
     };
     let mut defaults = StoreDefaults::default();
     defaults.set("gcp", std::sync::Arc::new(gcp));
-    let (stats, sessions) = (Stats::default(), Sessions::default());
-    let ctx = OpenContext {
-        base_dir: std::path::Path::new("."),
-        stats: &stats,
-        defaults: &defaults,
-        sessions: &sessions,
-        fingerprints: None,
-    };
-    AnyStore::open(&config, &ctx, None).await.unwrap()
+    crate::common::open_store(&config, &defaults, None).await.unwrap()
 }
 
 /// Latest payloads of a project's secrets, parsed when JSON.

@@ -10,9 +10,8 @@ use crate::common::{Vss, Workspace};
 use serde_json::{Value, json};
 use vss::error::ErrorKind;
 use vss::secret::{SecretPath, SecretValue};
-use vss::store::stats::Stats;
 use vss::store::vault::{VaultDefaults, VaultStore};
-use vss::store::{AnyStore, OpenContext, Sessions, Store, StoreConfig, StoreDefaults, StoreError};
+use vss::store::{AnyStore, Store, StoreConfig, StoreDefaults, StoreError};
 
 struct Servers {
     first: String,
@@ -141,15 +140,7 @@ async fn open_at(
     };
     let mut defaults = StoreDefaults::default();
     defaults.set("vault", std::sync::Arc::new(vault));
-    let (stats, sessions) = (Stats::default(), Sessions::default());
-    let ctx = OpenContext {
-        base_dir: std::path::Path::new("."),
-        stats: &stats,
-        defaults: &defaults,
-        sessions: &sessions,
-        fingerprints: None,
-    };
-    AnyStore::open(config, &ctx, bundle).await
+    crate::common::open_store(config, &defaults, bundle).await
 }
 
 #[tokio::test]

@@ -1493,3 +1493,36 @@ async fn a_source_that_fails_mid_read_leaves_its_targets_untouched() {
     assert_eq!(one.list(&format!("secret/{u}/t")).await.len(), 6, "nothing deleted");
     assert_eq!(one.secret(&format!("secret/{u}/t/s0")).await.unwrap().0, json!({"v": 0}), "nothing written");
 }
+
+#[tokio::test]
+async fn a_bundle_whose_named_version_is_gone_is_refused_not_read_as_a_mix() {
+    let s = servers();
+    let one = Http::new(&s.first, &s.token);
+    let u = unique("torn");
+    for i in 0..3 {
+        one.put_secret(&format!("secret/{u}/src/s{i}"), json!({"v": i})).await;
+    }
+    let ws = Workspace::new();
+    ws.write(
+        "vss.yaml",
+        &format!(
+            "{HEADER}merge_store: {{vault: {{path: secret/{u}/merged}}}}\nsources: {{src: {{vault: {{path: secret/{u}/src}}}}}}\ntargets:\n  T: {{imports: [src], vault: {{path: secret/{u}/t}}}}\n"
+        ),
+    );
+    assert_eq!(run_vss(&ws, &s, &["pipeline"]).code, 0);
+    // A secret the complete manifest names disappears from the bundle (as when a MERGE
+    // deletes it and dies before its manifest is complete).
+    let (status, _) = one.call("DELETE", &format!("secret/metadata/{u}/merged/T/s1"), None).await;
+    assert_eq!(status, 204);
+    let out = run_vss(&ws, &s, &["pipeline", "--sync-only", "--output", "json"]);
+    assert_eq!(out.code, 2, "{}", out.transcript());
+    let error = &out.json()["errors"][0];
+    assert_eq!(error["kind"], "conflict", "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("changed while it was read") && message.contains("`s1`"), "{message}");
+    assert_eq!(calls(&out.json(), "vault")["write"], 0, "nothing written");
+    // The MERGE repairs it (the listing no longer matches the manifest: a full read).
+    assert_eq!(run_vss(&ws, &s, &["pipeline", "--merge-only"]).code, 0);
+    let sync = run_vss(&ws, &s, &["pipeline", "--sync-only", "--exit-code", "--output", "compact"]);
+    assert_eq!((sync.code, sync.stdout.as_str()), (0, "ZERO-SUM: 3 unchanged\n"), "{}", sync.transcript());
+}

@@ -86,7 +86,8 @@ impl Deadline {
 /// stores' records), and the report says what was done.
 static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// Asks the run to stop (see [`STOPPING`]).
+/// Asks the run to stop (SIGINT, SIGTERM): planning ends, no write starts, writes in
+/// flight finish.
 pub fn stop() {
     STOPPING.store(true, std::sync::atomic::Ordering::SeqCst);
 }

@@ -29,8 +29,8 @@
 //! written twice per target and run: the markers before the values ([`Store::prepare`]),
 //! then the deletions ([`Store::finish`]), each time from a fresh read under a lock file,
 //! so concurrent runs keep each other's markers.
-//! A merge bundle is written as generations behind a link (Unix, [`Generations`]): a SYNC
-//! never reads a half-written bundle.
+//! A merge bundle is written as generations behind a link (Unix: `DIR/<target>` links to
+//! the generation `DIR/.<target>.gen/<id>`): a SYNC never reads a half-written bundle.
 //! Relative paths are relative to the config file's directory.
 
 use std::collections::BTreeMap;

@@ -30,10 +30,11 @@
 //!   recursive (`LIST <mount>/metadata/<path>/`), folders listed concurrently.
 //! - **Merge bundles** (`<mount>/<prefix>/<target>/…`) belong to vss entirely: every secret
 //!   in a bundle counts as owned by its target, and no per-secret marker is written. Each
-//!   has a manifest at `<mount>/<prefix>/<target>` ([`Manifest`]): a MERGE marks it
-//!   `writing` before its first write and `complete`, naming every secret's version, after
-//!   its last; a SYNC reads the versions it names, so it never sees a half-written bundle,
-//!   and a no-op MERGE compares by its digests instead of reading every secret.
+//!   has a manifest at `<mount>/<prefix>/<target>` (its state, and the version and digest
+//!   of every secret): a MERGE marks it `writing` before its first write and `complete`,
+//!   naming every secret's version, after its last; a SYNC reads the versions it names,
+//!   so it never sees a half-written bundle, and a no-op MERGE compares by its digests
+//!   instead of reading every secret.
 //! - **Writes** use check-and-set (`cas` = the version read, 0 for a new secret): a secret
 //!   changed since it was read fails with a conflict, and the engine retries from a fresh
 //!   read. The marker (`managed-by=vss`, `vss-target=<target>`) is written to

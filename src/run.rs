@@ -391,18 +391,6 @@ fn plan_command(args: PlanArgs, color: bool, quiet: bool) -> Exit {
         Err(exit) => return exit,
     };
     let path = &args.run.config.config;
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            let message = format!("cannot read {}: {e}", path.display());
-            return failed(
-                vec![ErrorEntry::message(ErrorKind::Io, message.clone())],
-                &format!("error: {message}\n"),
-                output,
-                true,
-            );
-        }
-    };
     let config = match load(path) {
         Ok(config) => config,
         Err(error) => return config_failure(&error, output, true),
@@ -423,7 +411,8 @@ fn plan_command(args: PlanArgs, color: bool, quiet: bool) -> Exit {
     let names = |ids: &[crate::config::model::TargetId]| ids.iter().map(|id| plan.target(*id).name.clone()).collect();
     let saved = PlanFile::of(
         &outcome,
-        ConfigStamp { path: path.display().to_string(), sha256: crate::plan_file::sha256(&bytes) },
+        // The text the run was planned from, as read once.
+        ConfigStamp { path: path.display().to_string(), sha256: crate::plan_file::sha256(config.file.text.as_bytes()) },
         PlanOptions {
             merge: options.merge,
             sync: options.sync,
@@ -472,12 +461,12 @@ fn apply_command(args: ApplyArgs, color: bool, quiet: bool) -> Exit {
         Err(e) => return usage_failure(format!("cannot read {}: {e}", args.plan.display()), output, false),
     };
     let path = args.config.clone().unwrap_or_else(|| std::path::PathBuf::from(&saved.config.path));
-    let sha256 = match std::fs::read(&path) {
-        Ok(bytes) => crate::plan_file::sha256(&bytes),
-        Err(e) => {
-            return usage_failure(format!("cannot read the plan's config {}: {e}", path.display()), output, false);
-        }
+    let config = match load(&path) {
+        Ok(config) => config,
+        Err(error) => return config_failure(&error, output, false),
     };
+    // The text the run is planned from, as read once, is the text the plan was made from.
+    let sha256 = crate::plan_file::sha256(config.file.text.as_bytes());
     if sha256 != saved.config.sha256 {
         return stop(format!(
             "{} changed since the plan was made (SHA-256 {}, now {}); nothing written: make a new plan",
@@ -486,10 +475,6 @@ fn apply_command(args: ApplyArgs, color: bool, quiet: bool) -> Exit {
             &sha256[..12]
         ));
     }
-    let config = match load(&path) {
-        Ok(config) => config,
-        Err(error) => return config_failure(&error, output, false),
-    };
     let run = RunArgs {
         config: crate::cli::ConfigArg { config: path },
         merge_only: saved.options.merge && !saved.options.sync,

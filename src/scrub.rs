@@ -37,14 +37,28 @@ static SEEN: LazyLock<RwLock<Seen>> = LazyLock::new(Default::default);
 pub fn remember(value: &SecretValue) {
     let mut found = Vec::new();
     leaves(&value.expose(), &mut found);
-    if found.is_empty() {
+    insert(found);
+}
+
+/// Adds `texts` to what is scrubbed.
+fn insert(texts: Vec<String>) {
+    if texts.is_empty() {
         return;
     }
     let mut seen = SEEN.write().unwrap_or_else(|e| e.into_inner());
-    for text in found {
+    for text in texts {
         if !seen.needles.contains(text.as_str()) {
             seen.needles.insert(text.into_boxed_str());
         }
+    }
+}
+
+/// Remembers `text`, a secret value as a store encodes it on the wire (a base64 payload),
+/// to be scrubbed from every output like the values themselves: a server that echoes its
+/// request must not print it in any form.
+pub fn remember_encoded(text: &str) {
+    if text.len() >= MIN_LEN {
+        insert(vec![text.to_string()]);
     }
 }
 

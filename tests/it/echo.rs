@@ -4,6 +4,8 @@
 //! carry a value: not the reports in any format, not the GitHub annotations or step
 //! summary, not the `-vvv` logs.
 
+use base64::Engine as _;
+
 use crate::common::{Run, Vss, Workspace};
 use crate::loopback::{Request, Response, serve};
 
@@ -21,6 +23,24 @@ fn answer(request: Request, status: u16) -> Response {
     // What a careless server says: the request, quoted back, Python style.
     let echo = body.replace('"', "'");
     let (code, content_type, answer) = match (method.as_str(), path.as_str(), target.as_deref()) {
+        // GCP Secret Manager: an empty project; a secret can be created, its versions fail.
+        ("GET", p, None) if p.starts_with("/v1/projects/") && p.ends_with("/secrets") => {
+            (200, "application/json", r#"{"secrets":[]}"#.to_string())
+        }
+        // Creating a secret and changing its labels work; adding a version fails.
+        ("POST" | "PATCH", p, None) if p.starts_with("/v1/projects/") && !p.contains(':') => {
+            (200, "application/json", r#"{"name":"projects/1/secrets/x","replication":{"automatic":{}}}"#.to_string())
+        }
+        ("POST", p, None) if p.starts_with("/v1/projects/") => {
+            let status_name = match status {
+                403 => "PERMISSION_DENIED",
+                500 => "INTERNAL",
+                _ => "INVALID_ARGUMENT",
+            };
+            let message = format!("invalid request body: {echo}");
+            let body = serde_json::json!({"error": {"code": status, "message": message, "status": status_name}});
+            (status, "application/json", body.to_string())
+        }
         // Vault: token lookup, mount lookup, an empty listing; writes fail.
         ("GET", "/v1/auth/token/lookup-self", _) => (200, "application/json", r#"{"data":{}}"#.to_string()),
         ("GET", p, _) if p.starts_with("/v1/sys/internal/ui/mounts/") => (
@@ -78,11 +98,23 @@ const NUMBER: &str = "1234567890123456";
 
 fn assert_clean(label: &str, run: &Run, ws: &Workspace, files: &[&str]) {
     assert_eq!(run.code, 2, "{label}: the write fails: {}", run.transcript());
-    for secret in [CANARY, NUMBER] {
-        assert!(!run.stdout.contains(secret) && !run.stderr.contains(secret), "{label}: {}", run.transcript());
-        for file in files {
-            let text = std::fs::read_to_string(ws.path(file)).unwrap_or_default();
-            assert!(!text.contains(secret), "{label}: {file}:\n{text}");
+    let texts: Vec<(String, String)> =
+        [("stdout".to_string(), run.stdout.clone()), ("stderr".to_string(), run.stderr.clone())]
+            .into_iter()
+            .chain(files.iter().map(|f| (f.to_string(), std::fs::read_to_string(ws.path(f)).unwrap_or_default())))
+            .collect();
+    for (name, text) in &texts {
+        for secret in [CANARY, NUMBER] {
+            assert!(!text.contains(secret), "{label}: {name}:\n{text}");
+            // Nor encoded: a payload a server echoes is base64 (GCP, binary secrets).
+            for token in text.split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '='))) {
+                if token.len() >= 16
+                    && let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(token)
+                {
+                    let decoded = String::from_utf8_lossy(&bytes);
+                    assert!(!decoded.contains(secret), "{label}: {name} holds it in base64 ({token}):\n{text}");
+                }
+            }
         }
     }
 }
@@ -99,12 +131,13 @@ fn an_echoing_server_cannot_put_a_value_in_any_output() {
         for (store, target, merge_store) in [
             ("vault", format!("vault: {{path: secret/app, address: \"{address}\", auth: {{token: t}}}}"), ""),
             ("aws", "aws: {prefix: app/}".to_string(), ""),
+            ("gcp", "gcp: {project: p}".to_string(), ""),
             ("s3", "file: {path: out}".to_string(), "merge_store: {s3: {bucket: bundles, prefix: merged/}}\n"),
         ] {
             ws.write(
                 "vss.yaml",
                 &format!(
-                    "aws: {{endpoint_url: \"{address}\", region: us-east-1}}\n{merge_store}source: {{file: {{path: s.yaml}}}}\ntargets: {{T: {{{target}}}}}\n"
+                    "aws: {{endpoint_url: \"{address}\", region: us-east-1}}\ngcp: {{endpoint: \"{address}\", auth: anonymous}}\n{merge_store}source: {{file: {{path: s.yaml}}}}\ntargets: {{T: {{{target}}}}}\n"
                 ),
             );
             // Every format once; the retried 500s in JSON only (each run waits out the retries).

@@ -144,8 +144,12 @@ impl GcpSessions {
             return Ok(client.clone());
         }
         // vss retries through its own policy: the client's is off.
-        let mut builder =
-            SecretManagerService::builder().with_retry_policy(google_cloud_gax::retry_policy::NeverRetry);
+        // Each call gets the run's request timeout (connecting included): a server that
+        // accepts and never answers fails the call, named, in bounded time.
+        let limit = crate::store::timeouts();
+        let mut builder = SecretManagerService::builder()
+            .with_retry_policy(google_cloud_gax::retry_policy::NeverRetry)
+            .with_attempt_timeout(limit.connect + limit.request);
         if let Some(endpoint) = &endpoint {
             builder = builder.with_endpoint(endpoint.clone());
         }
@@ -346,20 +350,25 @@ impl GcpStore {
     /// Destroys all but the newest `keep` versions of `id`.
     async fn prune_versions(&self, id: &str, keep: usize) -> Result<(), StoreError> {
         let name = self.name(id);
-        self.calls.count(Call::List);
-        let listed = self
-            .client
-            .list_secret_versions()
-            .set_parent(&name)
-            .set_page_size(250)
-            .send()
-            .await
-            .map_err(|e| fail(&e, "ListSecretVersions", &name))?;
-        let mut versions: Vec<model::SecretVersion> = listed
-            .versions
-            .into_iter()
-            .filter(|v| v.state != model::secret_version::State::Destroyed)
-            .collect();
+        let mut versions: Vec<model::SecretVersion> = Vec::new();
+        let mut token = String::new();
+        loop {
+            self.calls.count(Call::List);
+            let page = self
+                .client
+                .list_secret_versions()
+                .set_parent(&name)
+                .set_page_size(250)
+                .set_page_token(token.clone())
+                .send()
+                .await
+                .map_err(|e| fail(&e, "ListSecretVersions", &name))?;
+            versions.extend(page.versions.into_iter().filter(|v| v.state != model::secret_version::State::Destroyed));
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            token = page.next_page_token;
+        }
         // Newest first: version names end in increasing numbers.
         versions.sort_by_key(|v| std::cmp::Reverse(v.name.rsplit('/').next().and_then(|n| n.parse::<u64>().ok())));
         for version in versions.into_iter().skip(keep) {
@@ -380,7 +389,7 @@ fn fail(error: &google_cloud_gax::error::Error, call: &str, resource: &str) -> S
     use google_cloud_gax::error::rpc::Code;
     let what = format!("{call} {resource}");
     if error.is_timeout() {
-        return StoreError::new(ErrorKind::Timeout, format!("{what}: no answer in time"));
+        return crate::store::timed_out(&what, "Secret Manager", "the call's deadline passed");
     }
     if error.is_connect() || error.is_io() || error.is_transport() {
         return StoreError::unavailable(format!("{what}: cannot reach Secret Manager ({error})"));

@@ -256,6 +256,8 @@ fn googles_python_client_agrees_with_the_test_server() {
 #[test]
 fn keep_versions_destroys_older_versions_and_a_replication_change_is_refused() {
     let server = GcpServer::start();
+    // Pages of one: the versions to keep are found across pages.
+    server.cap_pages(1);
     let ws = Workspace::new();
     let config = |replication: &str| {
         format!(
@@ -292,4 +294,25 @@ fn keep_versions_destroys_older_versions_and_a_replication_change_is_refused() {
     assert!(message.contains("replication differs from the config's"), "{message}");
     assert_eq!(server.secrets("kv")["app--db"].versions.len(), 4, "nothing written");
     assert!(server.rejected().is_empty(), "{:?}", server.rejected());
+}
+
+#[test]
+fn a_secret_manager_that_never_answers_fails_in_bounded_time_naming_the_call() {
+    let hung = crate::common::hung_server();
+    let ws = Workspace::new();
+    ws.write("s.yaml", "app/db: {k: v}\n");
+    ws.write(
+        "vss.yaml",
+        &format!(
+            "gcp: {{endpoint: \"{hung}\", auth: anonymous}}\npipeline: {{timeouts: {{connect: 1, request: 1}}}}\nsource: {{file: {{path: s.yaml}}}}\ntargets: {{T: {{gcp: {{project: p}}}}}}\n"
+        ),
+    );
+    let out = Vss::new().cwd(ws.dir.path()).args(["pipeline", "--output", "json"]).run();
+    assert_eq!(out.code, 2, "{}", out.transcript());
+    let error = &out.json()["errors"][0];
+    assert_eq!(error["kind"], "timeout", "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("ListSecrets projects/p at Secret Manager: no answer within 1 s"),
+        "{error}"
+    );
 }

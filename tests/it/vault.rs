@@ -238,7 +238,9 @@ targets:
     vault: { path: secret/@U@/production, address: "${VSS_TEST_VAULT_ADDR_2}" }
 "#;
 
-fn run_vss(ws: &Workspace, s: &Servers, args: &[&str]) -> crate::common::Run {
+/// `vss` in `ws`, with the test servers' addresses and token in the environment (and
+/// Vault's own variables unset).
+fn vss_in(ws: &Workspace, s: &Servers) -> Vss {
     Vss::new()
         .cwd(ws.dir.path())
         .env("VSS_TEST_VAULT_ADDR", &s.first)
@@ -247,8 +249,10 @@ fn run_vss(ws: &Workspace, s: &Servers, args: &[&str]) -> crate::common::Run {
         .env_remove("VAULT_ADDR")
         .env_remove("VAULT_TOKEN")
         .env("HOME", ws.dir.path())
-        .args(args)
-        .run()
+}
+
+fn run_vss(ws: &Workspace, s: &Servers, args: &[&str]) -> crate::common::Run {
+    vss_in(ws, s).args(args).run()
 }
 
 fn calls(report: &Value, kind: &str) -> Value {
@@ -1053,15 +1057,7 @@ async fn a_plan_is_stale_once_a_target_secret_gets_a_new_version_and_applies_exa
             "{HEADER}sources: {{src: {{vault: {{path: secret/{u}/src}}}}}}\ntargets:\n  T: {{imports: [src], vault: {{path: secret/{u}/t}}}}\n"
         ),
     );
-    let vss = |args: &[&str]| {
-        Vss::new()
-            .cwd(ws.dir.path())
-            .env("VSS_TEST_VAULT_ADDR", &s.first)
-            .env("VSS_TEST_VAULT_TOKEN", &s.token)
-            .env("VSS_FINGERPRINT_KEY", "vault-plan-key")
-            .args(args)
-            .run()
-    };
+    let vss = |args: &[&str]| vss_in(&ws, &s).env("VSS_FINGERPRINT_KEY", "vault-plan-key").args(args).run();
     assert_eq!(vss(&["pipeline"]).code, 0);
     one.put_secret(&format!("secret/{u}/src/a"), json!({"v": "canary-plan-2"})).await;
     let planned = vss(&["plan", "-o", "plan.json", "--output", "compact"]);
@@ -1243,14 +1239,7 @@ async fn an_interrupted_run_finishes_its_writes_in_flight_and_reports_what_it_di
             "{HEADER}pipeline: {{sync: {{delete_orphans: true}}}}\nsources: {{src: {{vault: {{path: secret/{u}/src}}}}}}\ntargets:\n  T: {{imports: [src], vault: {{path: secret/{u}/t, address: \"{proxy}\"}}}}\n"
         ),
     );
-    let vss =
-        || {
-            Vss::new()
-                .cwd(ws.dir.path())
-                .env("VSS_TEST_VAULT_ADDR", &s.first)
-                .env("VSS_TEST_VAULT_TOKEN", &s.token)
-                .args(["pipeline", "--parallel", "2", "--output", "json"])
-        };
+    let vss = || vss_in(&ws, &s).args(["pipeline", "--parallel", "2", "--output", "json"]);
     let child = vss().spawn();
     wait_for(&writes, 4);
     signal(&child, "INT");
@@ -1281,12 +1270,7 @@ async fn an_interrupted_run_finishes_its_writes_in_flight_and_reports_what_it_di
     }
     let (slower, slow_writes) = slow_proxy(&s, format!("/{u}/t/"), std::time::Duration::from_secs(2));
     ws.write("slower.yaml", &std::fs::read_to_string(ws.path("vss.yaml")).unwrap().replace(&proxy, &slower));
-    let child = Vss::new()
-        .cwd(ws.dir.path())
-        .env("VSS_TEST_VAULT_ADDR", &s.first)
-        .env("VSS_TEST_VAULT_TOKEN", &s.token)
-        .args(["pipeline", "--config", "slower.yaml", "--parallel", "2"])
-        .spawn();
+    let child = vss_in(&ws, &s).args(["pipeline", "--config", "slower.yaml", "--parallel", "2"]).spawn();
     wait_for(&slow_writes, 1);
     // The next writes are now held by the proxy: in flight when the signals come.
     std::thread::sleep(std::time::Duration::from_millis(300));
@@ -1313,13 +1297,7 @@ async fn a_run_killed_mid_apply_leaves_no_value_without_its_marker() {
             "{HEADER}pipeline: {{sync: {{delete_orphans: true}}}}\nsources: {{src: {{vault: {{path: secret/{u}/src}}}}}}\ntargets:\n  T: {{imports: [src], vault: {{path: secret/{u}/t, address: \"{proxy}\"}}}}\n"
         ),
     );
-    let vss = |args: &[&str]| {
-        Vss::new()
-            .cwd(ws.dir.path())
-            .env("VSS_TEST_VAULT_ADDR", &s.first)
-            .env("VSS_TEST_VAULT_TOKEN", &s.token)
-            .args(args)
-    };
+    let vss = |args: &[&str]| vss_in(&ws, &s).args(args);
     let child = vss(&["pipeline", "--parallel", "4"]).spawn();
     wait_for(&writes, 6);
     signal(&child, "KILL");

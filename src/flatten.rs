@@ -10,7 +10,8 @@
 //! | `path_key` | `app_db_password` | `app_token` |
 //! | `path` | `app_db` = the object's JSON text | `app_token` |
 //!
-//! Characters outside `[A-Za-z0-9_]` become `_`; then `prefix` is prepended and, with
+//! Characters outside `[A-Za-z0-9_]` (and the store's own extra characters: `-` and `.`
+//! for Kubernetes keys) become `_`; then `prefix` is prepended and, with
 //! `uppercase`, the whole name is upper-cased (`APP_DB_PASSWORD`). A string value is kept as
 //! it is; any other JSON value becomes its canonical JSON text.
 
@@ -21,10 +22,13 @@ use serde_json::Value;
 
 use crate::secret::{SecretMap, SecretPath, canonical_json};
 
-/// How a secret's names are made.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How a secret's names are made (`names:` of the stores that hold flat names).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum Naming {
-    /// Each top-level key is a name; a scalar secret is named by its last path segment.
+    /// Each top-level key is a name; a scalar secret is named by its last path segment
+    /// (the default).
+    #[default]
     Key,
     /// The path and the key, joined: `app_db_password`; a scalar secret by its path.
     PathKey,
@@ -41,6 +45,9 @@ pub struct FlattenOptions {
     pub prefix: String,
     /// Upper-case every name.
     pub uppercase: bool,
+    /// Characters kept in names besides `[A-Za-z0-9_]` (`-.` for Kubernetes keys); any
+    /// other becomes `_`.
+    pub keep: &'static str,
 }
 
 /// Where a flat entry comes from: a secret, and the key within it (none for a whole
@@ -114,16 +121,24 @@ pub fn flatten(secrets: &SecretMap, options: &FlattenOptions) -> Result<BTreeMap
     for (path, value) in secrets {
         let value = value.expose();
         let entries: Vec<(String, Option<String>, &Value)> = match (&value, options.naming) {
-            (Value::Object(map), Naming::Key) => map.iter().map(|(k, v)| (sanitize(k), Some(k.clone()), v)).collect(),
+            (Value::Object(map), Naming::Key) => {
+                map.iter().map(|(k, v)| (sanitize(k, options.keep), Some(k.clone()), v)).collect()
+            }
             (Value::Object(map), Naming::PathKey) => map
                 .iter()
-                .map(|(k, v)| (format!("{}_{}", sanitize(path.as_str()), sanitize(k)), Some(k.clone()), v))
+                .map(|(k, v)| {
+                    (
+                        format!("{}_{}", sanitize(path.as_str(), options.keep), sanitize(k, options.keep)),
+                        Some(k.clone()),
+                        v,
+                    )
+                })
                 .collect(),
             (_, Naming::Key) => {
                 let last = path.as_str().rsplit('/').next().unwrap_or(path.as_str());
-                vec![(sanitize(last), None, &value)]
+                vec![(sanitize(last, options.keep), None, &value)]
             }
-            (_, Naming::PathKey | Naming::Path) => vec![(sanitize(path.as_str()), None, &value)],
+            (_, Naming::PathKey | Naming::Path) => vec![(sanitize(path.as_str(), options.keep), None, &value)],
         };
         for (name, key, item) in entries {
             let origin = Origin { path: path.clone(), key };
@@ -158,9 +173,9 @@ pub fn flatten(secrets: &SecretMap, options: &FlattenOptions) -> Result<BTreeMap
     if errors.is_empty() { Ok(out) } else { Err(errors) }
 }
 
-/// A name component: characters outside `[A-Za-z0-9_]` become `_`.
-fn sanitize(text: &str) -> String {
-    text.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect()
+/// A name component: characters outside `[A-Za-z0-9_]` and `keep` become `_`.
+fn sanitize(text: &str, keep: &str) -> String {
+    text.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || keep.contains(c) { c } else { '_' }).collect()
 }
 
 #[cfg(test)]
@@ -180,7 +195,8 @@ mod tests {
     #[test]
     fn each_naming_as_documented() {
         let s = secrets(&[("app/db", json!({"password": "x", "port": 5432})), ("app/token", json!("t"))]);
-        let opts = |naming, prefix: &str, uppercase| FlattenOptions { naming, prefix: prefix.into(), uppercase };
+        let opts =
+            |naming, prefix: &str, uppercase| FlattenOptions { naming, prefix: prefix.into(), uppercase, keep: "" };
         let key = flatten(&s, &opts(Naming::Key, "", false)).unwrap();
         assert_eq!(names(&key), [("password", "x"), ("port", "5432"), ("token", "t")]);
         let path_key = flatten(&s, &opts(Naming::PathKey, "", true)).unwrap();
@@ -193,7 +209,7 @@ mod tests {
     #[test]
     fn collisions_name_both_origins() {
         let s = secrets(&[("a", json!({"db-url": 1})), ("b", json!({"db_url": 2}))]);
-        let opts = FlattenOptions { naming: Naming::Key, prefix: String::new(), uppercase: false };
+        let opts = FlattenOptions { naming: Naming::Key, prefix: String::new(), uppercase: false, keep: "" };
         let errors = flatten(&s, &opts).unwrap_err();
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].to_string(), "`a` key `db-url` and `b` key `db_url` would both be named `db_url`");
@@ -204,7 +220,8 @@ mod tests {
     #[test]
     fn debug_hides_values() {
         let s = secrets(&[("a", json!({"k": "hunter2"}))]);
-        let flat = flatten(&s, &FlattenOptions { naming: Naming::Key, prefix: String::new(), uppercase: false });
+        let flat =
+            flatten(&s, &FlattenOptions { naming: Naming::Key, prefix: String::new(), uppercase: false, keep: "" });
         assert!(!format!("{flat:?}").contains("hunter2"));
     }
 }

@@ -65,6 +65,21 @@ fi
 VSS_TEST_GCP_DISCOVERY=$("$venv/bin/python" -c 'import googleapiclient, os; print(os.path.join(os.path.dirname(googleapiclient.__file__), "discovery_cache", "documents", "secretmanager.v1.json"))')
 export VSS_TEST_GCP_DISCOVERY
 export VSS_TEST_PYTHON_VENV="$venv"
+# The Kubernetes OpenAPI schemas as strict JSON schemas (kubernetes-validate) and the
+# official Kubernetes Python client: the kube-apiserver test server checks every request
+# against the first and is cross-checked once with the second.
+KUBERNETES_VALIDATE_VERSION=1.37.0
+KUBERNETES_CLIENT_VERSION=37.0.2
+installed_kube=$("$venv/bin/pip" show kubernetes-validate kubernetes 2>/dev/null || true)
+if [[ "$installed_kube" != *"Version: $KUBERNETES_VALIDATE_VERSION"$'\n'* ||
+      "$installed_kube" != *"Version: $KUBERNETES_CLIENT_VERSION"$'\n'* ]]; then
+    echo "installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION and kubernetes $KUBERNETES_CLIENT_VERSION into $venv" >&2
+    "$venv/bin/pip" install --quiet --disable-pip-version-check \
+        "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" "kubernetes==$KUBERNETES_CLIENT_VERSION"
+fi
+# The schemas of the Kubernetes version k8s-openapi is built for (its `v1_34` feature).
+VSS_TEST_KUBE_SCHEMAS=$("$venv/bin/python" -c 'import kubernetes_validate, os; print(os.path.join(os.path.dirname(kubernetes_validate.__file__), "kubernetes-json-schema", "v1.34.0-local-strict"))')
+export VSS_TEST_KUBE_SCHEMAS
 installed_moto=$("$venv/bin/pip" show moto 2>/dev/null || true)
 if [[ "$installed_moto" != *"Version: $MOTO_VERSION"$'\n'* ]]; then
     echo "installing moto $MOTO_VERSION into $venv" >&2

@@ -71,6 +71,11 @@ impl Handle {
         self.store.name_error(name)
     }
 
+    /// Why the store would refuse the desired state, if it would ([`crate::store::Store::desired_error`]).
+    pub fn desired_error(&self, desired: &crate::secret::SecretMap) -> Option<String> {
+        self.store.desired_error(desired)
+    }
+
     /// The key of the fingerprints the store's reads return, if it returns any.
     pub fn fingerprints(&self) -> Option<&crate::secret::Fingerprinter> {
         self.store.fingerprints()

@@ -724,6 +724,9 @@ async fn plan_once(
     // one name, or a name the store would refuse, fail the plan before anything is read.
     let names = named(handle, desired).map_err(refuse)?;
     let desired = names.as_ref().unwrap_or(desired);
+    if let Some(why) = handle.desired_error(desired) {
+        return Err(refuse(format!("{why}; nothing written")));
+    }
     // `ensure NAME…`: only those names, each of which must be desired.
     let chosen = match mode.ensure.and_then(|e| e.names.as_ref()) {
         Some(wanted) => Some(only(handle, desired, wanted, owner).map_err(refuse)?),
@@ -757,7 +760,7 @@ async fn plan_once(
     // Compared as the store will hold them (a number for Secrets Manager is its text).
     let caps = handle.capabilities();
     let held: std::borrow::Cow<'_, crate::secret::SecretMap> = match caps.value_shape {
-        crate::store::ValueShape::ObjectOrText => {
+        crate::store::ValueShape::ObjectOrText | crate::store::ValueShape::TextMap => {
             std::borrow::Cow::Owned(desired.iter().map(|(p, v)| (p.clone(), caps.normalize(v))).collect())
         }
         _ => desired,

@@ -59,9 +59,13 @@ pub enum ValueShape {
     /// it is, any other value as its JSON text; text that is a JSON object reads back as
     /// that object, any other text as the string it is.
     ObjectOrText,
-    /// One string per name (GitHub secrets, Kubernetes keys, environment variables):
-    /// structured secrets are flattened into names first ([`crate::flatten`]).
+    /// One string per name (GitHub secrets, the keys of one Kubernetes Secret, environment
+    /// variables): structured secrets are flattened into names first ([`crate::flatten`]).
     FlatStrings,
+    /// JSON objects held key by key as text (a Kubernetes Secret's data): a key's string is
+    /// held as it is, any other value as its JSON text, and reads back as that text; a
+    /// `{"$binary": "<base64>"}` value is held as those bytes.
+    TextMap,
 }
 
 /// What a store can do; validation and the engine read these instead of asking which
@@ -97,6 +101,14 @@ impl Capabilities {
     /// neither an object nor a string becomes its JSON text (a number written is read back
     /// as that string), and a string that is a JSON object's text becomes that object.
     pub fn normalize(&self, value: &SecretValue) -> SecretValue {
+        if self.value_shape == ValueShape::TextMap {
+            return match value.expose() {
+                serde_json::Value::Object(map) => SecretValue::new(serde_json::Value::Object(
+                    map.into_iter().map(|(key, item)| (key, as_text(item))).collect(),
+                )),
+                _ => value.clone(),
+            };
+        }
         if self.value_shape != ValueShape::ObjectOrText || value.is_object() {
             return value.clone();
         }
@@ -114,7 +126,7 @@ impl Capabilities {
     pub fn accepts(&self, value: &SecretValue) -> Result<(), String> {
         let text = value.canonical();
         match self.value_shape {
-            ValueShape::Object if !value.is_object() => {
+            ValueShape::Object | ValueShape::TextMap if !value.is_object() => {
                 return Err("it is not an object (the store holds objects only)".into());
             }
             ValueShape::FlatStrings if !text.starts_with('"') => {
@@ -144,6 +156,22 @@ impl Capabilities {
             ));
         }
         Ok(())
+    }
+}
+
+/// One key's value of a [`ValueShape::TextMap`] store as it is held: a string, or a
+/// `{"$binary": …}` object, as it is; anything else as its canonical JSON text.
+fn as_text(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::String(_) => value,
+        serde_json::Value::Object(ref map) if map.len() == 1 && map.get("$binary").is_some_and(|b| b.is_string()) => {
+            value
+        }
+        other => {
+            let mut text = String::new();
+            crate::secret::canonical_json(&other, &mut text);
+            serde_json::Value::String(text)
+        }
     }
 }
 
@@ -452,6 +480,15 @@ pub trait Store: Send + Sync + fmt::Debug {
         None
     }
 
+    /// Why the store would refuse a target's desired state (as its names, after any
+    /// flattening), if it would: rules that see a whole value or every name at once (the
+    /// keys a Kubernetes Secret of type `kubernetes.io/tls` must have). Checked when the
+    /// plan is made, before anything is read or written; every problem is named.
+    fn desired_error(&self, desired: &crate::secret::SecretMap) -> Option<String> {
+        let _ = desired;
+        None
+    }
+
     /// The key of the fingerprints its reads return ([`crate::secret::LiveValue::Fingerprint`]),
     /// for stores that record fingerprints instead of returning values.
     fn fingerprints(&self) -> Option<&crate::secret::Fingerprinter> {
@@ -565,6 +602,18 @@ pub trait StoreKind: Store + Sized + 'static {
     /// What one run shares between the locations of this store (logins, credentials);
     /// stores that share a session name the same type.
     type Session: Default + fmt::Debug + Send + Sync + 'static;
+
+    /// What a location with `config` can do: [`StoreKind::CAPABILITIES`], unless the
+    /// store's options change it (a Kubernetes location of one Secret holds flat names).
+    fn capabilities_of(config: &Self::Config) -> Capabilities {
+        let _ = config;
+        Self::CAPABILITIES
+    }
+
+    /// What this opened location can do ([`StoreKind::capabilities_of`] its config).
+    fn capabilities(&self) -> Capabilities {
+        Self::CAPABILITIES
+    }
 
     /// A short description of a location, for reports: `file ./out/prod`.
     fn describe(config: &Self::Config) -> String;
@@ -842,7 +891,7 @@ macro_rules! stores {
 
             /// What this store can do.
             pub fn capabilities(&self) -> Capabilities {
-                match self { $( $(#[cfg($cfg)])? StoreConfig::$variant(_) => <$store as StoreKind>::CAPABILITIES, )* }
+                match self { $( $(#[cfg($cfg)])? StoreConfig::$variant(c) => <$store as StoreKind>::capabilities_of(c), )* }
             }
 
             /// A short human description of the location, e.g. `file ./out/prod`.
@@ -1027,7 +1076,7 @@ macro_rules! stores {
 
             /// What the store can do.
             pub fn capabilities(&self) -> Capabilities {
-                match self { $( $(#[cfg($cfg)])? AnyStore::$variant(_) => <$store as StoreKind>::CAPABILITIES, )* }
+                match self { $( $(#[cfg($cfg)])? AnyStore::$variant(s) => <$store as StoreKind>::capabilities(s), )* }
             }
         }
 
@@ -1075,6 +1124,10 @@ macro_rules! stores {
 
             fn name_error(&self, name: &SecretPath) -> Option<String> {
                 match self { $( $(#[cfg($cfg)])? AnyStore::$variant(s) => s.name_error(name), )* }
+            }
+
+            fn desired_error(&self, desired: &crate::secret::SecretMap) -> Option<String> {
+                match self { $( $(#[cfg($cfg)])? AnyStore::$variant(s) => s.desired_error(desired), )* }
             }
 
             fn fingerprints(&self) -> Option<&crate::secret::Fingerprinter> {
@@ -1135,6 +1188,8 @@ stores! {
     Github(github::GithubStore) if feature = "github", mod github;
     /// Google Cloud Secret Manager, in any project (source and target).
     Gcp(gcp::GcpStore) if feature = "gcp", mod gcp;
+    /// Kubernetes Secrets, in any namespace of any cluster (source and target).
+    Kubernetes(kubernetes::KubernetesStore) if feature = "kubernetes", mod kubernetes;
     /// Secrets handed to vss in its environment (`${{ toJSON(secrets) }}` in a GitHub
     /// Actions workflow, or variables with a prefix): source only.
     Env(env::EnvStore), mod env;

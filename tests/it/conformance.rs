@@ -2,8 +2,9 @@
 //! delete, and the ownership marker. It reads the store's [`Capabilities`] and skips
 //! exactly what the store declares it cannot do: reading values back, holding scalar
 //! values, recording a marker per secret. It runs against the `file` store in each layout
-//! here, and against the real servers in `vault.rs` and `aws.rs` (including `s3` and Vault
-//! merge bundles).
+//! here, against the real servers in `vault.rs` and `aws.rs` (including `s3` and Vault
+//! merge bundles), and against the contract-checked test servers in `github.rs`, `gcp.rs`
+//! and `kubernetes.rs`.
 //!
 //! [`Capabilities`]: vss::store::Capabilities
 
@@ -58,6 +59,8 @@ pub async fn run(store: &AnyStore, bundle: Option<&str>) {
     };
     let object = |value: serde_json::Value| match caps.value_shape {
         ValueShape::FlatStrings => SecretValue::new(json!(value.to_string())),
+        // Held key by key as text: written as the store holds it, so it reads back the same.
+        ValueShape::TextMap => caps.normalize(&SecretValue::new(value)),
         ValueShape::Any | ValueShape::Object | ValueShape::ObjectOrText => SecretValue::new(value),
     };
 
@@ -102,7 +105,8 @@ pub async fn run(store: &AnyStore, bundle: Option<&str>) {
     // A scalar secret, where the store can hold one; elsewhere it must be refused clearly.
     let scalar = SecretValue::new(json!("scalar secret"));
     let top = path("conformance/top");
-    if caps.value_shape == ValueShape::Object {
+    let objects_only = matches!(caps.value_shape, ValueShape::Object | ValueShape::TextMap);
+    if objects_only {
         let refused = store.write(&top, &scalar, "Staging").await;
         assert!(
             refused.as_ref().is_err_and(|e| e.kind() == ErrorKind::Invalid),
@@ -124,7 +128,7 @@ pub async fn run(store: &AnyStore, bundle: Option<&str>) {
     let expected: Vec<String> =
         ["conformance/app/api", "conformance/app/db", "conformance/top"].map(|p| path(p).to_string()).to_vec();
     assert_eq!(listed, expected, "[{kind}] list must return every path, sorted");
-    if caps.value_shape != ValueShape::Object {
+    if !objects_only {
         let read = store.read(&top).await.unwrap_or_else(|e| panic!("[{kind}] read failed: {e}"));
         check(read, &scalar, "a scalar secret");
     }

@@ -40,6 +40,8 @@ mod gcp_server;
 mod github;
 mod github_server;
 mod github_workflows;
+mod kube_server;
+mod kubernetes;
 mod loopback;
 pub mod no_leak;
 mod pipeline_file;

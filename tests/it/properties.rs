@@ -170,7 +170,7 @@ fn flattenable() -> impl Strategy<Value = SecretMap> {
 fn flatten_options() -> impl Strategy<Value = vss::flatten::FlattenOptions> {
     use vss::flatten::{FlattenOptions, Naming};
     (prop_oneof![Just(Naming::Key), Just(Naming::PathKey), Just(Naming::Path)], "(|p_)", any::<bool>())
-        .prop_map(|(naming, prefix, uppercase)| FlattenOptions { naming, prefix, uppercase })
+        .prop_map(|(naming, prefix, uppercase)| FlattenOptions { naming, prefix, uppercase, keep: "" })
 }
 
 proptest! {

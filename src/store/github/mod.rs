@@ -143,19 +143,6 @@ impl Visibility {
     }
 }
 
-/// How a secret's names are made (see [`crate::flatten`]).
-#[derive(Clone, Copy, Debug, Default, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Names {
-    /// Each top-level key is a name (the default).
-    #[default]
-    Key,
-    /// The path and the key: `APP_DB_PASSWORD`.
-    PathKey,
-    /// One name per secret path; an object becomes its JSON text.
-    Path,
-}
-
 /// `github:` options of a target.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -177,7 +164,7 @@ pub struct GithubConfig {
     pub selected_repositories: Option<Vec<Spanned<String>>>,
     /// How names are made: `key` (default), `path_key` or `path`.
     #[serde(default)]
-    pub names: Names,
+    pub names: Naming,
     /// Prepended to every name.
     #[serde(default)]
     pub prefix: String,
@@ -225,12 +212,7 @@ impl GithubConfig {
     }
 
     fn flattening(&self) -> FlattenOptions {
-        let naming = match self.names {
-            Names::Key => Naming::Key,
-            Names::PathKey => Naming::PathKey,
-            Names::Path => Naming::Path,
-        };
-        FlattenOptions { naming, prefix: self.prefix.clone(), uppercase: true }
+        FlattenOptions { naming: self.names, prefix: self.prefix.clone(), uppercase: true, keep: "" }
     }
 }
 

@@ -45,7 +45,7 @@
 //!   [`store::StoreConfig`], [`store::AnyStore`], the defaults blocks and the sessions), the
 //!   [`store::Store`] (I/O) and [`store::StoreKind`] (everything else) traits, the
 //!   [`store::Capabilities`] the engine reads instead of asking which store it is, and the
-//!   stores themselves (`file`, `vault`, `aws`, `s3`, `github`, `gcp`, `env`). The conformance
+//!   stores themselves (`file`, `vault`, `aws`, `s3`, `github`, `gcp`, `kubernetes`, `env`). The conformance
 //!   suite every store passes is in `tests/it/`.
 //! - [`error`] has the exit codes and the [`error::ErrorKind`] every failure carries.
 //! - [`report`] renders human, JSON, GitHub Actions and compact output, `validate` and

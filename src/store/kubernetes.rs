@@ -341,6 +341,9 @@ pub struct KubernetesStore {
     calls: Arc<CallCounter>,
     /// What the last listing (or get) found: Secret name -> the Secret (`None`: absent).
     seen: Mutex<HashMap<String, Option<Secret>>>,
+    /// Whether `seen` holds every Secret of the namespace (a listing without a selector):
+    /// a name it does not hold is absent, without a get.
+    complete: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for KubernetesStore {
@@ -397,6 +400,9 @@ impl KubernetesStore {
         if let Some(seen) = self.seen.lock().unwrap_or_else(|e| e.into_inner()).get(name) {
             return Ok(seen.clone());
         }
+        if self.complete.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(None);
+        }
         self.calls.count(Call::Read);
         let secret = self.api.get_opt(name).await.map_err(|e| self.api_error(e, "get Secret", name))?;
         self.seen.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), secret.clone());
@@ -447,6 +453,7 @@ impl KubernetesStore {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         seen.clear();
         seen.extend(out.iter().map(|(name, secret)| (name.clone(), Some(secret.clone()))));
+        self.complete.store(self.config.label_selector.is_none(), std::sync::atomic::Ordering::Relaxed);
         Ok(out)
     }
 
@@ -769,6 +776,7 @@ impl StoreKind for KubernetesStore {
             server: cluster.server,
             calls: ctx.calls::<Self>(),
             seen: Mutex::new(HashMap::new()),
+            complete: std::sync::atomic::AtomicBool::new(false),
         })
     }
 }
@@ -791,6 +799,7 @@ impl Store for KubernetesStore {
             }
             Layout::Single => {
                 self.seen.lock().unwrap_or_else(|e| e.into_inner()).clear();
+                self.complete.store(false, std::sync::atomic::Ordering::Relaxed);
                 let secret = self.secret(self.single_name()).await?;
                 let mut keys: Vec<SecretPath> = secret
                     .iter()

@@ -37,6 +37,9 @@ fn version_names_the_stores() {
     if cfg!(feature = "gcp") {
         expected.push("gcp");
     }
+    if cfg!(feature = "kubernetes") {
+        expected.push("kubernetes");
+    }
     expected.push("env");
     assert_eq!(vss::store::StoreConfig::KINDS, expected.as_slice());
 }

@@ -1,5 +1,5 @@
 //! A hostile server: a loopback test server that speaks just enough of the Vault, Secrets
-//! Manager and S3 APIs to be written to, and answers every write with an error whose text
+//! Manager, S3, Secret Manager and Kubernetes APIs to be written to, and answers every write with an error whose text
 //! quotes the request body, as some servers and gateways do. No output of vss may then
 //! carry a value: not the reports in any format, not the GitHub annotations or step
 //! summary, not the `-vvv` logs.
@@ -39,6 +39,24 @@ fn answer(request: Request, status: u16) -> Response {
             };
             let message = format!("invalid request body: {echo}");
             let body = serde_json::json!({"error": {"code": status, "message": message, "status": status_name}});
+            (status, "application/json", body.to_string())
+        }
+        // Kubernetes: an empty namespace; applying a Secret fails.
+        ("GET", p, None) if p.starts_with("/api/v1/namespaces/") && p.ends_with("/secrets") => (
+            200,
+            "application/json",
+            r#"{"kind":"SecretList","apiVersion":"v1","metadata":{"resourceVersion":"1"},"items":[]}"#.to_string(),
+        ),
+        ("PATCH", p, None) if p.starts_with("/api/v1/namespaces/") => {
+            let reason = match status {
+                403 => "Forbidden",
+                500 => "InternalError",
+                _ => "BadRequest",
+            };
+            let body = serde_json::json!({
+                "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": format!("invalid request body: {echo}"), "reason": reason, "code": status,
+            });
             (status, "application/json", body.to_string())
         }
         // Vault: token lookup, mount lookup, an empty listing; writes fail.
@@ -128,16 +146,23 @@ fn an_echoing_server_cannot_put_a_value_in_any_output() {
     );
     for status in [400, 403, 500] {
         let address = start(status);
+        ws.write(
+            "kubeconfig.yaml",
+            &format!(
+                "apiVersion: v1\nkind: Config\ncurrent-context: echo\nclusters: [{{name: c, cluster: {{server: \"{address}\"}}}}]\nusers: [{{name: u, user: {{token: t}}}}]\ncontexts: [{{name: echo, context: {{cluster: c, user: u}}}}]\n"
+            ),
+        );
         for (store, target, merge_store) in [
             ("vault", format!("vault: {{path: secret/app, address: \"{address}\", auth: {{token: t}}}}"), ""),
             ("aws", "aws: {prefix: app/}".to_string(), ""),
             ("gcp", "gcp: {project: p}".to_string(), ""),
+            ("kubernetes", "kubernetes: {namespace: app}".to_string(), ""),
             ("s3", "file: {path: out}".to_string(), "merge_store: {s3: {bucket: bundles, prefix: merged/}}\n"),
         ] {
             ws.write(
                 "vss.yaml",
                 &format!(
-                    "aws: {{endpoint_url: \"{address}\", region: us-east-1}}\ngcp: {{endpoint: \"{address}\", auth: anonymous}}\n{merge_store}source: {{file: {{path: s.yaml}}}}\ntargets: {{T: {{{target}}}}}\n"
+                    "aws: {{endpoint_url: \"{address}\", region: us-east-1}}\ngcp: {{endpoint: \"{address}\", auth: anonymous}}\nkubernetes: {{kubeconfig: kubeconfig.yaml}}\n{merge_store}source: {{file: {{path: s.yaml}}}}\ntargets: {{T: {{{target}}}}}\n"
                 ),
             );
             // Every format once; the retried 500s in JSON only (each run waits out the retries).

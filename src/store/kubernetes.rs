@@ -52,7 +52,9 @@
 //!   starts over from a fresh read. An immutable Secret, or one of another `type`, cannot
 //!   change in place: with `replace_immutable: true` it is deleted (only if unchanged since
 //!   it was read) and created anew, otherwise the write fails naming it. Labels that differ
-//!   from the config, or another type, on a Secret vss owns are metadata drift.
+//!   from the config, or another type, on a Secret vss owns are metadata drift. One Secret
+//!   per path holds exactly its secret's keys: a key someone else added (which an apply
+//!   leaves to its manager) is removed by a merge patch after the apply.
 //! - **Deletes**: only Secrets (or, in the single layout, keys) vss owns, only with
 //!   `delete_orphans`; a delete is conditional on the `resourceVersion` read. A single
 //!   Secret left without keys stays (empty).
@@ -535,8 +537,26 @@ impl KubernetesStore {
         }
         self.calls.count(Call::Write);
         let params = PatchParams::apply(MANAGER).force();
-        let applied =
+        let mut applied =
             self.api.patch(name, &params, &Patch::Apply(&body)).await.map_err(|e| self.api_error(e, "apply Secret", name))?;
+        // One Secret per path holds exactly the secret's keys; an apply keeps keys other
+        // managers own (someone's `kubectl edit`), so those are removed explicitly, on
+        // condition that the Secret is still as applied. The single layout leaves them.
+        let foreign: Vec<String> =
+            applied.data.iter().flatten().map(|(k, _)| k.clone()).filter(|k| !data.contains_key(k)).collect();
+        if self.config.layout() == Layout::PerPath && !foreign.is_empty() {
+            let removal = serde_json::json!({
+                "metadata": { "resourceVersion": applied.metadata.resource_version },
+                "data": foreign.iter().map(|k| (k.clone(), Value::Null)).collect::<serde_json::Map<_, _>>(),
+            });
+            let params = PatchParams { field_manager: Some(MANAGER.to_string()), ..PatchParams::default() };
+            self.calls.count(Call::Write);
+            applied = self
+                .api
+                .patch(name, &params, &Patch::Merge(&removal))
+                .await
+                .map_err(|e| self.api_error(e, "remove other keys of Secret", name))?;
+        }
         self.remember(name, Some(applied));
         Ok(())
     }

@@ -2,10 +2,11 @@
 //! strings that look like JSON) and objects holding long, big and oddly written numbers
 //! through every store, against the real servers, and reads them back. A store that can
 //! hold a value returns it unchanged (for Secrets Manager, the `SecretString` itself is
-//! compared, and for GCP the payload the server holds); one that cannot (Vault's 64-bit floats, its objects-only shape) refuses it
+//! compared, for GCP the payload the server holds, and for Kubernetes each data key's
+//! bytes); one that cannot (Vault's 64-bit floats, its objects-only shape) refuses it
 //! when the plan is made; none alters it. The same values go through merge and diff
 //! unchanged. Without the servers these tests fail: run `tests/run`.
-#![cfg(all(feature = "aws", feature = "vault", feature = "gcp"))]
+#![cfg(all(feature = "aws", feature = "vault", feature = "gcp", feature = "kubernetes"))]
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -113,6 +114,10 @@ fn every_store_returns_a_value_exactly_or_refuses_it() {
     let sm_client = rt.block_on(crate::aws::sm(None));
     let gcp_server = crate::gcp_server::GcpServer::start();
     let gcp = rt.block_on(crate::gcp::open(&gcp_server, json!({"project": "exact"})));
+    let kube_server = crate::kube_server::KubeServer::start(&["exact"]);
+    let kubeconfig = dir.path().join("kubeconfig.yaml");
+    std::fs::write(&kubeconfig, kube_server.kubeconfig(&[("test", "exact")])).unwrap();
+    let kube = rt.block_on(crate::kubernetes::open_with(&kubeconfig, json!({})));
     let mut runner = TestRunner::new(Config { cases: 48, failure_persistence: None, ..Config::default() });
     let case = std::sync::atomic::AtomicUsize::new(0);
     runner
@@ -124,6 +129,21 @@ fn every_store_returns_a_value_exactly_or_refuses_it() {
                 for store in [&file_dir, &file_yaml, &file_json, &s3] {
                     let read = through(store, &at, &value).await?;
                     prop_assert!(read.is_some(), "[{}] refused a value it can hold", store.kind());
+                }
+                // Kubernetes holds objects, key by key: a string as its bytes, anything else
+                // as its JSON text (read back as that text).
+                let read = through(&kube, &at, &value).await?;
+                prop_assert_eq!(read.is_some(), value.is_object(), "[kubernetes] holds exactly the objects");
+                if let Value::Object(map) = value.expose() {
+                    let held = kube_server.secrets("exact")[&at.replace('/', "-")].data.clone();
+                    prop_assert_eq!(held.len(), map.len());
+                    for (key, member) in map {
+                        let bytes = match member {
+                            Value::String(text) => text.into_bytes(),
+                            other => SecretValue::new(other).canonical().as_bytes().to_vec(),
+                        };
+                        prop_assert!(held.get(&key) == Some(&bytes), "[kubernetes] key `{}` is not held exactly", key);
+                    }
                 }
                 // Secrets Manager holds any string but the empty one (its API's minimum
                 // length is 1) as itself, and an object as its JSON with every number's text.

@@ -7,7 +7,7 @@
 //!
 //! A seeded generator, so that a failing case can be replayed: `VSS_FIDELITY_CASES=N` runs
 //! N cases (default 8), `VSS_FIDELITY_SEED=S` starts from seed S.
-#![cfg(all(feature = "aws", feature = "vault", feature = "github", feature = "gcp"))]
+#![cfg(all(feature = "aws", feature = "vault", feature = "github", feature = "gcp", feature = "kubernetes"))]
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -47,6 +47,7 @@ enum Kind {
     Aws,
     Github,
     Gcp,
+    Kubernetes,
 }
 
 const PATHS: &[&str] = &["app/db", "app/config", "api/stripe", "api/sendgrid", "ci/deploy", "shared/tls", "x", "y/z/w"];
@@ -69,6 +70,7 @@ struct Case {
     unique: String,
     github: Option<GithubServer>,
     gcp: Option<crate::gcp_server::GcpServer>,
+    kube: Option<crate::kube_server::KubeServer>,
     sources: Vec<Model>,
     /// Targets: name, whether it has a destination.
     targets: Vec<(String, bool)>,
@@ -145,6 +147,7 @@ impl Case {
             Kind::Aws => text.push_str("aws: {endpoint_url: \"${VSS_TEST_AWS_ENDPOINT}\", region: us-east-1}\n"),
             Kind::Github => text.push_str(crate::github::HEADER),
             Kind::Gcp => text.push_str("gcp: {endpoint: \"${GCP_TEST_URL}\", auth: anonymous}\n"),
+            Kind::Kubernetes => text.push_str("kubernetes: {kubeconfig: kubeconfig.yaml}\n"),
             Kind::File => {}
         }
         if self.merge_store {
@@ -185,6 +188,7 @@ impl Case {
             Kind::Aws => format!(", aws: {{prefix: {u}/t{n}/}}"),
             Kind::Github => format!(", github: {{repo: acme/t{n}-{u}, names: path_key}}"),
             Kind::Gcp => format!(", gcp: {{project: t{n}-{u}}}"),
+            Kind::Kubernetes => format!(", kubernetes: {{namespace: t{n}}}"),
         }
     }
 
@@ -258,6 +262,18 @@ impl Case {
                     .into_iter()
                     .filter_map(|(id, s)| {
                         Some((id.replace("--", "/"), format!("{} @{}", s.latest()?, s.versions.len())))
+                    })
+                    .collect()
+            }
+            Kind::Kubernetes => {
+                let server = self.kube.as_ref().unwrap();
+                // Named by the path vss recorded (or the name); the value with its version.
+                server
+                    .secrets(&format!("t{n}"))
+                    .into_iter()
+                    .map(|(name, s)| {
+                        let path = s.annotations.get("vss.dev/path").cloned().unwrap_or(name);
+                        (path, format!("{:?} @{}", s.text(), s.resource_version))
                     })
                     .collect()
             }
@@ -353,6 +369,21 @@ impl Case {
                         _ => server.put(&project, &extra, r#"{"someone":"else"}"#, &[]),
                     }
                 }
+                Kind::Kubernetes => {
+                    let server = self.kube.as_ref().unwrap();
+                    let namespace = format!("t{n}");
+                    let name = |path: &str| path.replace('/', "-");
+                    match (what, &victim) {
+                        // `kubectl edit`: a value changed and a key added, by another manager.
+                        (0, Some(v)) => server.put(
+                            &namespace,
+                            &name(v),
+                            json!({"data": {"user": "aGFuZA==", "edited": "aGFuZA=="}}),
+                        ),
+                        (1, Some(v)) => server.remove(&namespace, &name(v)),
+                        _ => server.put(&namespace, &extra, json!({"data": {"someone": "ZWxzZQ=="}})),
+                    }
+                }
                 Kind::Github => {
                     let server = self.github.as_ref().unwrap();
                     let collection = format!("/repos/acme/t{n}-{u}/actions/secrets");
@@ -414,7 +445,7 @@ fn observed(before: &BTreeMap<(String, String), Snapshot>, after: &BTreeMap<(Str
 }
 
 fn stores() -> Vec<Kind> {
-    let mut kinds = vec![Kind::File, Kind::Github, Kind::Gcp];
+    let mut kinds = vec![Kind::File, Kind::Github, Kind::Gcp, Kind::Kubernetes];
     if std::env::var_os("VSS_TEST_VAULT_ADDR").is_some() {
         kinds.push(Kind::Vault);
     }
@@ -429,7 +460,7 @@ fn what_the_dry_run_says_is_what_applying_does() {
     let cases: u64 = std::env::var("VSS_FIDELITY_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(8);
     let first: u64 = std::env::var("VSS_FIDELITY_SEED").ok().and_then(|n| n.parse().ok()).unwrap_or(1);
     let kinds = stores();
-    assert!(kinds.len() == 5, "the fidelity test needs the servers `tests/run` starts");
+    assert!(kinds.len() == 6, "the fidelity test needs the servers `tests/run` starts");
     let (mut rounds, mut checked, mut mismatches) = (0, 0, Vec::new());
     for seed in first..first + cases {
         let mut rng = Rng::new(seed);
@@ -446,6 +477,7 @@ fn what_the_dry_run_says_is_what_applying_does() {
             server
         });
         let gcp = (kind == Kind::Gcp).then(crate::gcp_server::GcpServer::start);
+        let kube = (kind == Kind::Kubernetes).then(|| crate::kube_server::KubeServer::start(&["t0", "t1", "t2"]));
         let merge_store = matches!(kind, Kind::File | Kind::Vault) && rng.chance(60);
         let mut case = Case {
             rng,
@@ -454,6 +486,7 @@ fn what_the_dry_run_says_is_what_applying_does() {
             unique,
             github,
             gcp,
+            kube,
             sources: Vec::new(),
             targets,
             merge_store,
@@ -469,6 +502,9 @@ fn what_the_dry_run_says_is_what_applying_does() {
             case.sources.push(model);
         }
         case.write_sources();
+        if let Some(server) = &case.kube {
+            case.ws.write("kubeconfig.yaml", &server.kubeconfig(&[("fidelity", "t0")]));
+        }
         let config = case.config();
         case.ws.write("vss.yaml", &config);
         let context = |round: usize| format!("seed {seed} ({kind:?}), round {round}\n--- vss.yaml\n{config}");

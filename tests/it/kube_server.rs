@@ -438,6 +438,11 @@ impl KubeServer {
         ns.insert(name.to_string(), secret);
     }
 
+    /// Deletes a Secret as another client would.
+    pub fn remove(&self, namespace: &str, name: &str) {
+        self.lock().namespaces.get_mut(namespace).map(|n| n.remove(name));
+    }
+
     /// Changes a Secret's labels as another client would (its resourceVersion moves on).
     pub fn relabel(&self, namespace: &str, name: &str, key: &str, value: &str) {
         let mut state = self.lock();
@@ -947,17 +952,22 @@ fn write(
         }
         next.managers.insert(manager.clone(), ("Apply".into(), sent.keys().cloned().collect()));
     } else if merge {
+        // `null` in a merge patch removes the key (and every manager's claim to it).
+        let removed = |v: &Value| v.is_null();
+        let mut owned = BTreeSet::new();
         for (field, value) in &sent {
-            next.set(field, Some(value));
-        }
-        // `null` in a merge patch removes the key.
-        for (k, v) in body["data"].as_object().into_iter().flatten() {
-            if v.is_null() {
-                next.set(&Field::Data(k.clone()), None);
+            if removed(value) {
+                next.set(field, None);
+                for (_, (_, fields)) in next.managers.iter_mut() {
+                    fields.remove(field);
+                }
+            } else {
+                next.set(field, Some(value));
+                owned.insert(field.clone());
             }
         }
         let entry = next.managers.entry(manager.clone()).or_insert(("Update".into(), BTreeSet::new()));
-        entry.1.extend(sent.keys().cloned());
+        entry.1.extend(owned);
     } else {
         // create / update: the object replaces what was there.
         let mut replaced = StoredSecret {

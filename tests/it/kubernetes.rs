@@ -30,16 +30,18 @@ fn run(ws: &Workspace, args: &[&str]) -> Run {
         .run()
 }
 
-async fn open(ws: &Workspace, config: Value) -> AnyStore {
+/// Opens a `kubernetes` location reached through the kubeconfig at `kubeconfig`.
+pub(crate) async fn open_with(kubeconfig: &std::path::Path, config: Value) -> AnyStore {
     let config: StoreConfig = serde_json::from_value(json!({ "kubernetes": config })).unwrap();
     let spanned = |v: String| vss::span::Spanned { span: Default::default(), value: v };
-    let kube = KubernetesDefaults {
-        kubeconfig: Some(spanned(ws.path("kubeconfig.yaml").display().to_string())),
-        context: None,
-    };
+    let kube = KubernetesDefaults { kubeconfig: Some(spanned(kubeconfig.display().to_string())), context: None };
     let mut defaults = StoreDefaults::default();
     defaults.set("kubernetes", std::sync::Arc::new(kube));
     crate::common::open_store(&config, &defaults, None).await.unwrap()
+}
+
+async fn open(ws: &Workspace, config: Value) -> AnyStore {
+    open_with(&ws.path("kubeconfig.yaml"), config).await
 }
 
 /// The data of a namespace's Secrets, as text, by name.
@@ -438,4 +440,28 @@ fn a_cluster_that_never_answers_fails_in_bounded_time_naming_the_call() {
     let error = &out.json()["errors"][0];
     assert_eq!(error["kind"], "timeout", "{error}");
     assert!(error["message"].as_str().unwrap().contains("list Secrets app at http://127.0.0.1"), "{error}");
+}
+
+#[test]
+fn keys_added_by_hand_to_a_secret_per_path_are_removed_and_foreign_fields_stay() {
+    let server = KubeServer::start(&["edit"]);
+    let ws = Workspace::new();
+    ws.write("kubeconfig.yaml", &server.kubeconfig(&[("test", "edit")]));
+    ws.write("s.yaml", "app/db: {password: pw}\n");
+    ws.write(
+        "vss.yaml",
+        &format!("{HEADER}source: {{file: {{path: s.yaml}}}}\ntargets: {{T: {{kubernetes: {{}}}}}}\n"),
+    );
+    assert_eq!(run(&ws, &["pipeline"]).code, 0);
+    // `kubectl edit`: a key and a label added by another field manager.
+    server.put("edit", "app-db", json!({"metadata": {"labels": {"owner": "ops"}}, "data": {"debug": "dHJ1ZQ=="}}));
+    let dry = run(&ws, &["pipeline", "--dry-run", "--exit-code", "--output", "compact"]);
+    assert_eq!((dry.code, dry.stdout.as_str()), (1, "CHANGES: +0 ~1 -0 =0\n"), "{}", dry.transcript());
+    assert_eq!(run(&ws, &["pipeline"]).code, 0);
+    let secret = &server.secrets("edit")["app-db"];
+    assert_eq!(json!(secret.text()), json!({"password": "pw"}), "the secret holds exactly its keys");
+    assert_eq!(secret.labels.get("owner").map(String::as_str), Some("ops"), "another manager's label stays");
+    let again = run(&ws, &["pipeline", "--dry-run", "--exit-code", "--output", "compact"]);
+    assert_eq!(again.code, 0, "{}", again.transcript());
+    assert!(server.rejected().is_empty(), "{:?}", server.rejected());
 }

@@ -465,3 +465,37 @@ fn keys_added_by_hand_to_a_secret_per_path_are_removed_and_foreign_fields_stay()
     assert_eq!(again.code, 0, "{}", again.transcript());
     assert!(server.rejected().is_empty(), "{:?}", server.rejected());
 }
+
+#[test]
+fn kubeconfig_from_the_environment_and_its_contexts_pick_the_clusters() {
+    let (blue, green) = (KubeServer::start(&["app"]), KubeServer::start(&["app"]));
+    let ws = Workspace::new();
+    let kubeconfig =
+        ws.write("clusters.yaml", &KubeServer::kubeconfig_of(&[(&blue, "blue", "app"), (&green, "green", "app")]));
+    ws.write("s.yaml", "app/db: {password: pw}\n");
+    // No `kubernetes:` block: $KUBECONFIG, its current context (blue) and a named one.
+    ws.write(
+        "vss.yaml",
+        "source: {file: {path: s.yaml}}\ntargets:\n  Current: {kubernetes: {name_template: \"current-{path}\"}}\n  Green: {kubernetes: {context: green}}\n",
+    );
+    let out = Vss::new()
+        .cwd(ws.dir.path())
+        .env("KUBECONFIG", &kubeconfig)
+        .env("HOME", ws.dir.path())
+        .args(["pipeline"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    assert_eq!(blue.secrets("app").keys().collect::<Vec<_>>(), ["current-app-db"]);
+    assert_eq!(green.secrets("app").keys().collect::<Vec<_>>(), ["app-db"]);
+    // A context the kubeconfig does not have: an error naming it.
+    ws.write("vss.yaml", "source: {file: {path: s.yaml}}\ntargets: {T: {kubernetes: {context: purple}}}\n");
+    let out = Vss::new()
+        .cwd(ws.dir.path())
+        .env("KUBECONFIG", &kubeconfig)
+        .env("HOME", ws.dir.path())
+        .args(["pipeline", "--output", "json"])
+        .run();
+    assert_eq!(out.code, 2, "{}", out.transcript());
+    let message = out.json()["errors"][0]["message"].as_str().unwrap().to_string();
+    assert!(message.contains("context `purple`"), "{message}");
+}

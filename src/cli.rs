@@ -94,6 +94,10 @@ pub struct RunArgs {
     /// List unchanged secrets too.
     #[arg(long)]
     pub show_unchanged: bool,
+    /// List unmanaged and orphan secrets by path in the human report (the JSON report
+    /// always lists them).
+    #[arg(long)]
+    pub show_unmanaged: bool,
     /// Sync only these targets (comma-separated); what they depend on is merged as needed.
     #[arg(long, value_delimiter = ',')]
     pub targets: Option<Vec<String>>,

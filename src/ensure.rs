@@ -110,7 +110,7 @@ pub fn command(args: EnsureArgs, color: bool) -> Exit {
     };
     let outcome = runtime.block_on(engine::run(&plan, &options, std::sync::Arc::new(NoProgress)));
     let report = Report::from_outcome(&outcome, &Fingerprinter::from_env(), false);
-    show(&report, args.output, color);
+    show(&report, args.output, color, false);
     let audited = record(&plan, &report, &crate::audit::run_id(), "ensure", Some("ensure"));
     Exit::of_run(!report.errors.is_empty() || !audited, report.summary.changes() > 0, args.exit_code)
 }
@@ -229,6 +229,7 @@ fn dispatch(args: &EnsureArgs, color: bool) -> Exit {
     };
     let outcome = Outcome {
         lineages: Default::default(),
+        warnings: Vec::new(),
         dry_run: args.dry_run,
         targets: vec![TargetOutcome {
             target: repo.clone(),
@@ -243,7 +244,7 @@ fn dispatch(args: &EnsureArgs, color: bool) -> Exit {
         duration: started.elapsed(),
     };
     let report = Report::from_outcome(&outcome, &Fingerprinter::from_env(), true);
-    show(&report, args.output, color);
+    show(&report, args.output, color, false);
     let audited = match &config {
         None => true,
         Some(config) => {

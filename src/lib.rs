@@ -79,6 +79,7 @@ pub mod report;
 pub mod run;
 pub mod scrub;
 pub mod secret;
+pub mod select;
 pub mod span;
 pub mod status;
 pub mod store;

@@ -236,7 +236,7 @@ fn pipeline(args: PipelineArgs, color: bool, quiet: bool) -> Exit {
         Ok(ready) => ready,
         Err(exit) => return exit,
     };
-    let view = View { output, quiet, color, unchanged: args.run.show_unchanged };
+    let view = View { output, quiet, color, unchanged: args.run.show_unchanged, unmanaged: args.run.show_unmanaged };
     let (_, report, audited) = match execute_and_show(&plan, &options, view, "pipeline") {
         Ok(done) => done,
         Err(exit) => return exit,
@@ -294,6 +294,8 @@ struct View {
     color: bool,
     /// List unchanged secrets too.
     unchanged: bool,
+    /// List unmanaged and orphan secrets by path (human output).
+    unmanaged: bool,
 }
 
 /// Runs the engine, prints the report and appends it to the audit log as `command`'s:
@@ -306,7 +308,7 @@ fn execute_and_show(
 ) -> Result<(engine::Outcome, Report, bool), Exit> {
     let outcome = execute(plan, options, view.output, view.quiet)?;
     let report = Report::from_outcome(&outcome, &Fingerprinter::from_env(), view.unchanged);
-    show(&report, view.output, view.color);
+    show(&report, view.output, view.color, view.unmanaged);
     let audited = record(plan, &report, &crate::audit::run_id(), command, None);
     Ok((outcome, report, audited))
 }
@@ -399,7 +401,7 @@ fn plan_command(args: PlanArgs, color: bool, quiet: bool) -> Exit {
         Ok(ready) => ready,
         Err(exit) => return exit,
     };
-    let view = View { output, quiet, color, unchanged: args.run.show_unchanged };
+    let view = View { output, quiet, color, unchanged: args.run.show_unchanged, unmanaged: args.run.show_unmanaged };
     let (outcome, report, audited) = match execute_and_show(&plan, &options, view, "plan") {
         Ok(done) => done,
         Err(exit) => return exit,
@@ -481,6 +483,7 @@ fn apply_command(args: ApplyArgs, color: bool, quiet: bool) -> Exit {
         sync_only: saved.options.sync && !saved.options.merge,
         exit_code: false,
         show_unchanged: args.show_unchanged,
+        show_unmanaged: false,
         targets: saved.options.targets.clone(),
         parallel: args.parallel,
         adopt: saved.options.adopt,
@@ -494,7 +497,7 @@ fn apply_command(args: ApplyArgs, color: bool, quiet: bool) -> Exit {
     };
     (options.merge, options.sync) = (saved.options.merge, saved.options.sync);
     options.exact = Some(Arc::new(saved));
-    let view = View { output, quiet, color, unchanged: args.show_unchanged };
+    let view = View { output, quiet, color, unchanged: args.show_unchanged, unmanaged: false };
     let (_, report, audited) = match execute_and_show(&plan, &options, view, "apply") {
         Ok(done) => done,
         Err(exit) => return exit,
@@ -513,10 +516,11 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Prints a run's report in `output`'s format (with GitHub's output files for `github`).
-pub(crate) fn show(report: &Report, output: Output, color: bool) {
+pub(crate) fn show(report: &Report, output: Output, color: bool, unmanaged: bool) {
     match output {
         Output::Human => {
-            print_out(&report::human::render(report, Style::new(color && std::io::stdout().is_terminal())))
+            let style = Style::new(color && std::io::stdout().is_terminal());
+            print_out(&report::human::render(report, style, unmanaged))
         }
         Output::Json => print_out(&report::json::render(report)),
         Output::Compact => print_out(&report::compact::render(report)),

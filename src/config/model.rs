@@ -171,6 +171,15 @@ pub struct Target {
     pub inherits: Option<TargetId>,
     /// What is merged on top, in order.
     pub imports: Vec<Import>,
+    /// What each import takes and how it renames it, in the order of `imports`.
+    pub selections: Vec<crate::select::Selection>,
+    /// What it takes of its parent's merged result.
+    pub inherit_selection: crate::select::Selection,
+    /// The paths it accepts at all, of its final desired state (`include`/`exclude`).
+    pub accepts: crate::select::Selection,
+    /// Whether owned secrets no longer desired are deleted here, when it says (overrides
+    /// `pipeline.sync.delete_orphans`).
+    pub delete_orphans: Option<bool>,
     /// Where it is synced; `None` for a pure layer.
     pub destination: Option<StoreConfig>,
     /// Its merge semantics.

@@ -306,10 +306,19 @@ fn store_properties(generator: &mut schemars::SchemaGenerator) -> serde_json::Ma
 /// One target: what it merges, and at most one destination store.
 #[derive(Debug, Default)]
 pub struct RawTarget {
-    /// Sources or targets merged in order, later wins.
-    pub imports: Option<Spanned<Vec<Spanned<String>>>>,
-    /// The target whose merged result is this target's starting point.
-    pub inherits: Option<Spanned<String>>,
+    /// Sources or targets merged in order, later wins: each a name, or a block that
+    /// selects and renames what it takes.
+    pub imports: Option<Spanned<Vec<Spanned<RawImport>>>>,
+    /// The target whose merged result is this target's starting point: a name, or a
+    /// block that selects what it takes.
+    pub inherits: Option<Spanned<RawImport>>,
+    /// Paths (globs) this target accepts at all, of its final desired state.
+    pub include: Option<Vec<Spanned<String>>>,
+    /// Paths (globs) this target never takes.
+    pub exclude: Option<Vec<Spanned<String>>>,
+    /// Whether owned secrets no longer desired are deleted here (overrides
+    /// `pipeline.sync.delete_orphans`).
+    pub delete_orphans: Option<Spanned<bool>>,
     /// This target's merge semantics.
     pub merge: Option<Lenient<RawMergeOptions>>,
     /// Every destination block written (the key's span, the store); more than one is an
@@ -325,7 +334,17 @@ pub struct RawTarget {
     pub allow_emptying: Option<bool>,
 }
 
-const TARGET_FIELDS: &[&str] = &["imports", "inherits", "merge", "max_deletes", "protect", "allow_emptying"];
+const TARGET_FIELDS: &[&str] = &[
+    "imports",
+    "inherits",
+    "include",
+    "exclude",
+    "delete_orphans",
+    "merge",
+    "max_deletes",
+    "protect",
+    "allow_emptying",
+];
 
 /// The keys a target accepts: its own fields, each store's shorthands, then one per store.
 static TARGET_KEYS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
@@ -347,6 +366,9 @@ impl<'de> Deserialize<'de> for RawTarget {
                     match key.value.as_str() {
                         "imports" => target.imports = Some(map.next_value()?),
                         "inherits" => target.inherits = Some(map.next_value()?),
+                        "include" => target.include = Some(map.next_value()?),
+                        "exclude" => target.exclude = Some(map.next_value()?),
+                        "delete_orphans" => target.delete_orphans = Some(map.next_value()?),
                         "merge" => target.merge = Some(map.next_value()?),
                         "max_deletes" => target.max_deletes = Some(map.next_value()?),
                         "protect" => target.protect = Some(map.next_value()?),
@@ -405,18 +427,40 @@ impl JsonSchema for RawTarget {
 
     fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
         let mut properties = serde_json::Map::new();
+        let import = generator.subschema_for::<RawImport>().to_value();
         properties.insert(
             "imports".into(),
             serde_json::json!({
-                "description": "Sources or targets merged in order, later wins.",
-                "type": "array", "items": {"type": "string"}
+                "description": "Sources or targets merged in order, later wins: each a name, or a block (`source:` or `target:`) that selects and renames what it takes.",
+                "type": "array", "items": import
             }),
         );
         properties.insert(
             "inherits".into(),
             serde_json::json!({
-                "description": "The target whose merged result is this target's starting point.",
-                "type": "string"
+                "description": "The target whose merged result is this target's starting point: its name, or a block (`target:`) that selects what it takes.",
+                "anyOf": [import]
+            }),
+        );
+        properties.insert(
+            "include".into(),
+            serde_json::json!({
+                "description": "Path globs this target accepts at all, of its final desired state (default: every path).",
+                "type": "array", "items": {"type": "string"}
+            }),
+        );
+        properties.insert(
+            "exclude".into(),
+            serde_json::json!({
+                "description": "Path globs this target never takes, of its final desired state.",
+                "type": "array", "items": {"type": "string"}
+            }),
+        );
+        properties.insert(
+            "delete_orphans".into(),
+            serde_json::json!({
+                "description": "Delete secrets vss owns here that are no longer desired (overrides `pipeline.sync.delete_orphans`).",
+                "type": "boolean"
             }),
         );
         let mut merge = generator.subschema_for::<RawMergeOptions>().to_value();
@@ -464,6 +508,135 @@ impl JsonSchema for RawTarget {
             "type": "object",
             "properties": properties,
             "additionalProperties": false
+        })
+    }
+}
+
+/// One import (or `inherits`): a name, or a block naming it with what to take and how to
+/// rename it ([`crate::select`]).
+#[derive(Clone, Debug)]
+pub enum RawImport {
+    /// A source's or a target's name.
+    Name(String),
+    /// A block.
+    Block(Box<RawSelection>),
+}
+
+impl RawImport {
+    /// The name it imports, and where that name is written (the block's `source:` or
+    /// `target:`), when it names one.
+    pub fn name(&self, at: crate::span::Span) -> Option<Spanned<String>> {
+        match self {
+            RawImport::Name(name) => Some(Spanned { span: at, value: name.clone() }),
+            RawImport::Block(block) => block.source.clone().or_else(|| block.target.clone()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawImport {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ImportVisitor;
+        impl<'de> Visitor<'de> for ImportVisitor {
+            type Value = RawImport;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a source or target name, or a block with `source:` (or `target:`) and what to take")
+            }
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<RawImport, E> {
+                Ok(RawImport::Name(name.to_string()))
+            }
+            fn visit_string<E: de::Error>(self, name: String) -> Result<RawImport, E> {
+                Ok(RawImport::Name(name))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<RawImport, A::Error> {
+                RawSelection::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|block| RawImport::Block(Box::new(block)))
+            }
+        }
+        deserializer.deserialize_any(ImportVisitor)
+    }
+}
+
+impl JsonSchema for RawImport {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Import".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let block = generator.subschema_for::<RawSelection>().to_value();
+        schemars::json_schema!({
+            "description": "A source or target name, or a block that names one (`source:` or `target:`) with what to take and how to rename it.",
+            "anyOf": [{"type": "string"}, block]
+        })
+    }
+}
+
+/// An import block: what it names, what it takes, how it renames it.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSelection {
+    /// The source (or, in `imports`, a target) to import.
+    pub source: Option<Spanned<String>>,
+    /// The target to import or inherit.
+    pub target: Option<Spanned<String>>,
+    /// Path globs to take (default: every path).
+    pub include: Option<Vec<Spanned<String>>>,
+    /// Path globs never to take.
+    pub exclude: Option<Vec<Spanned<String>>>,
+    /// Globs of the top-level keys of object secrets to take, or never to take.
+    pub keys: Option<RawKeys>,
+    /// Mount every path under this one (`third-party/`).
+    pub prefix: Option<Spanned<String>>,
+    /// Path renames, the first that matches wins: an exact path, or a glob whose
+    /// wildcards the new path refers to as `{1}`, `{2}`… (`"payments/*": "pay/{1}"`).
+    pub rename: Option<Pairs>,
+    /// Top-level key renames of object secrets (`secret_key: STRIPE_SECRET_KEY`).
+    pub rename_keys: Option<Pairs>,
+}
+
+/// `keys:` of an import block.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawKeys {
+    /// Key globs to take (default: every key).
+    pub include: Option<Vec<Spanned<String>>>,
+    /// Key globs never to take.
+    pub exclude: Option<Vec<Spanned<String>>>,
+}
+
+/// A mapping of strings to strings, in the order written.
+#[derive(Clone, Debug, Default)]
+pub struct Pairs(pub Vec<(Spanned<String>, Spanned<String>)>);
+
+impl<'de> Deserialize<'de> for Pairs {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PairsVisitor;
+        impl<'de> Visitor<'de> for PairsVisitor {
+            type Value = Pairs;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping of names to new names")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Pairs, A::Error> {
+                let mut pairs = Vec::new();
+                while let Some(entry) = map.next_entry::<Spanned<String>, Spanned<String>>()? {
+                    pairs.push(entry);
+                }
+                Ok(Pairs(pairs))
+            }
+        }
+        deserializer.deserialize_map(PairsVisitor)
+    }
+}
+
+impl JsonSchema for Pairs {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Renames".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Names and their new names, in order.",
+            "type": "object",
+            "additionalProperties": {"type": "string"}
         })
     }
 }

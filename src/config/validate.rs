@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::audit::AuditLog;
 use crate::config::de::from_node;
 use crate::config::model::{Config, Import, MergePhase, Safety, Source, SourceId, SyncPhase, Target, TargetId};
-use crate::config::raw::{RawConfig, RawSource, RawTarget};
+use crate::config::raw::{RawConfig, RawImport, RawSelection, RawSource, RawTarget};
 use crate::diagnostic::{Diagnostic, SourceFile, suggest};
 use crate::graph::{Dependency, EdgeKind, Graph};
 use crate::merge::MergeOptions;
@@ -447,12 +447,18 @@ impl Checker<'_> {
             };
             let this = TargetId(index);
             let names = Names { sources: &source_index, targets: &target_index, broken: &broken };
-            let inherits = self.resolve_parent(raw_target.inherits.as_ref(), &names);
-            let resolved = self.resolve_imports(raw_target.imports.as_ref(), &names);
+            let (inherits, inherit_selection) = match &raw_target.inherits {
+                Some(raw) => {
+                    let parent = self.inherited(raw);
+                    (self.resolve_parent(parent.as_ref(), &names), self.selection_of(&raw.value))
+                }
+                None => (None, crate::select::Selection::default()),
+            };
+            let resolved = self.resolve_target_imports(raw_target.imports.as_ref(), &names);
             if let Some((parent, span)) = inherits {
                 dependencies.push(Dependency { from: this, to: parent, kind: EdgeKind::Inherits, span });
             }
-            for (import, span) in &resolved {
+            for (import, span, _) in &resolved {
                 if let Import::Target(to) = *import {
                     dependencies.push(Dependency { from: this, to, kind: EdgeKind::Imports, span: *span });
                 }
@@ -460,14 +466,21 @@ impl Checker<'_> {
             let mut spans = crate::config::model::TargetSpans {
                 name: name.span,
                 inherits: inherits.map(|(_, span)| span),
-                imports: resolved.iter().map(|(_, span)| *span).collect(),
+                imports: resolved.iter().map(|(_, span, _)| *span).collect(),
             };
             let inherits = inherits.map(|(id, _)| id);
-            let mut imports: Vec<Import> = resolved.into_iter().map(|(import, _)| import).collect();
+            let (mut imports, mut selections): (Vec<Import>, Vec<crate::select::Selection>) =
+                resolved.into_iter().map(|(import, _, selection)| (import, selection)).unzip();
+            let accepts = crate::select::Selection {
+                include: self.globs(raw_target.include.as_deref().unwrap_or_default()),
+                exclude: self.globs(raw_target.exclude.as_deref().unwrap_or_default()),
+                ..crate::select::Selection::default()
+            };
             if raw_target.imports.is_none() && raw_target.inherits.is_none() {
                 if let Some(&id) = source_index.get(DEFAULT_SOURCE).filter(|_| has_default_source) {
                     self.readable(DEFAULT_SOURCE, name.span);
                     imports.push(Import::Source(id));
+                    selections.push(crate::select::Selection::default());
                     spans.imports.push(name.span);
                 } else if !has_default_source && !had_errors {
                     self.error(
@@ -486,7 +499,8 @@ impl Checker<'_> {
             for (i, (key, store)) in destinations.iter().enumerate() {
                 if i == 0 {
                     self.check_store(store, key.span, Role::Target);
-                    if sync_phase.delete_orphans == Some(true) && !store.capabilities().ownership {
+                    let deletes = raw_target.delete_orphans.as_ref().map(|d| d.value).or(sync_phase.delete_orphans);
+                    if deletes == Some(true) && !store.capabilities().ownership {
                         self.error(
                             Diagnostic::at(key.span, format!("the `{}` store keeps no ownership markers, so `delete_orphans` cannot be used with it", store.kind()))
                                 .with_label("vss deletes only secrets it can prove it created"),
@@ -510,7 +524,30 @@ impl Checker<'_> {
             }
             let merge = merge_options(raw_target.merge.as_ref().and_then(|m| m.0.as_ref()), defaults);
             let safety = self.safety(raw_target, &sync_safety, destination.is_some(), name);
-            targets.push(Target { name: name.value.clone(), inherits, imports, destination, merge, safety, spans });
+            if let Some(flag) = &raw_target.delete_orphans
+                && destination.is_none()
+            {
+                self.error(
+                    Diagnostic::at(
+                        flag.span,
+                        format!("target `{}` has no destination: `delete_orphans` deletes nothing", name.value),
+                    )
+                    .with_label("it applies where a target is synced"),
+                );
+            }
+            targets.push(Target {
+                name: name.value.clone(),
+                inherits,
+                imports,
+                selections,
+                inherit_selection,
+                accepts,
+                delete_orphans: raw_target.delete_orphans.as_ref().map(|d| d.value),
+                destination,
+                merge,
+                safety,
+                spans,
+            });
         }
 
         let mut writers = destination_spans;
@@ -600,6 +637,121 @@ impl Checker<'_> {
             }
         }
         resolved
+    }
+
+    /// A target's imports, each with where it is written and what it takes; names that do
+    /// not resolve are reported and left out.
+    fn resolve_target_imports(
+        &mut self,
+        imports: Option<&Spanned<Vec<Spanned<RawImport>>>>,
+        names: &Names<'_>,
+    ) -> Vec<(Import, Span, crate::select::Selection)> {
+        let mut resolved = Vec::new();
+        for import in imports.map(|i| i.value.as_slice()).unwrap_or_default() {
+            if let RawImport::Block(block) = &import.value
+                && block.source.is_some()
+                && block.target.is_some()
+            {
+                self.error(
+                    Diagnostic::at(import.span, "an import block names `source:` or `target:`, not both")
+                        .with_label("split it into two imports"),
+                );
+                continue;
+            }
+            let Some(name) = import.value.name(import.span) else {
+                self.error(
+                    Diagnostic::at(import.span, "this import block names nothing to import")
+                        .with_label("add `source: NAME` (or `target: NAME`)"),
+                );
+                continue;
+            };
+            let selection = self.selection_of(&import.value);
+            let wrapped = Spanned { span: name.span, value: vec![name.clone()] };
+            if let Some((found, span)) = self.resolve_imports(Some(&wrapped), names).pop() {
+                resolved.push((found, span, selection));
+            }
+        }
+        resolved
+    }
+
+    /// The target an `inherits` names (a block names it with `target:`).
+    fn inherited(&mut self, raw: &Spanned<RawImport>) -> Option<Spanned<String>> {
+        if let RawImport::Block(block) = &raw.value
+            && let Some(source) = &block.source
+        {
+            self.error(
+                Diagnostic::at(source.span, "`inherits` names a target: write `target:`")
+                    .with_label("to take a source's secrets, import it"),
+            );
+            return None;
+        }
+        let name = raw.value.name(raw.span);
+        if name.is_none() {
+            self.error(
+                Diagnostic::at(raw.span, "this `inherits` block names no target").with_label("add `target: NAME`"),
+            );
+        }
+        name
+    }
+
+    /// The selection an import (or `inherits`) block declares, each pattern checked.
+    fn selection_of(&mut self, raw: &RawImport) -> crate::select::Selection {
+        let RawImport::Block(block) = raw else { return crate::select::Selection::default() };
+        self.selection(block)
+    }
+
+    fn selection(&mut self, raw: &RawSelection) -> crate::select::Selection {
+        let keys = raw.keys.clone().unwrap_or_default();
+        let mut selection = crate::select::Selection {
+            include: self.globs(raw.include.as_deref().unwrap_or_default()),
+            exclude: self.globs(raw.exclude.as_deref().unwrap_or_default()),
+            keys_include: self.globs(keys.include.as_deref().unwrap_or_default()),
+            keys_exclude: self.globs(keys.exclude.as_deref().unwrap_or_default()),
+            ..crate::select::Selection::default()
+        };
+        for (from, to) in raw.rename.iter().flat_map(|r| &r.0) {
+            if to.value.trim_matches('/').is_empty() {
+                self.error(Diagnostic::at(to.span, format!("`{}` is renamed to nothing", from.value)));
+                continue;
+            }
+            match crate::select::Rename::new(&from.value, &to.value) {
+                Ok(rename) => selection.rename.push(rename),
+                Err(why) => self.error(Diagnostic::at(from.span, format!("rename `{}`: {why}", from.value))),
+            }
+        }
+        for (from, to) in raw.rename_keys.iter().flat_map(|r| &r.0) {
+            if from.value.is_empty() || to.value.is_empty() {
+                self.error(Diagnostic::at(from.span, "`rename_keys` renames a key to a key: neither may be empty"));
+                continue;
+            }
+            if selection.rename_keys.iter().any(|(f, _)| *f == from.value) {
+                self.error(Diagnostic::at(from.span, format!("key `{}` is renamed twice", from.value)));
+                continue;
+            }
+            selection.rename_keys.push((from.value.clone(), to.value.clone()));
+        }
+        if let Some(prefix) = &raw.prefix {
+            match crate::secret::SecretPath::parse(prefix.value.trim_matches('/')) {
+                Ok(_) => selection.prefix = Some(prefix.value.clone()),
+                Err(why) => self.error(Diagnostic::at(prefix.span, format!("`prefix`: {why}"))),
+            }
+        }
+        selection
+    }
+
+    /// Path or key globs, each checked (one dialect: `*` within a segment, `**` across).
+    fn globs(&mut self, patterns: &[Spanned<String>]) -> Vec<crate::select::Glob> {
+        let mut out = Vec::new();
+        for pattern in patterns {
+            match crate::select::Glob::new(&pattern.value) {
+                Ok(glob) => out.push(glob),
+                Err(why) => self.error(
+                    Diagnostic::at(pattern.span, format!("`{}` is not a glob: {why}", pattern.value))
+                        .with_label("`*` matches within a path segment, `**` across segments, `?` one character"),
+                ),
+            }
+        }
+        out
     }
 
     fn parallel(&mut self, value: Option<&Spanned<u32>>, default: usize) -> usize {

@@ -27,6 +27,8 @@ pub struct Resolver<'c> {
     parallel: usize,
     sources: Vec<OnceCell<Resolved>>,
     targets: Mutex<Vec<Option<Resolved>>>,
+    /// What the selections of each target said (patterns that matched nothing), by target.
+    warnings: Mutex<Vec<Option<Vec<String>>>>,
 }
 
 impl<'c> Resolver<'c> {
@@ -39,7 +41,24 @@ impl<'c> Resolver<'c> {
             parallel,
             sources: plan.config.sources.iter().map(|_| OnceCell::new()).collect(),
             targets: Mutex::new(vec![None; plan.targets.len()]),
+            warnings: Mutex::new(vec![None; plan.targets.len()]),
         }
+    }
+
+    /// The warnings of the targets resolved so far, by target name: selection patterns
+    /// that matched nothing (likely typos). Sorted by target.
+    pub fn warnings(&self) -> Vec<(String, String)> {
+        let warnings = self.warnings.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<(String, String)> = warnings
+            .iter()
+            .enumerate()
+            .flat_map(|(i, w)| {
+                let name = self.plan.targets[i].name.clone();
+                w.iter().flatten().map(move |m| (name.clone(), m.clone()))
+            })
+            .collect();
+        out.sort();
+        out
     }
 
     /// A source's secrets, read on first use.
@@ -131,18 +150,25 @@ impl<'c> Resolver<'c> {
 
     async fn compute(&self, id: TargetId) -> Resolved {
         let target = self.plan.target(id);
+        let mut warnings = Vec::new();
         let base = match target.inherits {
-            Some(parent) => (*self.dependency(parent)?).clone(),
+            Some(parent) => {
+                let what = format!("`inherits: {}`", self.plan.target(parent).name);
+                let selected = select(&target.inherit_selection, &self.dependency(parent)?, &what, &mut warnings)?;
+                (*selected).clone()
+            }
             None => SecretMap::new(),
         };
         let mut layers = Vec::with_capacity(target.imports.len());
         let mut failures = Vec::new();
-        for import in &target.imports {
+        for (i, import) in target.imports.iter().enumerate() {
             let layer = match *import {
                 Import::Source(s) => self.source(s).await,
                 Import::Target(t) => self.dependency(t),
             };
-            match layer {
+            let selection = target.selections.get(i).cloned().unwrap_or_default();
+            let what = format!("import `{}`", self.import_name(*import));
+            match layer.and_then(|map| select(&selection, &map, &what, &mut warnings)) {
                 Ok(map) => layers.push(map),
                 Err(e) => failures.push(e),
             }
@@ -151,7 +177,18 @@ impl<'c> Resolver<'c> {
             let message = failures.iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; ");
             return Err(Failure { message, ..first.clone() });
         }
-        Ok(Arc::new(merge_all(base, layers.iter().map(|m| m.as_ref()), target.merge)))
+        let merged = Arc::new(merge_all(base, layers.iter().map(|m| m.as_ref()), target.merge));
+        let accepted = select(&target.accepts, &merged, "its `include`/`exclude`", &mut warnings)?;
+        self.warnings.lock().unwrap_or_else(|e| e.into_inner())[id.0] = Some(warnings);
+        Ok(accepted)
+    }
+
+    /// The name an import refers to.
+    fn import_name(&self, import: Import) -> &str {
+        match import {
+            Import::Source(s) => &self.plan.source(s).name,
+            Import::Target(t) => &self.plan.target(t).name,
+        }
     }
 }
 
@@ -186,6 +223,30 @@ impl Resolver<'_> {
             }
         }
         Ok(Lineage { layers, desired })
+    }
+}
+
+/// `secrets` as `selection` takes them (the same map when it takes everything as it is);
+/// patterns that matched nothing are added to `warnings`, naming `what` holds them.
+fn select(
+    selection: &crate::select::Selection,
+    secrets: &Arc<SecretMap>,
+    what: &str,
+    warnings: &mut Vec<String>,
+) -> Resolved {
+    if selection.is_identity() {
+        return Ok(secrets.clone());
+    }
+    match selection.apply(secrets) {
+        Ok(selected) => {
+            warnings.extend(selected.unmatched.iter().map(|p| format!("{what}: {p} matches nothing")));
+            Ok(Arc::new(selected.secrets))
+        }
+        Err(errors) => {
+            let list = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+            Err(Failure::new(ErrorKind::Invalid, format!("{what}: {list}"))
+                .with_hint("rename one of them, or select only one"))
+        }
     }
 }
 

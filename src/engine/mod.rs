@@ -318,6 +318,8 @@ pub struct Outcome {
     /// With [`RunOptions::provenance`]: each synced target's desired state and the layers
     /// it was merged from, by target name.
     pub lineages: std::collections::BTreeMap<String, crate::provenance::Lineage>,
+    /// Warnings about targets (selection patterns that matched nothing): target, message.
+    pub warnings: Vec<(String, String)>,
 }
 
 /// Runs the pipeline.
@@ -426,6 +428,7 @@ pub async fn run(plan: &Plan<'_>, options: &RunOptions, progress: Arc<dyn Progre
         calls: stats.snapshot(),
         duration: started.elapsed(),
         lineages,
+        warnings: resolver.warnings(),
     }
 }
 

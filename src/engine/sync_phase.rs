@@ -72,7 +72,7 @@ pub async fn plan<'a>(
                     let place = Place { store: destination.kind(), location: &location };
                     let rules = Rules {
                         owner: target.name.clone(),
-                        delete_orphans: plan.config.sync.delete_orphans,
+                        delete_orphans: target.delete_orphans.unwrap_or(plan.config.sync.delete_orphans),
                         safety: Some(target.safety.clone()),
                     };
                     Prepared::new(handle, desired, rules, dry_run, mode, place).await

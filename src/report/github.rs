@@ -76,6 +76,9 @@ pub fn render(report: &Report) -> String {
         }
         let _ = writeln!(out, "::endgroup::");
     }
+    for w in &report.warnings {
+        let _ = writeln!(out, "::warning title=vss::{}", escape_data(&format!("target `{}`: {}", w.target, w.message)));
+    }
     for e in &report.errors {
         out.push_str(&error_annotation(e));
     }

@@ -39,8 +39,9 @@ impl Style {
     }
 }
 
-/// Renders the report.
-pub fn render(report: &Report, style: Style) -> String {
+/// Renders the report; with `show_unmanaged`, each target's unmanaged and orphan secrets
+/// are listed by path (the report holds the first 100 of each).
+pub fn render(report: &Report, style: Style, show_unmanaged: bool) -> String {
     let mut out = String::new();
     let s = &report.summary;
     let verdict = if !report.errors.is_empty() {
@@ -134,11 +135,23 @@ pub fn render(report: &Report, style: Style) -> String {
             };
             let _ = writeln!(out, "  {painted} {}{keys}{status}", c.path);
         }
+        let listed = |out: &mut String, paths: &[String], total: usize| {
+            if show_unmanaged {
+                for path in paths {
+                    let _ = writeln!(out, "    {}", style.dim(path));
+                }
+                if total > paths.len() {
+                    let _ = writeln!(out, "    {}", style.dim(&format!("… and {} more", total - paths.len())));
+                }
+            }
+        };
         if ts.unmanaged > 0 {
             let _ = writeln!(out, "  {}", style.dim(&format!("{} unmanaged secret(s) left alone", ts.unmanaged)));
+            listed(&mut out, &t.unmanaged, ts.unmanaged);
         }
         if ts.orphans > 0 {
             let _ = writeln!(out, "  {}", style.dim(&format!("{} orphan(s) kept (delete_orphans is off)", ts.orphans)));
+            listed(&mut out, &t.orphans, ts.orphans);
         }
         if ts.unverified > 0 {
             let _ = writeln!(
@@ -157,6 +170,9 @@ pub fn render(report: &Report, style: Style) -> String {
                 let _ = writeln!(out, "  {} {hint}", style.dim("hint:"));
             }
         }
+    }
+    for w in &report.warnings {
+        let _ = writeln!(out, "{} target `{}`: {}", style.yellow("warning:"), w.target, w.message);
     }
     for e in report.errors.iter().filter(|e| e.target.is_none()) {
         let _ = writeln!(out, "{} {}", style.red("error:"), e.message);

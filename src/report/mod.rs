@@ -36,9 +36,25 @@ pub struct Report {
     pub targets: Vec<TargetReport>,
     /// Every error: failed targets and config errors.
     pub errors: Vec<ErrorEntry>,
+    /// What deserves a look without failing the run: a selection pattern that matched
+    /// nothing (a likely typo).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Warning>,
     /// Duration and API calls.
     pub stats: RunStats,
 }
+
+/// A warning about one target.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct Warning {
+    /// The target.
+    pub target: String,
+    /// What is wrong: `import \`api-keys\`: include \`paymnts/**\` matches nothing`.
+    pub message: String,
+}
+
+/// How many unmanaged and orphan paths a target's report lists (the summary counts all).
+pub const LISTED: usize = 100;
 
 /// Change counts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, JsonSchema)]
@@ -116,6 +132,14 @@ pub struct TargetReport {
     pub settings: Option<SettingsReport>,
     /// Changed paths (and unchanged ones with `--show-unchanged`), sorted.
     pub changes: Vec<ChangeReport>,
+    /// Live secrets without this target's marker, by path: the first 100, sorted
+    /// (`summary.unmanaged` counts them all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unmanaged: Vec<String>,
+    /// Orphans kept (owned, no longer desired, `delete_orphans` off), by path: the first
+    /// 100, sorted (`summary.orphans` counts them all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub orphans: Vec<String>,
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -385,6 +409,8 @@ impl Report {
                     error_kind: c.error,
                 }),
                 changes,
+                unmanaged: d.unmanaged.iter().take(LISTED).map(ToString::to_string).collect(),
+                orphans: d.orphans.iter().take(LISTED).map(ToString::to_string).collect(),
                 error: t.error.as_ref().map(|e| scrub(&e.message).into_owned()),
                 hint: d.hint.clone(),
             });
@@ -395,6 +421,11 @@ impl Report {
             summary,
             targets,
             errors,
+            warnings: outcome
+                .warnings
+                .iter()
+                .map(|(target, message)| Warning { target: target.clone(), message: scrub(message).into_owned() })
+                .collect(),
             stats: RunStats { duration_ms: outcome.duration.as_millis() as u64, calls: outcome.calls.clone() },
         }
     }
@@ -408,6 +439,7 @@ impl Report {
             summary: Summary::default(),
             targets: Vec::new(),
             errors,
+            warnings: Vec::new(),
             stats: RunStats::default(),
         }
     }

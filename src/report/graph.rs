@@ -92,8 +92,9 @@ pub fn dot(plan: &Plan<'_>) -> String {
     out
 }
 
-/// JSON: sources, merge store, targets with level, inherits, imports and destination, and
-/// the execution order.
+/// JSON: sources, merge store, targets with level, inherits, imports (with
+/// `import_options` and `inherits_options` when they select or rename), `include` /
+/// `exclude` / `delete_orphans` when set, and destination, and the execution order.
 pub fn json(plan: &Plan<'_>) -> String {
     let targets: Vec<serde_json::Value> = plan
         .graph
@@ -110,6 +111,21 @@ pub fn json(plan: &Plan<'_>) -> String {
             });
             if let Some(route) = t.destination.as_ref().and_then(|d| d.route(&plan.config.defaults)) {
                 target["route"] = json!(route);
+            }
+            // What each import takes and how it renames it, aligned with `imports`.
+            if t.selections.iter().any(|s| !s.is_identity()) {
+                target["import_options"] = t.selections.iter().map(|s| s.describe()).collect();
+            }
+            if !t.inherit_selection.is_identity() {
+                target["inherits_options"] = t.inherit_selection.describe();
+            }
+            if let Some(accepts) = t.accepts.describe().as_object().filter(|a| !a.is_empty()) {
+                for (key, value) in accepts {
+                    target[key] = value.clone();
+                }
+            }
+            if let Some(delete_orphans) = t.delete_orphans {
+                target["delete_orphans"] = json!(delete_orphans);
             }
             target
         })

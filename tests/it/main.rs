@@ -49,4 +49,5 @@ mod plan_apply;
 mod properties;
 mod quickstart;
 pub mod schemas;
+mod select;
 pub mod vault;

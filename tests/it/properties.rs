@@ -227,3 +227,90 @@ proptest! {
         }
     }
 }
+
+/// A glob over the test paths (`[a-c](/[a-c])?`).
+fn glob() -> impl Strategy<Value = vss::select::Glob> {
+    prop::sample::select(vec!["a", "a/*", "*/b", "**/c", "a/**", "*", "b*", "?", "{a,b}/c", "**"])
+        .prop_map(|p| vss::select::Glob::new(p).unwrap())
+}
+
+/// A glob over the test keys (`o[a-b]`, `l[a-b]`, `s[a-c]`).
+fn key_glob() -> impl Strategy<Value = vss::select::Glob> {
+    prop::sample::select(vec!["s*", "o?", "la", "*b", "*"]).prop_map(|p| vss::select::Glob::new(p).unwrap())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// `include: [G]` and `exclude: [G]` split every layer in two: together they are the
+    /// layer, and nothing is in both.
+    #[test]
+    fn include_and_exclude_partition_a_layer(s in any_secrets(), g in glob()) {
+        use vss::select::Selection;
+        let included = Selection { include: vec![g.clone()], ..Selection::default() }.apply(&s).unwrap().secrets;
+        let excluded = Selection { exclude: vec![g.clone()], ..Selection::default() }.apply(&s).unwrap().secrets;
+        prop_assert!(included.keys().all(|p| !excluded.contains_key(p)), "disjoint");
+        let mut union = included.clone();
+        union.extend(excluded);
+        prop_assert_eq!(union, s);
+    }
+
+    /// A rename either moves every secret to a name of its own (a bijection: the moved
+    /// secrets map back to distinct originals, values untouched) or fails naming two
+    /// secrets that would share a name.
+    #[test]
+    fn a_rename_is_a_bijection_or_an_error(
+        s in any_secrets(),
+        rules in prop::collection::vec(
+            (prop::sample::select(vec!["a", "b/c", "a/*", "*/b", "**/c", "*"]), prop::sample::select(vec!["x", "a", "y/{1}", "z-{1}"])),
+            0..3,
+        ),
+    ) {
+        use vss::select::{Rename, Selection, SelectError};
+        let rename: Vec<Rename> = rules.iter().filter_map(|(from, to)| Rename::new(from, to).ok()).collect();
+        let selection = Selection { rename, ..Selection::default() };
+        match selection.apply(&s) {
+            Ok(selected) => {
+                prop_assert_eq!(selected.secrets.len(), s.len());
+                let mut originals = std::collections::BTreeSet::new();
+                for (path, value) in &selected.secrets {
+                    let original = selected.moved.get(&(path.clone(), None)).map_or(path, |m| &m.path);
+                    prop_assert_eq!(s.get(original), Some(value));
+                    prop_assert!(originals.insert(original.clone()), "two secrets map back to one");
+                }
+            }
+            Err(errors) => {
+                prop_assert!(!errors.is_empty());
+                for error in errors {
+                    match error {
+                        SelectError::PathCollision { from: (a, b), .. } => {
+                            prop_assert_ne!(&a, &b);
+                            prop_assert!(s.keys().any(|p| p.as_str() == a) && s.keys().any(|p| p.as_str() == b));
+                        }
+                        SelectError::BadPath { .. } => {}
+                        other => prop_assert!(false, "unexpected {other}"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Filters by path and by key commute with the deep merge: filtering each layer and
+    /// merging gives what merging and filtering the result gives.
+    #[test]
+    fn filters_commute_with_merge(
+        a in secrets(),
+        b in secrets(),
+        include in prop::collection::vec(glob(), 0..2),
+        exclude in prop::collection::vec(glob(), 0..2),
+        keys_exclude in prop::collection::vec(key_glob(), 0..2),
+        options in keep_options(),
+    ) {
+        use vss::select::Selection;
+        let selection = Selection { include, exclude, keys_exclude, ..Selection::default() };
+        let take = |m: &SecretMap| selection.apply(m).unwrap().secrets;
+        let merged_then_filtered = take(&merge_maps(a.clone(), &b, options));
+        let filtered_then_merged = merge_maps(take(&a), &take(&b), options);
+        prop_assert_eq!(bytes(&merged_then_filtered), bytes(&filtered_then_merged));
+    }
+}

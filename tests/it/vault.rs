@@ -13,13 +13,13 @@ use vss::secret::{SecretPath, SecretValue};
 use vss::store::vault::{VaultDefaults, VaultStore};
 use vss::store::{AnyStore, Store, StoreConfig, StoreDefaults, StoreError};
 
-struct Servers {
+pub(crate) struct Servers {
     first: String,
     second: String,
     token: String,
 }
 
-fn servers() -> Servers {
+pub(crate) fn servers() -> Servers {
     let var = |name: &str| {
         std::env::var(name).unwrap_or_else(|_| {
             panic!("{name} is not set: the Vault tests need the OpenBao servers that `tests/run` starts")
@@ -38,7 +38,7 @@ pub(crate) const HEADER: &str =
     "vault: {address: \"${VSS_TEST_VAULT_ADDR}\", auth: {token: \"${VSS_TEST_VAULT_TOKEN}\"}}\n";
 
 /// A name no other test (or earlier run against the same server) uses.
-fn unique(tag: &str) -> String {
+pub(crate) fn unique(tag: &str) -> String {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
     format!("{tag}-{}-{}", std::process::id(), nanos % 1_000_000_000_000)
 }
@@ -89,7 +89,7 @@ impl Http {
     }
 
     /// The data and the custom metadata of a secret, or `None`.
-    async fn secret(&self, mount_path: &str) -> Option<(Value, Value)> {
+    pub(crate) async fn secret(&self, mount_path: &str) -> Option<(Value, Value)> {
         let (mount, path) = mount_path.split_once('/').unwrap();
         let (status, body) = self.call("GET", &format!("{mount}/data/{path}"), None).await;
         (status == 200).then(|| (body["data"]["data"].clone(), body["data"]["metadata"]["custom_metadata"].clone()))
@@ -240,7 +240,7 @@ targets:
 
 /// `vss` in `ws`, with the test servers' addresses and token in the environment (and
 /// Vault's own variables unset).
-fn vss_in(ws: &Workspace, s: &Servers) -> Vss {
+pub(crate) fn vss_in(ws: &Workspace, s: &Servers) -> Vss {
     Vss::new()
         .cwd(ws.dir.path())
         .env("VSS_TEST_VAULT_ADDR", &s.first)

@@ -48,6 +48,10 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Read the audit log (`audit.file` in the config).
     Audit(AuditArgs),
+    /// Clean up after targets deleted from the config: list the secrets vss owns for them
+    /// (and their merge-store bundles), from the registry of targets it has written, and
+    /// with `--yes` delete exactly those.
+    Prune(PruneArgs),
     /// Check the config and the graph without touching any store.
     Validate(ValidateArgs),
     /// Print the resolved graph and the execution order.
@@ -229,6 +233,22 @@ pub struct ExplainArgs {
     /// Only this secret path.
     #[arg(value_name = "PATH")]
     pub path: Option<String>,
+    /// `human` or `json`.
+    #[arg(short, long, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
+}
+
+/// `vss prune` arguments.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// List what would be deleted, and delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Delete what the dry run lists (required to delete anything).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub yes: bool,
     /// `human` or `json`.
     #[arg(short, long, value_enum, default_value_t = Output::Human)]
     pub output: Output,

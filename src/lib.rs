@@ -75,6 +75,8 @@ pub mod merge;
 pub mod plan;
 pub mod plan_file;
 pub mod provenance;
+pub mod prune;
+pub mod registry;
 pub mod report;
 pub mod run;
 pub mod scrub;

@@ -69,6 +69,7 @@ impl<'c> Plan<'c> {
                     inherit_selection: crate::select::Selection::default(),
                     accepts: crate::select::Selection::default(),
                     delete_orphans: None,
+                    block: serde_json::Value::Null,
                     destination: Some(destination),
                     merge: template.merge,
                     safety: config.sync.safety.clone(),

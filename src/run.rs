@@ -39,6 +39,7 @@ pub fn run() -> i32 {
         Command::Apply(args) => apply_command(args, color, cli.quiet),
         Command::Validate(args) => validate(args),
         Command::Audit(args) => audit(args),
+        Command::Prune(args) => crate::prune::command(args),
         Command::Explain(args) => explain(args),
         Command::Status(args) => crate::status::command(args),
         Command::Ensure(args) => crate::ensure::command(args, color),
@@ -310,7 +311,32 @@ fn execute_and_show(
     let report = Report::from_outcome(&outcome, &Fingerprinter::from_env(), view.unchanged);
     show(&report, view.output, view.color, view.unmanaged);
     let audited = record(plan, &report, &crate::audit::run_id(), command, None);
-    Ok((outcome, report, audited))
+    let registered = options.dry_run || register(plan, &report);
+    Ok((outcome, report, audited && registered))
+}
+
+/// Records the targets a real run wrote (its bundle, its destination) in the registry,
+/// so that `vss prune` finds them once the config no longer has them. False (with the
+/// error on stderr) when the registry could not be written.
+fn register(plan: &Plan<'_>, report: &Report) -> bool {
+    let mut written: Vec<(String, bool, bool)> = Vec::new();
+    for t in &report.targets {
+        let synced = t.phase == Phase::Sync;
+        match written.iter_mut().find(|(name, _, _)| *name == t.name) {
+            Some(entry) => {
+                entry.1 |= synced;
+                entry.2 |= !synced;
+            }
+            None => written.push((t.name.clone(), synced, !synced)),
+        }
+    }
+    match crate::registry::record(plan.config, &written, &crate::time::timestamp(crate::time::now())) {
+        Ok(()) => true,
+        Err(e) => {
+            print_err(&format!("error: {e}\n"));
+            false
+        }
+    }
 }
 
 /// Runs the engine (with a progress bar on a terminal, for the human report).

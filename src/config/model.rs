@@ -23,6 +23,8 @@ pub struct Config {
     pub base_dir: PathBuf,
     /// The audit log, when the config names one.
     pub audit: Option<crate::audit::AuditLog>,
+    /// Where the registry of written targets is kept, if anywhere ([`crate::registry`]).
+    pub registry: Option<crate::registry::Place>,
     /// How long store calls may take (`pipeline.timeouts`).
     pub timeouts: crate::store::Timeouts,
     /// The repositories `vss ensure --repo` may write to (`owner/name` or `owner/*`).
@@ -188,6 +190,8 @@ pub struct Target {
     pub safety: Safety,
     /// Where its name, `inherits` and each import are written in the config.
     pub spans: TargetSpans,
+    /// Its block as written (JSON of the YAML, uninterpolated), for the registry.
+    pub block: serde_json::Value,
 }
 
 /// Where a target's parts are written in the config (for `vss explain`).

@@ -34,6 +34,9 @@ pub struct RawConfig {
     pub pipeline: Option<Lenient<RawPipeline>>,
     /// Where `pipeline`, `ensure` and `status` runs append their audit events.
     pub audit: Option<Spanned<Lenient<crate::audit::AuditConfig>>>,
+    /// Where vss remembers the targets it has written, for `vss prune` (default: the merge
+    /// store, else beside the audit log file).
+    pub registry: Option<Spanned<Lenient<crate::registry::RegistryConfig>>>,
     /// What `vss ensure` may do for others: the repositories a `--repo` may name.
     pub ensure: Option<Lenient<RawEnsure>>,
     /// Default merge semantics of every target (a target's own `merge` overrides them).
@@ -55,13 +58,14 @@ pub struct RawConfig {
 
 #[cfg(not(feature = "aws"))]
 const CONFIG_FIELDS: &[&str] =
-    &["version", "merge_store", "pipeline", "audit", "ensure", "merge", "source", "sources", "targets"];
+    &["version", "merge_store", "pipeline", "audit", "registry", "ensure", "merge", "source", "sources", "targets"];
 #[cfg(feature = "aws")]
 const CONFIG_FIELDS: &[&str] = &[
     "version",
     "merge_store",
     "pipeline",
     "audit",
+    "registry",
     "ensure",
     "merge",
     "source",
@@ -90,6 +94,7 @@ impl<'de> Deserialize<'de> for RawConfig {
                         "merge_store" => config.merge_store = Some(map.next_value()?),
                         "pipeline" => config.pipeline = Some(map.next_value()?),
                         "audit" => config.audit = Some(map.next_value()?),
+                        "registry" => config.registry = Some(map.next_value()?),
                         "ensure" => config.ensure = Some(map.next_value()?),
                         "merge" => config.merge = Some(map.next_value()?),
                         "source" => config.source = Some(map.next_value()?),

@@ -80,7 +80,22 @@ pub fn load_str(
     let mut checker = Checker { diagnostics: &mut diagnostics, defaults: Default::default(), names_only: Vec::new() };
     let config = checker.check(raw, &file, base_dir);
     match config {
-        Some(config) if diagnostics.is_empty() => Ok(config),
+        Some(mut config) if diagnostics.is_empty() => {
+            // Each target's block as written, for the registry.
+            if let yaml::NodeKind::Map(top) = &node.kind
+                && let Some((_, targets)) = top.iter().find(|(k, _)| k.scalar_text() == Some("targets"))
+                && let yaml::NodeKind::Map(entries) = &targets.kind
+            {
+                for target in &mut config.targets {
+                    if let Some((_, block)) =
+                        entries.iter().find(|(k, _)| k.scalar_text() == Some(target.name.as_str()))
+                    {
+                        target.block = block.to_json();
+                    }
+                }
+            }
+            Ok(config)
+        }
         _ => fail(file, diagnostics),
     }
 }
@@ -332,6 +347,20 @@ impl Checker<'_> {
             _ => None,
         };
         let audit = audit_block.and_then(|(span, audit)| self.audit(span, audit, merge_store_written, base_dir));
+        let registry = match raw.registry.and_then(|r| r.value.0) {
+            Some(block) if block.file.value.trim().is_empty() => {
+                self.error(Diagnostic::at(block.file.span, "`registry.file` is empty"));
+                None
+            }
+            Some(block) => Some(crate::registry::Place::File(base_dir.join(&block.file.value))),
+            None if merge_store_written => Some(crate::registry::Place::MergeStore),
+            None => match &audit {
+                Some(AuditLog::File(path)) => {
+                    Some(crate::registry::Place::File(path.parent().unwrap_or(base_dir).join("vss-registry.json")))
+                }
+                _ => None,
+            },
+        };
         if merge_phase.enabled == Some(true) && !merge_store_written {
             self.error(
                 Diagnostic::global("`pipeline.merge.enabled` is true but there is no `merge_store`")
@@ -395,6 +424,19 @@ impl Checker<'_> {
             self.error(Diagnostic::global("the config declares no targets").with_label("add a `targets:` mapping"));
         }
         let target_names: Vec<String> = raw_targets.iter().map(|(n, _, _)| n.value.clone()).collect();
+        if registry == Some(crate::registry::Place::MergeStore)
+            && let Some((taken, _, _)) = raw_targets.iter().find(|(n, _, _)| n.value == crate::registry::BUNDLE)
+        {
+            self.error(
+                Diagnostic::at(
+                    taken.span,
+                    format!("`{}` is the name of vss's registry in the merge store", taken.value),
+                )
+                .with_label(
+                    "rename the target, or keep the registry in a file: `registry: { file: vss-registry.json }`",
+                ),
+            );
+        }
         if let Some(AuditLog::MergeStore { name, span }) = &audit
             && let Some((taken, _, _)) = raw_targets.iter().find(|(n, _, _)| n.value == *name)
         {
@@ -543,6 +585,7 @@ impl Checker<'_> {
                 inherit_selection,
                 accepts,
                 delete_orphans: raw_target.delete_orphans.as_ref().map(|d| d.value),
+                block: serde_json::Value::Null,
                 destination,
                 merge,
                 safety,
@@ -585,6 +628,7 @@ impl Checker<'_> {
         Some(Config {
             file: file.clone(),
             audit,
+            registry,
             timeouts,
             ensure_repositories,
             base_dir: base_dir.to_path_buf(),

@@ -270,3 +270,102 @@ fn targets_filter_their_final_state_override_delete_orphans_and_list_orphans_by_
     let quiet = ws.vss(["pipeline", "--dry-run"]);
     assert!(!quiet.stdout.contains("zz/unmanaged-000"), "listed only when asked: {}", quiet.stdout);
 }
+
+/// The registry remembers every target written; once one is deleted from the config,
+/// `vss prune` lists exactly what vss owns for it (and its bundle), deletes it only with
+/// `--yes`, and forgets it.
+#[test]
+fn prune_removes_only_a_deleted_targets_owned_secrets_and_bundle_on_the_file_store() {
+    let ws = Workspace::new();
+    for (path, value) in source_secrets() {
+        ws.write(&format!("src/{path}.json"), &value.to_string());
+    }
+    let config = |with_b: bool| {
+        let b = if with_b {
+            "  B: {imports: [{source: s, include: [\"payments/**\"]}], file: {path: out/b}}\n"
+        } else {
+            ""
+        };
+        format!(
+            "registry: {{file: state/registry.json}}\nmerge_store: {{file: {{path: merged}}}}\nsources: {{s: {{file: {{path: src}}}}}}\ntargets:\n  A: {{imports: [s], file: {{path: out/a}}}}\n{b}"
+        )
+    };
+    std::fs::create_dir_all(ws.path("state")).unwrap();
+    ws.write("vss.yaml", &config(true));
+    assert_eq!(ws.vss(["pipeline"]).code, 0);
+    let registry = ws.read_json("state/registry.json");
+    assert_eq!(registry["targets"]["B"]["location"], "file out/b");
+    assert_eq!(registry["targets"]["B"]["bundle"], true);
+    assert!(!registry.to_string().contains("sk-1"), "no value in the registry");
+    ws.write("out/b/by-hand.json", "{\"someone\": \"else\"}");
+    assert!(ws.vss(["prune", "--dry-run"]).stdout.contains("nothing to prune"), "B is still configured");
+
+    // B leaves the config: prune lists its owned secrets and bundle, deletes only with --yes.
+    ws.write("vss.yaml", &config(false));
+    let dry = ws.vss(["prune", "--dry-run", "--output", "json"]);
+    assert_eq!(dry.code, 0, "{}", dry.transcript());
+    let listed = dry.json();
+    assert_eq!(listed["targets"][0]["target"], "B");
+    assert_eq!(listed["targets"][0]["secrets"], json!(["payments/adyen", "payments/stripe", "payments/test-card"]));
+    assert_eq!(listed["targets"][0]["bundle"], json!(["payments/adyen", "payments/stripe", "payments/test-card"]));
+    let unconfirmed = ws.vss(["prune"]);
+    assert_eq!(unconfirmed.code, 2, "{}", unconfirmed.transcript());
+    assert!(unconfirmed.stderr.contains("only with `--yes`"), "{}", unconfirmed.stderr);
+    assert!(ws.path("out/b/payments/stripe.json").exists(), "nothing deleted without --yes");
+    let pruned = ws.vss(["prune", "--yes"]);
+    assert_eq!(pruned.code, 0, "{}", pruned.transcript());
+    assert_eq!(file_tree(&ws, "out/b"), json!({"by-hand": {"someone": "else"}}), "only vss's secrets of B went");
+    assert_eq!(file_tree(&ws, "out/a").as_object().unwrap().len(), 5, "A untouched");
+    assert_eq!(file_tree(&ws, "merged/B"), json!({}), "B's bundle went");
+    assert!(ws.read_json("state/registry.json")["targets"].get("B").is_none(), "B forgotten");
+    assert!(ws.vss(["prune", "--dry-run"]).stdout.contains("nothing to prune"));
+    // A re-run of the pipeline is zero-sum: A and its bundle were left alone.
+    let again = ws.vss(["pipeline", "--dry-run", "--exit-code", "--output", "compact"]);
+    assert_eq!(again.code, 0, "{}", again.transcript());
+}
+
+#[test]
+fn prune_on_openbao_with_the_registry_in_the_merge_store() {
+    let s = crate::vault::servers();
+    let u = crate::vault::unique("prune");
+    let http = crate::vault::Http::from_env();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        for (path, value) in source_secrets() {
+            http.put_secret(&format!("secret/{u}/src/{path}"), value).await;
+        }
+    });
+    let ws = Workspace::new();
+    let config = |with_old: bool| {
+        let old = if with_old {
+            format!("  Old: {{imports: [s], vault: {{path: secret/{u}/old}}}}\n")
+        } else {
+            String::new()
+        };
+        format!(
+            "{}merge_store: {{vault: {{path: secret/{u}/merged}}}}\nsources: {{s: {{vault: {{path: secret/{u}/src}}}}}}\ntargets:\n  Keep: {{imports: [s], vault: {{path: secret/{u}/keep}}}}\n{old}",
+            crate::vault::HEADER
+        )
+    };
+    ws.write("vss.yaml", &config(true));
+    let run = |args: &[&str]| crate::vault::vss_in(&ws, &s).args(args).run();
+    assert_eq!(run(&["pipeline"]).code, 0);
+    rt.block_on(async {
+        let mut registered = http.list(&format!("secret/{u}/merged/vss-registry")).await;
+        registered.sort();
+        assert_eq!(registered, ["Keep", "Old"]);
+        http.put_secret(&format!("secret/{u}/old/unmanaged"), json!({"someone": "else"})).await;
+    });
+    ws.write("vss.yaml", &config(false));
+    let pruned = run(&["prune", "--yes", "--output", "json"]);
+    assert_eq!(pruned.code, 0, "{}", pruned.transcript());
+    assert_eq!(pruned.json()["targets"][0]["secrets"].as_array().unwrap().len(), 5);
+    rt.block_on(async {
+        assert_eq!(http.list(&format!("secret/{u}/old")).await, ["unmanaged"], "only vss's secrets went");
+        assert!(http.list(&format!("secret/{u}/merged/Old")).await.is_empty(), "its bundle went");
+        assert_eq!(http.list(&format!("secret/{u}/merged/vss-registry")).await, ["Keep"]);
+        assert!(!http.list(&format!("secret/{u}/keep")).await.is_empty(), "Keep untouched");
+    });
+    let again = run(&["pipeline", "--dry-run", "--exit-code", "--output", "compact"]);
+    assert_eq!(again.code, 0, "{}", again.transcript());
+}

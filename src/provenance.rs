@@ -27,6 +27,9 @@ pub struct Layer {
     pub secrets: Arc<SecretMap>,
     /// What a `null` in it means (the merge options of the target that imports it).
     pub nulls: NullMode,
+    /// Secrets (and keys) its selection moved: new path and key -> where the layer's
+    /// source holds it.
+    pub moved: BTreeMap<(SecretPath, Option<String>), crate::select::Moved>,
 }
 
 /// A target's desired state with the layers it was merged from, in merge order.
@@ -56,6 +59,9 @@ pub struct LayerOrigin {
     pub imported_by: String,
     /// Where that import is written: `vss.yaml:12:15`.
     pub at: String,
+    /// What the import takes and how it renames it, when it says (`include`, `rename`…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<Value>,
 }
 
 /// What a layer is.
@@ -86,6 +92,10 @@ pub struct LayerValue {
     pub layer: LayerOrigin,
     /// The keyed fingerprint of its value.
     pub fingerprint: String,
+    /// Where the layer's source holds it, when a rename or prefix moved it:
+    /// `payments/stripe` (key `secret_key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renamed_from: Option<String>,
 }
 
 /// Where one key of one desired secret comes from.
@@ -183,9 +193,19 @@ pub fn explain(
         };
         for (key, final_value) in finals {
             let Some(entries) = history.get(&(path, key)).filter(|e| !e.is_empty()) else { continue };
-            let value_of = |&(index, v): &(usize, &Value)| LayerValue {
-                layer: layers[index].origin.clone(),
-                fingerprint: fingerprints.fingerprint(v),
+            let value_of = |&(index, v): &(usize, &Value)| {
+                let moved = &layers[index].moved;
+                let from = key
+                    .and_then(|k| moved.get(&(path.clone(), Some(k.to_string()))))
+                    .or_else(|| moved.get(&(path.clone(), None)));
+                LayerValue {
+                    layer: layers[index].origin.clone(),
+                    fingerprint: fingerprints.fingerprint(v),
+                    renamed_from: from.map(|m| match (&m.key, key) {
+                        (Some(old), Some(new)) if old != new => format!("`{}` key `{old}`", m.path),
+                        _ => format!("`{}`", m.path),
+                    }),
+                }
             };
             let (last, earlier) = entries.split_last().expect("not empty");
             out.push(KeyOrigin {
@@ -214,7 +234,14 @@ pub fn render(target: &str, origins: &[KeyOrigin]) -> String {
         }
         let key = origin.key.as_deref().unwrap_or("(value)");
         let how = if origin.merged { "merged, last from" } else { "set by" };
-        out.push_str(&format!("  {key:width$}  {}  {how} {}\n", origin.fingerprint, origin.set_by.layer));
+        out.push_str(&format!("  {key:width$}  {}  {how} {}", origin.fingerprint, origin.set_by.layer));
+        if let Some(from) = &origin.set_by.renamed_from {
+            out.push_str(&format!(", renamed from {from}"));
+        }
+        if let Some(options) = &origin.set_by.layer.options {
+            out.push_str(&format!(", taking {}", options_text(options)));
+        }
+        out.push('\n');
         for earlier in &origin.replaced {
             let verb = if origin.merged { "with" } else { "replaced" };
             out.push_str(&format!("  {:width$}  {}  {verb} {}\n", "", earlier.fingerprint, earlier.layer));
@@ -224,6 +251,32 @@ pub fn render(target: &str, origins: &[KeyOrigin]) -> String {
         out.push_str(&format!("{target}: no desired secret\n"));
     }
     out
+}
+
+/// An import's options on one line: `include [payments/**], prefix third-party/`.
+fn options_text(options: &Value) -> String {
+    let mut parts = Vec::new();
+    for (key, value) in options.as_object().into_iter().flatten() {
+        let text = match value {
+            Value::String(s) => s.clone(),
+            Value::Array(items) => {
+                format!("[{}]", items.iter().map(|i| i.as_str().unwrap_or_default()).collect::<Vec<_>>().join(", "))
+            }
+            Value::Object(map) => {
+                let pairs: Vec<String> = map
+                    .iter()
+                    .map(|(k, v)| match v {
+                        Value::String(s) => format!("{k} -> {s}"),
+                        other => format!("{k} {}", options_text(&serde_json::json!({"": other})).trim_start()),
+                    })
+                    .collect();
+                format!("{{{}}}", pairs.join(", "))
+            }
+            other => other.to_string(),
+        };
+        parts.push(if key.is_empty() { text } else { format!("{key} {text}") });
+    }
+    parts.join(", ")
 }
 
 #[cfg(test)]
@@ -242,8 +295,9 @@ mod tests {
             name: name.into(),
             imported_by: "T".into(),
             at: format!("vss.yaml:{}:1", name.len()),
+            options: None,
         };
-        Layer { origin, secrets: Arc::new(secrets.clone()), nulls }
+        Layer { origin, secrets: Arc::new(secrets.clone()), nulls, moved: BTreeMap::new() }
     }
 
     #[test]

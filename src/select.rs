@@ -402,11 +402,15 @@ impl Selection {
         if !self.exclude.is_empty() {
             out.insert("exclude".into(), globs(&self.exclude).into());
         }
-        if !self.keys_include.is_empty() || !self.keys_exclude.is_empty() {
-            out.insert(
-                "keys".into(),
-                serde_json::json!({"include": globs(&self.keys_include), "exclude": globs(&self.keys_exclude)}),
-            );
+        let mut keys = serde_json::Map::new();
+        if !self.keys_include.is_empty() {
+            keys.insert("include".into(), globs(&self.keys_include).into());
+        }
+        if !self.keys_exclude.is_empty() {
+            keys.insert("exclude".into(), globs(&self.keys_exclude).into());
+        }
+        if !keys.is_empty() {
+            out.insert("keys".into(), Value::Object(keys));
         }
         if !self.rename.is_empty() {
             let map: serde_json::Map<String, Value> =

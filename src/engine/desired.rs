@@ -194,7 +194,9 @@ impl<'c> Resolver<'c> {
 
 impl Resolver<'_> {
     /// The layers `target`'s desired state was merged from, in merge order (its parent's
-    /// first), with that desired state. The target must be resolved already.
+    /// first), each as its import's selection took it (and as every `inherits` selection
+    /// and target filter on the way took it), with that desired state. The target must be
+    /// resolved already.
     pub async fn lineage(&self, target: TargetId) -> Result<crate::provenance::Lineage, Failure> {
         use crate::provenance::{Layer, LayerKind, LayerOrigin, Lineage};
         let desired = self.dependency(target)?;
@@ -202,9 +204,14 @@ impl Resolver<'_> {
         while let Some(parent) = self.plan.target(*chain.last().expect("not empty")).inherits {
             chain.push(parent);
         }
-        let mut layers = Vec::new();
+        let mut layers: Vec<Layer> = Vec::new();
         for id in chain.into_iter().rev() {
             let t = self.plan.target(id);
+            if t.inherits.is_some() {
+                for layer in &mut layers {
+                    reselect(layer, &t.inherit_selection)?;
+                }
+            }
             for (i, import) in t.imports.iter().enumerate() {
                 let span = t.spans.imports.get(i).copied().unwrap_or(t.spans.name);
                 let (kind, name, secrets) = match *import {
@@ -213,17 +220,57 @@ impl Resolver<'_> {
                         (LayerKind::Target, self.plan.target(other).name.clone(), self.dependency(other)?)
                     }
                 };
+                let selection = t.selections.get(i).cloned().unwrap_or_default();
+                let options = (!selection.is_identity()).then(|| selection.describe());
                 let origin = LayerOrigin {
                     kind,
                     name,
                     imported_by: t.name.clone(),
                     at: self.plan.config.file.position(span.start),
+                    options,
                 };
-                layers.push(Layer { origin, secrets, nulls: t.merge.nulls });
+                let mut layer = Layer { origin, secrets, nulls: t.merge.nulls, moved: Default::default() };
+                reselect(&mut layer, &selection)?;
+                layers.push(layer);
+            }
+            for layer in &mut layers {
+                reselect(layer, &t.accepts)?;
             }
         }
         Ok(Lineage { layers, desired })
     }
+}
+
+/// A layer as `selection` takes it, remembering where moved secrets and keys came from.
+fn reselect(layer: &mut crate::provenance::Layer, selection: &crate::select::Selection) -> Result<(), Failure> {
+    if selection.is_identity() {
+        return Ok(());
+    }
+    let selected = selection.apply(&layer.secrets).map_err(|errors| {
+        let list = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        Failure::new(ErrorKind::Invalid, list)
+    })?;
+    let mut moved = std::collections::BTreeMap::new();
+    for (at, from) in selected.moved {
+        // Through earlier moves, back to where the layer's source holds it.
+        let earlier = layer
+            .moved
+            .get(&(from.path.clone(), from.key.clone()))
+            .or_else(|| layer.moved.get(&(from.path.clone(), None)));
+        let origin = match earlier {
+            Some(e) => crate::select::Moved { path: e.path.clone(), key: from.key.clone().or_else(|| e.key.clone()) },
+            None => from,
+        };
+        moved.insert(at, origin);
+    }
+    for (at, from) in &layer.moved {
+        if selected.secrets.contains_key(&at.0) && !moved.contains_key(at) {
+            moved.insert(at.clone(), from.clone());
+        }
+    }
+    layer.secrets = Arc::new(selected.secrets);
+    layer.moved = moved;
+    Ok(())
 }
 
 /// `secrets` as `selection` takes them (the same map when it takes everything as it is);

@@ -102,6 +102,16 @@ fn only_the_selected_secrets_renamed_and_prefixed_reach_each_target_on_the_file_
     assert!(out.json().get("warnings").is_none(), "every pattern matched: {}", out.stdout);
     let again = ws.vss(["pipeline", "--dry-run", "--exit-code", "--output", "compact"]);
     assert_eq!((again.code, again.stdout.as_str()), (0, "ZERO-SUM: 4 unchanged\n"), "{}", again.transcript());
+    // `vss explain` names the rename and the import's options of each key.
+    let explain = ws.vss(["explain", "--target", "Payments", "third-party/stripe", "--output", "json"]);
+    assert_eq!(explain.code, 0, "{}", explain.transcript());
+    let keys = explain.json()["keys"].clone();
+    let secret = keys.as_array().unwrap().iter().find(|k| k["key"] == "STRIPE_SECRET_KEY").unwrap().clone();
+    assert_eq!(secret["set_by"]["renamed_from"], "`payments/stripe` key `secret_key`", "{secret}");
+    assert_eq!(secret["set_by"]["options"]["prefix"], "third-party/", "{secret}");
+    assert_eq!(secret["set_by"]["name"], "api-keys", "{secret}");
+    let human = ws.vss(["explain", "--target", "Payments"]);
+    assert!(human.stdout.contains("renamed from `payments/adyen`, taking"), "{}", human.stdout);
     // `vss graph --format json` carries the import options.
     let graph = ws.vss(["graph", "--format", "json"]);
     assert_eq!(graph.code, 0, "{}", graph.transcript());

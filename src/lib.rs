@@ -37,8 +37,12 @@
 //!   concurrency + the one retry wrapper). Every target of a run is planned
 //!   ([`engine::Prepared`]) before any is applied, so a run whose writes cannot all be made
 //!   (an API quota, [`store::quota`]) is refused before its first write.
-//! - [`provenance`] says, for every key of a desired secret, which layer set it and which
-//!   it replaced (`vss explain`, `pipeline --provenance`).
+//! - [`select`] is the pure selection and renaming of each import (`include`, `exclude`,
+//!   `keys`, `rename`, `rename_keys`, `prefix`), applied by [`engine::desired`].
+//! - [`provenance`] says, for every key of a desired secret, which layer set it, which it
+//!   replaced and which rename moved it (`vss explain`, `pipeline --provenance`).
+//! - [`registry`] remembers the targets runs wrote; [`prune`] (`vss prune`) cleans up
+//!   after the ones deleted from the config.
 //! - [`plan_file`] saves a dry run as a plan file (`vss plan -o`) and checks a run planned
 //!   again against it (`vss apply`): the engine writes only when nothing went stale.
 //! - [`store`] holds the one list of stores (the `stores!` table generating

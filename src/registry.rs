@@ -69,8 +69,17 @@ pub struct Entry {
     pub bundle: bool,
     /// When a run first wrote it (UTC).
     pub first_written: String,
-    /// When a run last wrote it (UTC).
-    pub last_written: String,
+    /// When its record last changed (UTC). Runs that change nothing of it leave the
+    /// record as it is (no write).
+    pub updated: String,
+}
+
+impl Entry {
+    /// Whether the two say the same of the target (times aside).
+    fn same(&self, other: &Entry) -> bool {
+        (&self.target, &self.block, &self.store, &self.location, self.bundle)
+            == (&other.target, &other.block, &other.store, &other.location, other.bundle)
+    }
 }
 
 /// The registry file's document.
@@ -108,55 +117,50 @@ pub fn read(config: &Config) -> Result<BTreeMap<String, Entry>, String> {
 }
 
 /// Records `written` (targets a run wrote: name, whether to its destination, whether its
-/// bundle) with the time `now`.
+/// bundle) with the time `now`. Only records that change are written: a run that writes
+/// the same targets again writes nothing here.
 pub fn record(config: &Config, written: &[(String, bool, bool)], now: &str) -> Result<(), String> {
     let Some(place) = &config.registry else { return Ok(()) };
-    let entries: Vec<Entry> = written
-        .iter()
-        .filter_map(|(name, synced, bundle)| {
-            let target = config.targets.iter().find(|t| &t.name == name)?;
-            let destination = target.destination.as_ref().filter(|_| *synced);
-            Some(Entry {
-                target: name.clone(),
-                block: target.block.clone(),
-                store: destination.map(|d| d.kind().to_string()),
-                location: destination.map(|d| d.describe()),
-                bundle: *bundle,
-                first_written: now.to_string(),
-                last_written: now.to_string(),
-            })
-        })
-        .collect();
-    if entries.is_empty() {
+    let known = read(config)?;
+    let mut changed: Vec<Entry> = Vec::new();
+    for (name, synced, bundle) in written {
+        let Some(target) = config.targets.iter().find(|t| &t.name == name) else { continue };
+        let destination = target.destination.as_ref().filter(|_| *synced);
+        let mut entry = Entry {
+            target: name.clone(),
+            block: target.block.clone(),
+            store: destination.map(|d| d.kind().to_string()),
+            location: destination.map(|d| d.describe()),
+            bundle: *bundle,
+            first_written: now.to_string(),
+            updated: now.to_string(),
+        };
+        if let Some(old) = known.get(name) {
+            entry.first_written = old.first_written.clone();
+            entry.bundle |= old.bundle;
+            if entry.store.is_none() {
+                (entry.store, entry.location) = (old.store.clone(), old.location.clone());
+            }
+            if entry.same(old) {
+                continue;
+            }
+        }
+        changed.push(entry);
+    }
+    if changed.is_empty() {
         return Ok(());
     }
     match place {
         Place::File(path) => update_file(path, |doc| {
-            for mut entry in entries {
-                if let Some(old) = doc.targets.get(&entry.target) {
-                    entry.first_written = old.first_written.clone();
-                    entry.bundle |= old.bundle;
-                    if entry.store.is_none() {
-                        (entry.store, entry.location) = (old.store.clone(), old.location.clone());
-                    }
-                }
+            for entry in changed {
                 doc.targets.insert(entry.target.clone(), entry);
             }
         })
         .map_err(|e| format!("cannot write the registry {}: {e}", path.display())),
         Place::MergeStore => block_on(async {
             let store = open(config).await?;
-            for mut entry in entries {
+            for entry in changed {
                 let path = SecretPath::parse(&entry.target).map_err(StoreError::invalid)?;
-                if let Some(old) = store.read(&path).await?.and_then(|s| s.into_value())
-                    && let Ok(old) = serde_json::from_value::<Entry>(old.into_inner())
-                {
-                    entry.first_written = old.first_written;
-                    entry.bundle |= old.bundle;
-                    if entry.store.is_none() {
-                        (entry.store, entry.location) = (old.store, old.location);
-                    }
-                }
                 let value =
                     SecretValue::new(serde_json::to_value(&entry).map_err(|e| StoreError::invalid(e.to_string()))?);
                 write_entry(&store, &path, &value).await?;

@@ -307,6 +307,10 @@ fn prune_removes_only_a_deleted_targets_owned_secrets_and_bundle_on_the_file_sto
     assert_eq!(registry["targets"]["B"]["location"], "file out/b");
     assert_eq!(registry["targets"]["B"]["bundle"], true);
     assert!(!registry.to_string().contains("sk-1"), "no value in the registry");
+    // A run that writes the same targets again leaves the registry as it is.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(ws.vss(["pipeline"]).code, 0);
+    assert_eq!(ws.read_json("state/registry.json"), registry, "no change, no write");
     ws.write("out/b/by-hand.json", "{\"someone\": \"else\"}");
     assert!(ws.vss(["prune", "--dry-run"]).stdout.contains("nothing to prune"), "B is still configured");
 

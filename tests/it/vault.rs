@@ -307,10 +307,11 @@ async fn vault_to_vault_to_vault_over_two_servers() {
         json!({"key": "sk_test"})
     );
     assert!(one.list(&format!("secret/{u}/production")).await.is_empty(), "targets go to the second server only");
-    // Bundles on the first server, one folder per target, each with its manifest beside it.
+    // Bundles on the first server, one folder per target, each with its manifest beside it,
+    // and the registry of the targets written.
     assert_eq!(
         one.list(&format!("secret/{u}/merged")).await,
-        ["Base", "Base/", "Production", "Production/", "Staging", "Staging/"]
+        ["Base", "Base/", "Production", "Production/", "Staging", "Staging/", "vss-registry/"]
     );
     let (manifest, _) = one.secret(&format!("secret/{u}/merged/Base")).await.unwrap();
     assert_eq!(
@@ -438,7 +439,7 @@ async fn the_audit_log_in_a_vault_merge_store_keeps_every_event_of_concurrent_ru
     // The bundles are where they were, and the log is not one of them.
     let mut bundles = one.list(&format!("secret/{u}/merged")).await;
     bundles.sort();
-    assert_eq!(bundles, ["A", "A/", "B", "B/", "vss-audit/"]);
+    assert_eq!(bundles, ["A", "A/", "B", "B/", "vss-audit/", "vss-registry/"]);
     let check = vss().args(["pipeline", "--dry-run", "--exit-code", "--output", "compact"]).run();
     assert_eq!(check.stdout, "ZERO-SUM: 4 unchanged\n", "{}", check.transcript());
 

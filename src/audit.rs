@@ -268,7 +268,7 @@ pub fn read_from(config: &Config, log: &AuditLog, since: Option<i64>) -> Result<
 
 /// Runs `work` to completion on a runtime of its own (the log is written after a run's
 /// runtime has finished).
-fn block_on<T>(work: impl Future<Output = Result<T, StoreError>>) -> Result<T, String> {
+pub(crate) fn block_on<T>(work: impl Future<Output = Result<T, StoreError>>) -> Result<T, String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -276,10 +276,11 @@ fn block_on<T>(work: impl Future<Output = Result<T, StoreError>>) -> Result<T, S
     runtime.block_on(work).map_err(|e| crate::scrub::scrub(&e.to_string()).into_owned())
 }
 
-/// The merge store, opened at the log's place (as the bundle `name`).
-async fn open(config: &Config, name: &str) -> Result<AnyStore, StoreError> {
+/// The merge store, opened at the place of the bundle `name` (the audit log's, the
+/// registry's).
+pub(crate) async fn open(config: &Config, name: &str) -> Result<AnyStore, StoreError> {
     let store =
-        config.merge_store.as_ref().ok_or_else(|| StoreError::invalid("`audit.merge_store` needs a `merge_store`"))?;
+        config.merge_store.as_ref().ok_or_else(|| StoreError::invalid(format!("`{name}` needs a `merge_store`")))?;
     let (stats, sessions) = (Stats::default(), Sessions::default());
     let ctx = OpenContext {
         base_dir: &config.base_dir,
@@ -307,9 +308,22 @@ async fn append_entry(store: &AnyStore, name: &str, events: &[Event]) -> Result<
     let Some(first) = events.first() else { return Ok(()) };
     let path = SecretPath::parse(&entry_name(&first.time, &first.run)).map_err(StoreError::invalid)?;
     let value = SecretValue::new(serde_json::json!({ "events": events }));
+    write_entry(store, &path, &value, name, "append to the audit log").await
+}
+
+/// Writes one entry of the merge-store place `name` (the audit log's, the registry's),
+/// through the retry policy, writing again from a fresh read after a check-and-set
+/// conflict (another run wrote the same place between our read and our write).
+pub(crate) async fn write_entry(
+    store: &AnyStore,
+    path: &SecretPath,
+    value: &SecretValue,
+    name: &str,
+    what: &str,
+) -> Result<(), StoreError> {
     let mut attempt = 1;
     loop {
-        match RetryPolicy::default().run("append to the audit log", || store.write(&path, &value, name)).await {
+        match RetryPolicy::default().run(what, || store.write(path, value, name)).await {
             Err(e) if e.kind() == ErrorKind::Conflict && attempt < CONFLICT_ATTEMPTS => {
                 attempt += 1;
                 let pause = std::time::Duration::from_millis(20 * u64::from(attempt));

@@ -23,11 +23,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::config::model::Config;
-use crate::error::ErrorKind;
 use crate::secret::{SecretPath, SecretValue};
 use crate::store::retry::RetryPolicy;
-use crate::store::stats::Stats;
-use crate::store::{AnyStore, Bundle, OpenContext, Sessions, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// The bundle name of the registry in the merge store (no target may have it).
 pub const BUNDLE: &str = "vss-registry";
@@ -96,8 +94,8 @@ pub fn read(config: &Config) -> Result<BTreeMap<String, Entry>, String> {
         Some(Place::File(path)) => {
             read_file(path).map(|d| d.targets).map_err(|e| format!("cannot read the registry {}: {e}", path.display()))
         }
-        Some(Place::MergeStore) => block_on(async {
-            let store = open(config).await?;
+        Some(Place::MergeStore) => crate::audit::block_on(async {
+            let store = crate::audit::open(config, BUNDLE).await?;
             let retry = RetryPolicy::default();
             let names = retry.run("list the registry", || store.list()).await?;
             let mut out = BTreeMap::new();
@@ -157,13 +155,13 @@ pub fn record(config: &Config, written: &[(String, bool, bool)], now: &str) -> R
             }
         })
         .map_err(|e| format!("cannot write the registry {}: {e}", path.display())),
-        Place::MergeStore => block_on(async {
-            let store = open(config).await?;
+        Place::MergeStore => crate::audit::block_on(async {
+            let store = crate::audit::open(config, BUNDLE).await?;
             for entry in changed {
                 let path = SecretPath::parse(&entry.target).map_err(StoreError::invalid)?;
                 let value =
                     SecretValue::new(serde_json::to_value(&entry).map_err(|e| StoreError::invalid(e.to_string()))?);
-                write_entry(&store, &path, &value).await?;
+                crate::audit::write_entry(&store, &path, &value, BUNDLE, "update the registry").await?;
             }
             Ok(())
         })
@@ -181,8 +179,8 @@ pub fn forget(config: &Config, targets: &[String]) -> Result<(), String> {
             }
         })
         .map_err(|e| format!("cannot write the registry {}: {e}", path.display())),
-        Some(Place::MergeStore) => block_on(async {
-            let store = open(config).await?;
+        Some(Place::MergeStore) => crate::audit::block_on(async {
+            let store = crate::audit::open(config, BUNDLE).await?;
             for target in targets {
                 let path = SecretPath::parse(target).map_err(StoreError::invalid)?;
                 RetryPolicy::default().run("update the registry", || store.delete(&path)).await?;
@@ -190,23 +188,6 @@ pub fn forget(config: &Config, targets: &[String]) -> Result<(), String> {
             Ok(())
         })
         .map_err(|e| format!("cannot write the registry in the merge store: {e}")),
-    }
-}
-
-/// How often an entry is written again after a check-and-set conflict.
-const CONFLICT_ATTEMPTS: u32 = 10;
-
-async fn write_entry(store: &AnyStore, path: &SecretPath, value: &SecretValue) -> Result<(), StoreError> {
-    let mut attempt = 1;
-    loop {
-        match RetryPolicy::default().run("update the registry", || store.write(path, value, BUNDLE)).await {
-            Err(e) if e.kind() == ErrorKind::Conflict && attempt < CONFLICT_ATTEMPTS => {
-                attempt += 1;
-                let pause = std::time::Duration::from_millis(20 * u64::from(attempt));
-                tokio::time::sleep(pause.mul_f64(0.5 + rand::random::<f64>())).await;
-            }
-            other => return other,
-        }
     }
 }
 
@@ -246,26 +227,4 @@ fn update_file(path: &Path, change: impl FnOnce(&mut Document)) -> std::io::Resu
     temp.as_file().sync_all()?;
     temp.persist(path).map_err(|e| e.error)?;
     lock.unlock()
-}
-
-fn block_on<T>(work: impl Future<Output = Result<T, StoreError>>) -> Result<T, String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    runtime.block_on(work).map_err(|e| crate::scrub::scrub(&e.to_string()).into_owned())
-}
-
-/// The merge store, opened at the registry's bundle.
-async fn open(config: &Config) -> Result<AnyStore, StoreError> {
-    let store = config.merge_store.as_ref().ok_or_else(|| StoreError::invalid("the registry needs a merge store"))?;
-    let (stats, sessions) = (Stats::default(), Sessions::default());
-    let ctx = OpenContext {
-        base_dir: &config.base_dir,
-        stats: &stats,
-        defaults: &config.defaults,
-        sessions: &sessions,
-        fingerprints: None,
-    };
-    crate::engine::open_store(store, &ctx, Some(&Bundle { target: BUNDLE, sources: &[] })).await
 }

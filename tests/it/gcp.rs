@@ -69,7 +69,8 @@ async fn conformance_with_short_pages_and_a_prefix() {
     assert!(server.rejected().is_empty(), "{:?}", server.rejected());
 }
 
-fn vault_put(folder: &str, path: &str, data: Value) {
+/// Writes `data` at `secret/<folder>/<path>` on the first OpenBao server.
+pub(crate) fn vault_put(folder: &str, path: &str, data: Value) {
     let address = std::env::var("VSS_TEST_VAULT_ADDR").expect("run tests/run");
     let token = std::env::var("VSS_TEST_VAULT_TOKEN").expect("run tests/run");
     let url = format!("{address}/v1/secret/data/{folder}/{path}");

@@ -68,15 +68,6 @@ async fn conformance_in_both_layouts_with_short_pages() {
     assert!(server.rejected().is_empty(), "{:?}", server.rejected());
 }
 
-fn vault_put(folder: &str, path: &str, data: Value) {
-    let address = std::env::var("VSS_TEST_VAULT_ADDR").expect("run tests/run");
-    let token = std::env::var("VSS_TEST_VAULT_TOKEN").expect("run tests/run");
-    let url = format!("{address}/v1/secret/data/{folder}/{path}");
-    let request = reqwest::Client::new().post(url).header("X-Vault-Token", token).json(&json!({"data": data}));
-    let status = tokio::runtime::Runtime::new().unwrap().block_on(request.send()).unwrap().status();
-    assert!(status.is_success(), "{status}");
-}
-
 fn vault_delete(folder: &str, path: &str) {
     let address = std::env::var("VSS_TEST_VAULT_ADDR").unwrap();
     let token = std::env::var("VSS_TEST_VAULT_TOKEN").unwrap();
@@ -98,9 +89,13 @@ fn vault_to_two_projects_and_two_namespaces_exactly_then_zero_sum_drift_and_orph
     let ws = Workspace::new();
     ws.write("kubeconfig.yaml", &KubeServer::kubeconfig_of(&[(&blue, "blue", "app"), (&green, "green", "default")]));
     let folder = format!("kube-{}-{}", std::process::id(), blue.url.rsplit(':').next().unwrap());
-    vault_put(&folder, "src/app/db", json!({"user": "app", "password": format!("{CANARY}-db"), "port": 5432}));
-    vault_put(&folder, "src/api/stripe", json!({"key": format!("{CANARY}-stripe")}));
-    vault_put(&folder, "prod/app/db", json!({"password": format!("{CANARY}-prod")}));
+    crate::gcp::vault_put(
+        &folder,
+        "src/app/db",
+        json!({"user": "app", "password": format!("{CANARY}-db"), "port": 5432}),
+    );
+    crate::gcp::vault_put(&folder, "src/api/stripe", json!({"key": format!("{CANARY}-stripe")}));
+    crate::gcp::vault_put(&folder, "prod/app/db", json!({"password": format!("{CANARY}-prod")}));
     ws.write(
         "vss.yaml",
         &format!(
@@ -150,7 +145,7 @@ fn vault_to_two_projects_and_two_namespaces_exactly_then_zero_sum_drift_and_orph
     assert_eq!((blue.writes(), green.writes(), gcp.writes()), writes, "no write on a no-op re-run");
 
     // One changed key: exactly the Secrets that hold it.
-    vault_put(&folder, "src/api/stripe", json!({"key": format!("{CANARY}-stripe-2")}));
+    crate::gcp::vault_put(&folder, "src/api/stripe", json!({"key": format!("{CANARY}-stripe-2")}));
     let versions =
         |s: &KubeServer, ns: &str| -> Vec<u64> { s.secrets(ns).values().map(|x| x.resource_version).collect() };
     let (app_before, worker_before) = (versions(&blue, "app"), versions(&green, "worker"));
@@ -176,7 +171,7 @@ fn vault_to_two_projects_and_two_namespaces_exactly_then_zero_sum_drift_and_orph
     // An orphan is deleted only when vss owns it; someone else's Secret (and key) stays.
     blue.put("app", "app-unmanaged", json!({"data": {"k": "eA=="}}));
     green.put("worker", "worker-env", json!({"data": {"added_by_hand": "eA=="}}));
-    vault_put(&folder, "src/old/key", json!({"v": "1"}));
+    crate::gcp::vault_put(&folder, "src/old/key", json!({"v": "1"}));
     assert_eq!(run(&ws, &["pipeline"]).code, 0);
     assert!(blue.secrets("app").contains_key("app-old-key"));
     assert!(green.secrets("worker")["worker-env"].data.contains_key("old_key_v"));

@@ -55,6 +55,21 @@ fn expected() -> (Value, Value) {
     )
 }
 
+/// The first OpenBao server, a folder of its own (`secret/<u>/src` holds the source's
+/// secrets), a raw HTTP client to check with, and a runtime to run it on.
+fn openbao_source(tag: &str) -> (crate::vault::Servers, String, crate::vault::Http, tokio::runtime::Runtime) {
+    let s = crate::vault::servers();
+    let u = crate::vault::unique(tag);
+    let http = crate::vault::Http::from_env();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        for (path, value) in source_secrets() {
+            http.put_secret(&format!("secret/{u}/src/{path}"), value).await;
+        }
+    });
+    (s, u, http, rt)
+}
+
 /// The secrets below a file-store directory, by path.
 fn file_tree(ws: &Workspace, dir: &str) -> Value {
     let mut out = serde_json::Map::new();
@@ -123,15 +138,7 @@ fn only_the_selected_secrets_renamed_and_prefixed_reach_each_target_on_the_file_
 
 #[test]
 fn only_the_selected_secrets_renamed_and_prefixed_reach_each_target_on_openbao() {
-    let s = crate::vault::servers();
-    let u = crate::vault::unique("select");
-    let http = crate::vault::Http::from_env();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        for (path, value) in source_secrets() {
-            http.put_secret(&format!("secret/{u}/src/{path}"), value).await;
-        }
-    });
+    let (s, u, http, rt) = openbao_source("select");
     let ws = Workspace::new();
     ws.write(
         "vss.yaml",
@@ -340,15 +347,7 @@ fn prune_removes_only_a_deleted_targets_owned_secrets_and_bundle_on_the_file_sto
 
 #[test]
 fn prune_on_openbao_with_the_registry_in_the_merge_store() {
-    let s = crate::vault::servers();
-    let u = crate::vault::unique("prune");
-    let http = crate::vault::Http::from_env();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        for (path, value) in source_secrets() {
-            http.put_secret(&format!("secret/{u}/src/{path}"), value).await;
-        }
-    });
+    let (s, u, http, rt) = openbao_source("prune");
     let ws = Workspace::new();
     let config = |with_old: bool| {
         let old = if with_old {

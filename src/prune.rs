@@ -43,9 +43,26 @@ pub struct PrunedTarget {
     pub bundle: Vec<String>,
     /// `planned` (dry run or not confirmed), `deleted` or `failed`.
     pub status: String,
+    /// Why its location was left alone, when it was (another target of the config writes
+    /// there now).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept: Option<String>,
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// The configured target whose destination is (or overlaps) `location`, if any.
+fn successor(config: &Config, location: &StoreConfig) -> Option<String> {
+    let locus = location.locus(&config.defaults, &config.base_dir);
+    config.targets.iter().find_map(|t| {
+        let destination = t.destination.as_ref()?;
+        let same = match (&locus, destination.locus(&config.defaults, &config.base_dir)) {
+            (Some(a), Some(b)) => a.overlaps(&b),
+            _ => destination.describe() == location.describe(),
+        };
+        same.then(|| t.name.clone())
+    })
 }
 
 /// What was found for one removed target: the opened stores and what to delete in them.
@@ -161,6 +178,7 @@ async fn find(config: &Config, entry: &crate::registry::Entry, ctx: &OpenContext
         secrets: Vec::new(),
         bundle: Vec::new(),
         status: "planned".into(),
+        kept: None,
         error: None,
     };
     let fail = |report: &mut PrunedTarget, message: String| {
@@ -170,6 +188,13 @@ async fn find(config: &Config, entry: &crate::registry::Entry, ctx: &OpenContext
     let mut found = Found { report: report.clone(), destination: None, bundle: None };
     match destination(entry) {
         Ok(None) => {}
+        // A target renamed in the config writes where the removed one did, and secrets it
+        // left unchanged still carry the old name: that location is not pruned.
+        Ok(Some(store_config)) if let Some(current) = successor(config, &store_config) => {
+            report.kept = Some(format!(
+                "its location is now target `{current}`'s: the secrets there are left to it (a run of the pipeline re-marks those it writes)"
+            ));
+        }
         Ok(Some(store_config)) => match owned(&store_config, ctx, None, Some(&entry.target)).await {
             Ok((store, paths)) => {
                 report.secrets = paths.iter().map(ToString::to_string).collect();
@@ -292,6 +317,9 @@ pub fn render(report: &PruneReport) -> String {
         }
         for path in &t.bundle {
             let _ = writeln!(out, "  - bundle {path}");
+        }
+        if let Some(kept) = &t.kept {
+            let _ = writeln!(out, "  left alone: {kept}");
         }
         if let Some(error) = &t.error {
             let _ = writeln!(out, "  error: {error}");

@@ -382,3 +382,30 @@ fn prune_on_openbao_with_the_registry_in_the_merge_store() {
     let again = run(&["pipeline", "--dry-run", "--exit-code", "--output", "compact"]);
     assert_eq!(again.code, 0, "{}", again.transcript());
 }
+
+/// A target renamed in the config writes where the old one did; secrets it left unchanged
+/// still carry the old name. `prune` leaves that location to the new target.
+#[test]
+fn prune_leaves_the_location_of_a_renamed_target_to_its_successor() {
+    let ws = Workspace::new();
+    for (path, value) in source_secrets() {
+        ws.write(&format!("src/{path}.json"), &value.to_string());
+    }
+    let config = |name: &str| {
+        format!(
+            "registry: {{file: registry.json}}\nsources: {{s: {{file: {{path: src}}}}}}\ntargets:\n  {name}: {{imports: [s], file: {{path: out}}}}\n"
+        )
+    };
+    ws.write("vss.yaml", &config("Old"));
+    assert_eq!(ws.vss(["pipeline"]).code, 0);
+    ws.write("vss.yaml", &config("New"));
+    let zero = ws.vss(["pipeline", "--exit-code", "--output", "compact"]);
+    assert_eq!(zero.code, 0, "unchanged values are not rewritten: {}", zero.transcript());
+    let pruned = ws.vss(["prune", "--yes", "--output", "json"]);
+    assert_eq!(pruned.code, 0, "{}", pruned.transcript());
+    let old = pruned.json()["targets"][0].clone();
+    assert_eq!((old["target"].as_str(), old["secrets"].as_array().map(Vec::len)), (Some("Old"), Some(0)), "{old}");
+    assert!(old["kept"].as_str().unwrap().contains("now target `New`'s"), "{old}");
+    assert_eq!(file_tree(&ws, "out").as_object().unwrap().len(), 5, "nothing deleted");
+    assert!(ws.read_json("registry.json")["targets"].get("Old").is_none());
+}

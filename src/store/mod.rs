@@ -159,13 +159,15 @@ impl Capabilities {
     }
 }
 
-/// One key's value of a [`ValueShape::TextMap`] store as it is held: a string, or a
-/// `{"$binary": …}` object, as it is; anything else as its canonical JSON text.
+/// One key's value of a [`ValueShape::TextMap`] store as it is held and read back: a
+/// string as it is; a `{"$binary": …}` object as it is, unless its bytes are UTF-8 text,
+/// which reads back as that string; anything else as its canonical JSON text.
 fn as_text(value: serde_json::Value) -> serde_json::Value {
     match value {
         serde_json::Value::String(_) => value,
         serde_json::Value::Object(ref map) if map.len() == 1 && map.get("$binary").is_some_and(|b| b.is_string()) => {
-            value
+            let text = map["$binary"].as_str().and_then(base64_decode).and_then(|b| String::from_utf8(b).ok());
+            text.map_or(value, serde_json::Value::String)
         }
         other => {
             let mut text = String::new();
@@ -173,6 +175,38 @@ fn as_text(value: serde_json::Value) -> serde_json::Value {
             serde_json::Value::String(text)
         }
     }
+}
+
+/// Standard base64 (with padding) decoded, or `None` when it is not base64.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let bytes = text.as_bytes();
+    if bytes.len() % 4 != 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
+    for (i, chunk) in bytes.chunks(4).enumerate() {
+        let last = i == bytes.len() / 4 - 1;
+        let pad = chunk.iter().rev().take_while(|&&c| c == b'=').count();
+        if pad > 2 || (pad > 0 && !last) {
+            return None;
+        }
+        let mut n: u32 = 0;
+        for &c in &chunk[..4 - pad] {
+            n = (n << 6) | u32::from(value(c)?);
+        }
+        n <<= 6 * pad as u32;
+        let group = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&group[..3 - pad]);
+    }
+    Some(out)
 }
 
 /// Where in `value` a number lies whose text does not survive a store that keeps numbers
@@ -1286,6 +1320,21 @@ mod tests {
         assert_eq!(held(serde_json::json!({"k": 1})), serde_json::json!({"k": 1}));
         let any = FileStore::CAPABILITIES;
         assert_eq!(any.normalize(&SecretValue::new(serde_json::json!(42))).expose(), serde_json::json!(42));
+    }
+
+    #[test]
+    fn text_map_stores_hold_keys_as_text_and_binary_that_is_text_reads_as_text() {
+        let caps = Capabilities { value_shape: ValueShape::TextMap, ..FileStore::CAPABILITIES };
+        let held = |v: serde_json::Value| caps.normalize(&SecretValue::new(v)).expose();
+        assert_eq!(
+            held(serde_json::json!({"port": 5432, "on": true, "o": {"a": 1}, "s": "x"})),
+            serde_json::json!({"port": "5432", "on": "true", "o": "{\"a\":1}", "s": "x"})
+        );
+        assert_eq!(held(serde_json::json!({"b": {"$binary": "aGk="}})), serde_json::json!({"b": "hi"}));
+        assert_eq!(held(serde_json::json!({"b": {"$binary": "AP8="}})), serde_json::json!({"b": {"$binary": "AP8="}}));
+        assert_eq!(base64_decode("aGVsbG8="), Some(b"hello".to_vec()));
+        assert_eq!(base64_decode("aGVsbG8"), None);
+        assert_eq!(base64_decode("a=bc"), None);
     }
 
     #[test]

@@ -604,7 +604,7 @@ fn fail(error: kube::Error, what: &str, object: &str, server: &str) -> StoreErro
             }
         }
         other => {
-            let text = error_chain(&other);
+            let text = crate::store::causes(&other);
             if text.contains("timed out") || text.contains("deadline") || text.contains("elapsed") {
                 crate::store::timed_out(&format!("{what} {object}"), server, &crate::store::short(&text))
             } else {
@@ -612,21 +612,6 @@ fn fail(error: kube::Error, what: &str, object: &str, server: &str) -> StoreErro
             }
         }
     }
-}
-
-/// An error and its causes, on one line.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let words = cause.to_string();
-        if !text.contains(&words) {
-            text.push_str(": ");
-            text.push_str(&words);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 impl StoreKind for KubernetesStore {

@@ -452,6 +452,22 @@ pub fn short(text: &str) -> String {
 /// How many characters of a server's error text are kept ([`short`]).
 pub const SHORT: usize = 200;
 
+/// An error and its causes, each by its `Display`, joined with `: `, a cause whose text
+/// is already there left out (clients' own renderings append long `Debug` dumps, or
+/// repeat their cause).
+pub fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
+}
+
 /// The I/O every store implements, at one location (a directory, a KV prefix…). `Debug`
 /// must not print values (stores that cache values implement it by hand).
 pub trait Store: Send + Sync + fmt::Debug {

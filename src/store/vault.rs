@@ -275,12 +275,7 @@ pub fn classify(status: u16, body: &str, op: Op, what: &str, address: &str) -> S
 fn transport(error: reqwest::Error, what: &str, address: &str) -> StoreError {
     // The message and its causes; the URL is left out (the address is named already).
     let error = error.without_url();
-    let mut message = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        message.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
+    let message = crate::store::causes(&error);
     if error.is_timeout() {
         return crate::store::timed_out(what, address, &message);
     }

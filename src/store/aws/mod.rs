@@ -319,27 +319,12 @@ where
             classify(answer, action, resource, role)
         }
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            let text = causes(error);
+            let text = crate::store::causes(error);
             let timeout = matches!(error, SdkError::TimeoutError(_));
             classify(Answer::Transport { timeout, text: &text }, action, resource, role)
         }
-        _ => classify(Answer::Local { text: &causes(error) }, action, resource, role),
+        _ => classify(Answer::Local { text: &crate::store::causes(error) }, action, resource, role),
     }
-}
-
-/// An error and its causes, each by its `Display`, joined with `: ` (the SDK's own
-/// rendering appends a `Debug` dump that is long and unhelpful).
-pub fn causes(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![error.to_string()];
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = cause.source();
-    }
-    parts.join(": ")
 }
 
 /// The HTTP status of a raw SDK response.

@@ -7,18 +7,21 @@
 //! not apply; the confirmation does. Secrets at those locations that vss does not own (or
 //! that another target owns) are never touched.
 
+use std::sync::Arc;
+
 use schemars::JsonSchema;
 use serde::Serialize;
+use tokio::sync::Semaphore;
 
 use crate::cli::{Output, PruneArgs};
 use crate::config::model::Config;
+use crate::engine::handle::Handle;
 use crate::error::{ErrorKind, Exit};
 use crate::report::ErrorEntry;
 use crate::run::{config_failure, failed, load, print_out, usage_failure};
 use crate::secret::SecretPath;
-use crate::store::retry::RetryPolicy;
 use crate::store::stats::Stats;
-use crate::store::{AnyStore, Bundle, OpenContext, Sessions, Store, StoreConfig, StoreError};
+use crate::store::{Bundle, OpenContext, Sessions, StoreConfig, StoreError};
 
 /// `vss prune --output json`.
 #[derive(Clone, Debug, Serialize, JsonSchema)]
@@ -68,8 +71,8 @@ fn successor(config: &Config, location: &StoreConfig) -> Option<String> {
 /// What was found for one removed target: the opened stores and what to delete in them.
 struct Found {
     report: PrunedTarget,
-    destination: Option<(AnyStore, Vec<SecretPath>)>,
-    bundle: Option<(AnyStore, Vec<SecretPath>)>,
+    destination: Option<(Handle, Vec<SecretPath>)>,
+    bundle: Option<(Handle, Vec<SecretPath>)>,
 }
 
 /// `vss prune`.
@@ -123,10 +126,9 @@ pub fn command(args: PruneArgs) -> Exit {
         }
         out
     });
-    let wanted =
-        found.iter().any(|f| !f.report.secrets.is_empty() || !f.report.bundle.is_empty() || f.report.error.is_none());
     let delete = !args.dry_run && args.yes;
-    if !args.dry_run && !args.yes && wanted && !removed.is_empty() {
+    // Forgetting a target is a change too: anything listed needs the confirmation.
+    if !args.dry_run && !args.yes && !removed.is_empty() {
         let report = PruneReport { dry_run: true, targets: found.into_iter().map(|f| f.report).collect() };
         show(&report, output);
         let message =
@@ -185,7 +187,7 @@ async fn find(config: &Config, entry: &crate::registry::Entry, ctx: &OpenContext
         report.status = "failed".into();
         report.error = Some(crate::scrub::scrub(&message).into_owned());
     };
-    let mut found = Found { report: report.clone(), destination: None, bundle: None };
+    let (mut destination_found, mut bundle_found) = (None, None);
     match destination(entry) {
         Ok(None) => {}
         // A target renamed in the config writes where the removed one did, and secrets it
@@ -198,7 +200,7 @@ async fn find(config: &Config, entry: &crate::registry::Entry, ctx: &OpenContext
         Ok(Some(store_config)) => match owned(&store_config, ctx, None, Some(&entry.target)).await {
             Ok((store, paths)) => {
                 report.secrets = paths.iter().map(ToString::to_string).collect();
-                found.destination = Some((store, paths));
+                destination_found = Some((store, paths));
             }
             Err(e) => fail(&mut report, format!("cannot read {}: {e}", store_config.describe())),
         },
@@ -211,13 +213,12 @@ async fn find(config: &Config, entry: &crate::registry::Entry, ctx: &OpenContext
         match owned(merge_store, ctx, Some(&bundle), None).await {
             Ok((store, paths)) => {
                 report.bundle = paths.iter().map(ToString::to_string).collect();
-                found.bundle = Some((store, paths));
+                bundle_found = Some((store, paths));
             }
             Err(e) => fail(&mut report, format!("cannot read the bundle of `{}`: {e}", entry.target)),
         }
     }
-    found.report = report;
-    found
+    Found { report, destination: destination_found, bundle: bundle_found }
 }
 
 /// The destination a registry entry's recorded block names, if any.
@@ -240,45 +241,44 @@ fn destination(entry: &crate::registry::Entry) -> Result<Option<StoreConfig>, St
 }
 
 /// Opens `config` (at `bundle`, when given) and lists the paths it holds that `owner`
-/// owns (every path of a bundle).
+/// owns (every path of a bundle), through the engine's handle (retries, batched reads).
 async fn owned(
     config: &StoreConfig,
     ctx: &OpenContext<'_>,
     bundle: Option<&Bundle<'_>>,
     owner: Option<&str>,
-) -> Result<(AnyStore, Vec<SecretPath>), StoreError> {
+) -> Result<(Handle, Vec<SecretPath>), StoreError> {
     let store = crate::engine::open_store(config, ctx, bundle).await?;
-    let retry = RetryPolicy::default();
-    let listed = retry.run("list", || store.list()).await?;
-    let Some(owner) = owner else { return Ok((store, listed)) };
-    let mut paths = Vec::new();
-    for chunk in listed.chunks(store.batch_size().max(1)) {
-        for (path, secret) in retry.run("read", || store.read_batch(chunk)).await? {
-            if secret.owner.as_deref() == Some(owner) {
-                paths.push(path);
-            }
+    let handle = Handle::new(store, Arc::new(Semaphore::new(PARALLEL)), PARALLEL);
+    let paths = match owner {
+        None => handle.list().await?,
+        Some(owner) => {
+            let live = handle.read_state().await?;
+            live.into_iter().filter(|(_, secret)| secret.owner.as_deref() == Some(owner)).map(|(p, _)| p).collect()
         }
-    }
-    Ok((store, paths))
+    };
+    Ok((handle, paths))
 }
+
+/// Store calls `prune` keeps in flight at once.
+const PARALLEL: usize = 4;
 
 /// Deletes what was found: the destination's owned secrets, then the bundle.
 async fn remove(found: &Found) -> Result<(), StoreError> {
-    let retry = RetryPolicy::default();
     let target = found.report.target.as_str();
-    for (store, paths) in found.destination.iter().chain(found.bundle.iter()) {
+    for (handle, paths) in found.destination.iter().chain(found.bundle.iter()) {
         if paths.is_empty() {
             continue;
         }
-        if store.capabilities().atomic_commit {
-            retry.run("delete", || store.commit(&[], paths, target)).await?;
+        if handle.capabilities().atomic_commit {
+            handle.commit(&[], paths, target).await?;
         } else {
-            retry.run("prepare", || store.prepare(&[], target)).await?;
+            handle.prepare(&[], target).await?;
             for path in paths {
-                retry.run("delete", || store.delete(path)).await?;
+                handle.delete(path).await?;
             }
         }
-        retry.run("finish", || store.finish()).await?;
+        handle.finish().await?;
     }
     Ok(())
 }

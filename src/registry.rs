@@ -96,19 +96,13 @@ pub fn read(config: &Config) -> Result<BTreeMap<String, Entry>, String> {
         }
         Some(Place::MergeStore) => crate::audit::block_on(async {
             let store = crate::audit::open(config, BUNDLE).await?;
-            let retry = RetryPolicy::default();
-            let names = retry.run("list the registry", || store.list()).await?;
-            let mut out = BTreeMap::new();
-            for chunk in names.chunks(store.batch_size().max(1)) {
-                for (_, secret) in retry.run("read the registry", || store.read_batch(chunk)).await? {
-                    if let Some(entry) =
-                        secret.into_value().and_then(|v| serde_json::from_value::<Entry>(v.into_inner()).ok())
-                    {
-                        out.insert(entry.target.clone(), entry);
-                    }
-                }
-            }
-            Ok(out)
+            let limiter = std::sync::Arc::new(tokio::sync::Semaphore::new(4));
+            let live = crate::engine::handle::Handle::new(store, limiter, 4).read_state().await?;
+            Ok(live
+                .into_values()
+                .filter_map(|s| s.into_value().and_then(|v| serde_json::from_value::<Entry>(v.into_inner()).ok()))
+                .map(|entry| (entry.target.clone(), entry))
+                .collect())
         })
         .map_err(|e| format!("cannot read the registry in the merge store: {e}")),
     }

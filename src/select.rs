@@ -339,7 +339,6 @@ impl Selection {
                 new = format!("{prefix}/{new}");
             }
             let new_path = match SecretPath::parse(&new) {
-                Ok(p) if p.as_str() == new => p,
                 Ok(p) => p,
                 Err(why) => {
                     let why = why.split_once(": ").map_or(why.clone(), |(_, w)| w.to_string());

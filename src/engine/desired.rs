@@ -246,10 +246,7 @@ fn reselect(layer: &mut crate::provenance::Layer, selection: &crate::select::Sel
     if selection.is_identity() {
         return Ok(());
     }
-    let selected = selection.apply(&layer.secrets).map_err(|errors| {
-        let list = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-        Failure::new(ErrorKind::Invalid, list)
-    })?;
+    let selected = selection.apply(&layer.secrets).map_err(|errors| refused(&layer.origin.to_string(), &errors))?;
     let mut moved = std::collections::BTreeMap::new();
     for (at, from) in selected.moved {
         // Through earlier moves, back to where the layer's source holds it.
@@ -289,12 +286,16 @@ fn select(
             warnings.extend(selected.unmatched.iter().map(|p| format!("{what}: {p} matches nothing")));
             Ok(Arc::new(selected.secrets))
         }
-        Err(errors) => {
-            let list = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-            Err(Failure::new(ErrorKind::Invalid, format!("{what}: {list}"))
-                .with_hint("rename one of them, or select only one"))
-        }
+        Err(errors) => Err(refused(what, &errors)),
     }
+}
+
+/// The failure of a selection that `what` declares: every collision and bad path, named.
+fn refused(what: &str, errors: &[crate::select::SelectError]) -> Failure {
+    let list = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+    let failure = Failure::new(ErrorKind::Invalid, format!("{what}: {list}"));
+    let collision = errors.iter().any(|e| !matches!(e, crate::select::SelectError::BadPath { .. }));
+    if collision { failure.with_hint("rename one of them, or select only one") } else { failure }
 }
 
 /// The values of a live state read from a source or a bundle; the path of a secret whose

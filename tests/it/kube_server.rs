@@ -130,6 +130,8 @@ struct State {
     forbidden: BTreeSet<String>,
     page_cap: Option<usize>,
     race: Option<String>,
+    /// Requests left before the server drops every connection unanswered (`die_after`).
+    alive: Option<usize>,
     writes: u64,
     requests: Vec<String>,
 }
@@ -478,6 +480,17 @@ impl KubeServer {
         self.lock().page_cap = Some(n);
     }
 
+    /// After `requests` more requests, the server dies: every request is dropped
+    /// unanswered (the connection closes), as a crashed API server's would be.
+    pub fn die_after(&self, requests: usize) {
+        self.lock().alive = Some(requests);
+    }
+
+    /// Answers again after [`KubeServer::die_after`].
+    pub fn revive(&self) {
+        self.lock().alive = None;
+    }
+
     /// The next write of Secret `name` meets another writer's change first.
     pub fn race(&self, name: &str) {
         self.lock().race = Some(name.to_string());
@@ -517,6 +530,13 @@ fn allowed(verb: &str) -> &'static [&'static str] {
 
 fn handle(state: &Mutex<State>, request: Request) -> Response {
     let mut state = state.lock().unwrap();
+    match state.alive {
+        Some(0) => {
+            return Response { status: 0, headers: Vec::new(), content_type: "application/json", body: String::new() };
+        }
+        Some(n) => state.alive = Some(n - 1),
+        None => {}
+    }
     let query: String = request.query.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
     state.requests.push(format!("{} {}?{query}", request.method, request.path));
     if request.headers.get("authorization").map(String::as_str) != Some(&format!("Bearer {TOKEN}")) {

@@ -494,3 +494,36 @@ fn kubeconfig_from_the_environment_and_its_contexts_pick_the_clusters() {
     let message = out.json()["errors"][0]["message"].as_str().unwrap().to_string();
     assert!(message.contains("context `purple`"), "{message}");
 }
+
+/// A cluster that dies in the middle of a run: the target fails naming the call and the
+/// server, exit 2, nothing is reported applied that was not; once it is back, a re-run
+/// converges and the next is zero-sum.
+#[test]
+fn a_cluster_that_dies_mid_run_fails_the_target_and_a_rerun_converges() {
+    let server = KubeServer::start(&["app"]);
+    let ws = Workspace::new();
+    ws.write("kubeconfig.yaml", &server.kubeconfig(&[("test", "app")]));
+    let secrets: String = (0..8).map(|n| format!("s{n}: {{k: \"{CANARY}-{n}\"}}\n")).collect();
+    ws.write("s.yaml", &secrets);
+    ws.write(
+        "vss.yaml",
+        &format!("{HEADER}pipeline: {{sync: {{parallel: 1}}}}\nsource: {{file: {{path: s.yaml}}}}\ntargets: {{T: {{kubernetes: {{}}}}}}\n"),
+    );
+    // The listing and three applies get through; then the server is gone.
+    server.die_after(4);
+    let out = run(&ws, &["pipeline", "--output", "json"]);
+    assert_eq!(out.code, 2, "{}", out.transcript());
+    assert!(!out.stdout.contains(CANARY) && !out.stderr.contains(CANARY), "{}", out.transcript());
+    let report = out.json();
+    assert_eq!(report["errors"][0]["kind"], "unavailable", "{report}");
+    assert!(report["errors"][0]["message"].as_str().unwrap().contains(&server.url), "{report}");
+    let applied =
+        report["targets"][0]["changes"].as_array().unwrap().iter().filter(|c| c["status"] == "applied").count();
+    assert_eq!(applied, server.secrets("app").len(), "the report says exactly what landed: {report}");
+    server.revive();
+    assert_eq!(run(&ws, &["pipeline"]).code, 0);
+    assert_eq!(server.secrets("app").len(), 8);
+    let again = run(&ws, &["pipeline", "--dry-run", "--exit-code", "--output", "compact"]);
+    assert_eq!(again.code, 0, "{}", again.transcript());
+    assert!(server.rejected().is_empty(), "{:?}", server.rejected());
+}

@@ -25,6 +25,8 @@
 //!   `managedFields` are answered as the API server does;
 //! - lists are paged by `limit` and `continue` ([`KubeServer::cap_pages`] makes pages
 //!   shorter, as the API may) and filtered by equality- and set-based label selectors;
+//! - [`KubeServer::die_after`] makes the server drop every request after a number of
+//!   them, as a crashed API server would;
 //! - [`KubeServer::race`] makes the next write of a Secret meet another writer's change
 //!   (its `resourceVersion` moves on first), as a concurrent controller would.
 
